@@ -1,0 +1,1 @@
+"""FastAGI server: one session per call, bounded in time, never blocking another."""

@@ -1,0 +1,1 @@
+"""AMI: sans-I/O parser, normaliser (AMI event -> domain event) and the connection."""

@@ -1,0 +1,1 @@
+"""HTTP: FastAPI routers (thin), schemas, auth, the wallboard page."""

@@ -1,0 +1,60 @@
+"""Liveness, readiness and the Prometheus endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+
+from app.components import checked
+
+router = APIRouter(tags=["operations"])
+
+
+class Liveness(BaseModel):
+    status: str
+
+
+class PartState(BaseModel):
+    ok: bool
+    state: str
+    required: bool
+    detail: dict[str, Any] = {}
+
+
+class Readiness(BaseModel):
+    status: str  # ready | not_ready
+    parts: dict[str, PartState]
+
+
+@router.get("/health", response_model=Liveness, summary="Liveness: the process answers")
+async def health() -> Liveness:
+    return Liveness(status="ok")
+
+
+@router.get(
+    "/ready",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "a required part is not reachable"}},
+    summary="Readiness: database, Redis (if configured) and AMI (if configured) reachable",
+)
+async def ready(request: Request) -> JSONResponse:
+    components = request.app.state.rt.components
+    results = await asyncio.gather(*(checked(c) for c in components))
+    parts = {
+        c.name: PartState(ok=h.ok, state=h.state, required=c.required, detail=h.detail)
+        for c, h in zip(components, results, strict=True)
+    }
+    ok = all(p.ok for p in parts.values() if p.required)
+    body = Readiness(status="ready" if ok else "not_ready", parts=parts)
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    registry = request.app.state.rt.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

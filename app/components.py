@@ -1,0 +1,84 @@
+"""What the lifespan starts and stops, and what ``/ready`` asks about.
+
+A component is an adapter with a life: the database engine, the Redis mirror, the AMI
+link, the FastAGI server, the event writer. The lifespan starts them in order and stops
+them in reverse; ``/ready`` asks each one ``check()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.store.db import ping
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    ok: bool
+    state: str  # short word: up, down, connecting, disabled, ...
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Component(Protocol):
+    name: str
+    required: bool  # does ``/ready`` fail when this is not ok?
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def check(self) -> Health: ...
+
+
+CHECK_TIMEOUT = 2.0
+
+
+async def checked(component: Component) -> Health:
+    """``component.check()`` bounded in time; an exception or timeout is a ``down``."""
+    try:
+        return await asyncio.wait_for(component.check(), CHECK_TIMEOUT)
+    except TimeoutError:
+        return Health(False, "timeout")
+    except Exception as exc:  # a probe must never raise into /ready
+        return Health(False, "down", {"error": type(exc).__name__, "message": str(exc)[:200]})
+
+
+class DatabaseComponent:
+    name = "database"
+    required = True
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        await self.engine.dispose()
+
+    async def check(self) -> Health:
+        await ping(self.engine)
+        return Health(True, "up", {"backend": self.engine.dialect.name})
+
+
+class RedisComponent:
+    name = "redis"
+    required = True
+
+    def __init__(self, client: Redis) -> None:
+        self.client = client
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        await self.client.aclose()
+
+    async def check(self) -> Health:
+        await self.client.ping()
+        return Health(True, "up")

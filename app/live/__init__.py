@@ -1,0 +1,1 @@
+"""Live state: in-process or mirrored to Redis, and the event stream."""

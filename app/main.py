@@ -1,0 +1,93 @@
+"""App factory and lifespan wiring.
+
+``create_app(settings)`` builds the FastAPI app and a ``Runtime`` holding the components;
+the lifespan starts them in order and stops them in reverse. Nothing here reads the
+environment: settings come in from the caller (``acd serve`` or a test).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.api import health
+from app.components import Component, DatabaseComponent, RedisComponent
+from app.metrics import Metrics
+from app.privacy import CallerPrivacy
+from app.settings import Settings
+from app.store.db import create_engine, session_factory
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """The running service's parts, reachable from routes as ``request.app.state.rt``."""
+
+    settings: Settings
+    metrics: Metrics
+    privacy: CallerPrivacy
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: Redis | None = None
+    components: list[Component] = field(default_factory=list)
+
+
+def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime:
+    if settings.caller_hash_key is not None:
+        privacy = CallerPrivacy(settings.caller_hash_key.get_secret_value().encode("utf-8"))
+    else:
+        log.warning(
+            "ACD_CALLER_HASH_KEY is not set: caller hashes are random per process and "
+            "cannot be compared across restarts"
+        )
+        privacy = CallerPrivacy.ephemeral()
+    engine = create_engine(settings.database_url)
+    rt = Runtime(
+        settings=settings,
+        metrics=metrics or Metrics(),
+        privacy=privacy,
+        engine=engine,
+        sessions=session_factory(engine),
+    )
+    rt.components.append(DatabaseComponent(engine))
+    if settings.redis_url is not None:
+        rt.redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        rt.components.append(RedisComponent(rt.redis))
+    return rt
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    rt = runtime or build_runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        started: list[Component] = []
+        try:
+            for component in rt.components:
+                await component.start()
+                started.append(component)
+            log.info("service started: %s", ", ".join(c.name for c in started))
+            yield
+        finally:
+            for component in reversed(started):
+                try:
+                    await component.stop()
+                except Exception:
+                    log.exception("stopping %s failed", component.name)
+
+    app = FastAPI(
+        title="ACD/IVR service for 82 56 56 82",
+        summary="Keypad menu, queues, agents and live figures for Jobcenter København",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.rt = rt
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,89 @@
+"""Prometheus metrics, created once per service (one registry per app instance).
+
+Label values are bounded: queues and menus come from configuration, events from the
+normaliser's table, states and outcomes from fixed vocabularies; never caller data.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Waits and talk times: buckets include the service goals (20 s, 60 s, 150 s avg, 180 s SL).
+WAIT_BUCKETS = (5.0, 10.0, 20.0, 30.0, 60.0, 90.0, 120.0, 150.0, 180.0, 240.0, 300.0, 600.0)
+TALK_BUCKETS = (20.0, 60.0, 120.0, 150.0, 180.0, 300.0, 450.0, 600.0, 900.0, 1800.0)
+
+
+class Metrics:
+    """Every metric the service exports, on its own registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+
+        # --- AMI link ---------------------------------------------------------------
+        self.ami_connected = Gauge(
+            "acd_ami_connected", "1 while the AMI link is up and logged in", registry=r
+        )
+        self.ami_last_event_timestamp = Gauge(
+            "acd_ami_last_event_timestamp_seconds", "Unix time of the last AMI event", registry=r
+        )
+        self.ami_events = Counter(
+            "acd_ami_events", "AMI events received, by event name", ["event"], registry=r
+        )
+        self.ami_malformed = Counter(
+            "acd_ami_malformed_frames", "AMI frames that could not be parsed", registry=r
+        )
+        self.ami_reconnects = Counter(
+            "acd_ami_reconnects", "AMI (re)connection attempts", ["result"], registry=r
+        )
+        self.event_lag = Histogram(
+            "acd_event_lag_seconds",
+            "Delay from an event's own time to its processing",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0),
+            registry=r,
+        )
+
+        # --- event log --------------------------------------------------------------
+        self.store_queue_depth = Gauge(
+            "acd_store_queue_depth", "Events waiting for the database writer", registry=r
+        )
+        self.store_written = Counter(
+            "acd_store_events_written", "Events durably written", registry=r
+        )
+        self.store_spilled = Counter(
+            "acd_store_events_spilled", "Events spilled to the local file", registry=r
+        )
+        self.store_errors = Counter("acd_store_errors", "Failed database flushes", registry=r)
+
+        # --- calls ------------------------------------------------------------------
+        self.calls = Counter(
+            "acd_calls",
+            "Ended queue visits and calls, by queue and outcome",
+            ["queue", "outcome"],
+            registry=r,
+        )
+        self.wait_seconds = Histogram(
+            "acd_wait_seconds",
+            "Queue wait until answer or abandon",
+            ["queue"],
+            buckets=WAIT_BUCKETS,
+            registry=r,
+        )
+        self.talk_seconds = Histogram(
+            "acd_talk_seconds",
+            "Talk time of answered calls",
+            ["queue"],
+            buckets=TALK_BUCKETS,
+            registry=r,
+        )
+
+        # --- IVR --------------------------------------------------------------------
+        self.ivr_keys = Counter(
+            "acd_ivr_keys", "Keys pressed in the menu", ["menu", "key"], registry=r
+        )
+        self.agi_sessions = Counter(
+            "acd_agi_sessions", "FastAGI sessions, by how they ended", ["result"], registry=r
+        )
+        self.agi_active = Gauge(
+            "acd_agi_sessions_active", "FastAGI sessions in progress", registry=r
+        )

@@ -1,0 +1,169 @@
+"""Service configuration: every knob is an ``ACD_*`` environment variable.
+
+Settings are built once at start-up (``load_settings``) and passed down; no other module
+reads the environment. A bad value stops the start with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "ACD_"
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class SettingsError(Exception):
+    """Raised with a readable message naming each bad ``ACD_*`` variable."""
+
+
+def normalise_database_url(url: str) -> str:
+    """Map plain driver URLs onto the async drivers the service uses.
+
+    ``postgresql://`` and ``postgres://`` become ``postgresql+asyncpg://``;
+    ``sqlite://`` becomes ``sqlite+aiosqlite://``. Explicit async drivers pass through.
+    """
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        return url
+    raise ValueError(
+        "must start with postgresql://, postgresql+asyncpg://, sqlite:// or sqlite+aiosqlite://"
+    )
+
+
+class Settings(BaseSettings):
+    """All configuration of one service process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    # --- storage -------------------------------------------------------------------
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./acd.db",
+        description="SQLAlchemy URL; postgresql://... or sqlite:///file.db",
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis URL for the live-state mirror; unset = in-process"
+    )
+
+    # --- Asterisk manager interface -------------------------------------------------
+    ami_host: str | None = Field(default=None, description="AMI host; unset = no PBX")
+    ami_port: Port = Field(default=5038, description="AMI TCP port")
+    ami_username: str = Field(default="acd", description="AMI user (manager.conf section)")
+    ami_secret: SecretStr | None = Field(default=None, description="AMI secret")
+
+    # --- FastAGI server -------------------------------------------------------------
+    agi_host: str = Field(default="127.0.0.1", description="FastAGI listen address")
+    agi_port: Port = Field(default=4573, description="FastAGI listen port")
+
+    # --- HTTP -----------------------------------------------------------------------
+    http_host: str = Field(default="127.0.0.1", description="REST/metrics listen address")
+    http_port: Port = Field(default=8000, description="REST/metrics listen port")
+
+    # --- the contact centre ---------------------------------------------------------
+    timezone: str = Field(default="Europe/Copenhagen", description="Local time of the centre")
+    ivr_flows: Path = Field(default=Path("ivr_flows"), description="Folder of IVR flow files")
+    caller_hash_key: SecretStr | None = Field(
+        default=None,
+        description="Key for the keyed hash of caller numbers; unset = random per process",
+    )
+    pbx_id: str = Field(default="pbx1", description="Name of this Asterisk box in the records")
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level"
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return normalise_database_url(value.strip())
+
+    @field_validator("redis_url", "ami_host", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+    @field_validator("pbx_id")
+    @classmethod
+    def _pbx_id(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", value):
+            raise ValueError("must be 1-32 of a-z, 0-9, '_' or '-', starting with a letter/digit")
+        return value
+
+    @field_validator("caller_hash_key")
+    @classmethod
+    def _hash_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def ami_enabled(self) -> bool:
+        return self.ami_host is not None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings from the environment (and ``.env``), or raise ``SettingsError``.
+
+    ``overrides`` take precedence over the environment (used by the CLI and tests).
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "?"
+            var = ENV_PREFIX + field.upper()
+            lines.append(f"{var}: {err['msg']}")
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def describe_settings() -> list[tuple[str, str, str]]:
+    """(variable, default, description) for every setting; used to check the README table."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = "" if default is None else str(default)
+        rows.append((ENV_PREFIX + name.upper(), shown, field.description or ""))
+    return rows

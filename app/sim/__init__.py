@@ -1,0 +1,1 @@
+"""Simulated PBX: AMI server, FastAGI client, app_queue model and traffic."""

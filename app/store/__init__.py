@@ -1,0 +1,1 @@
+"""Storage: models, engine, migrations, repositories and the batched event writer."""

@@ -1,0 +1,365 @@
+"""The database schema: SQLAlchemy 2 typed models that run on PostgreSQL and SQLite.
+
+Conventions
+- Every time is a timezone-aware UTC ``datetime`` (``UTCDateTime`` stores it as such on
+  SQLite too, where the column type has no zone).
+- JSON columns are JSONB on PostgreSQL and JSON (text) on SQLite.
+- Primary keys are BIGINT on PostgreSQL; on SQLite they must be INTEGER to be rowid aliases.
+- No column ever holds a caller number in clear: ``*_hash`` is the keyed hash, ``*_display``
+  the masked form (see ``app.privacy``). The one exception is ``callbacks.number_sealed``,
+  encrypted, because an agent must be able to dial it.
+
+Every change to this file goes through an Alembic revision in ``migrations/versions``;
+a test compares the migrated database with these models.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Deterministic constraint names, so Alembic autogenerate and drift checks are stable.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend.
+
+    PostgreSQL keeps ``timestamptz``; SQLite stores naive UTC text, which this type turns
+    back into aware datetimes. Naive input is refused: it is always a bug upstream.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {  # noqa: RUF012  (SQLAlchemy reads this class attribute)
+        datetime: UTCDateTime(),
+        dict[str, Any]: JsonDoc,
+    }
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------------------
+# The call record
+# --------------------------------------------------------------------------------------
+
+
+class CallEvent(Base):
+    """Append-only log of every call event, from AMI, the IVR (FastAGI) or the API.
+
+    ``event_key`` is the source event's identity, unique per PBX: replaying the same AMI
+    stream, a spill file or an IVR session writes each event once.
+    """
+
+    __tablename__ = "call_events"
+    __table_args__ = (
+        UniqueConstraint("pbx", "event_key"),
+        Index("ix_call_events_pbx_linkedid", "pbx", "linkedid"),
+        Index("ix_call_events_at", "at"),
+        Index("ix_call_events_kind_at", "kind", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    pbx: Mapped[str] = mapped_column(String(32))
+    event_key: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+    received_at: Mapped[datetime]
+    linkedid: Mapped[str | None] = mapped_column(String(64))
+    uniqueid: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(8))  # ami | agi | api | sim
+    kind: Mapped[str] = mapped_column(String(48))  # normalised event type
+    data: Mapped[dict[str, Any]] = mapped_column(JsonDoc)  # normalised fields
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)  # AMI fields, callers hashed
+
+
+class Call(Base):
+    """One row per call: (pbx, linkedid). Upserted as the call progresses."""
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        UniqueConstraint("pbx", "linkedid"),
+        Index("ix_calls_started_at", "started_at"),
+        Index("ix_calls_queue_started_at", "queue", "started_at"),
+        Index("ix_calls_agent_started_at", "agent", "started_at"),
+        Index("ix_calls_outcome_started_at", "outcome", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    pbx: Mapped[str] = mapped_column(String(32))
+    linkedid: Mapped[str] = mapped_column(String(64))
+    caller_hash: Mapped[str] = mapped_column(String(64), default="")
+    caller_display: Mapped[str] = mapped_column(String(32), default="")
+    dialled: Mapped[str] = mapped_column(String(32), default="")
+    keys: Mapped[str] = mapped_column(String(64), default="")
+    queue: Mapped[str | None] = mapped_column(String(64))  # last queue the caller reached
+    first_queue: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime]
+    queue_entered_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    wait_seconds: Mapped[float | None] = mapped_column(Float)
+    ring_seconds: Mapped[float | None] = mapped_column(Float)
+    talk_seconds: Mapped[float | None] = mapped_column(Float)
+    agent: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str | None] = mapped_column(String(16))  # None while the call is up
+    transferred_to: Mapped[str | None] = mapped_column(String(64))
+    hangup_cause: Mapped[int | None] = mapped_column(SmallInteger)
+    survey_flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+    data_gap: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class QueueVisit(Base):
+    """One stay of a call in one queue (a transferred call has several).
+
+    Queue KPIs (offered, answered, abandoned, waits, service level) are computed from these
+    rows, so a call answered in dagpenge and transferred to kontanthjaelp counts in both.
+    """
+
+    __tablename__ = "queue_visits"
+    __table_args__ = (
+        UniqueConstraint("pbx", "linkedid", "seq"),
+        Index("ix_queue_visits_queue_entered_at", "queue", "entered_at"),
+        Index("ix_queue_visits_agent_entered_at", "agent", "entered_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    pbx: Mapped[str] = mapped_column(String(32))
+    linkedid: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(SmallInteger)  # 1, 2, ... within the call
+    queue: Mapped[str] = mapped_column(String(64))
+    entered_at: Mapped[datetime]
+    position: Mapped[int | None] = mapped_column(SmallInteger)
+    estimated_wait_seconds: Mapped[float | None] = mapped_column(Float)
+    left_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    wait_seconds: Mapped[float | None] = mapped_column(Float)
+    ring_seconds: Mapped[float | None] = mapped_column(Float)
+    talk_seconds: Mapped[float | None] = mapped_column(Float)
+    agent: Mapped[str | None] = mapped_column(String(64))
+    # answered | abandoned | transferred | timeout | full | empty | None while waiting
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    complete_reason: Mapped[str | None] = mapped_column(String(16))  # caller|agent|transfer
+    data_gap: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class DataGap(Base):
+    """A stretch of time the service could not see a PBX (AMI link down)."""
+
+    __tablename__ = "data_gaps"
+    __table_args__ = (UniqueConstraint("pbx", "gap_from"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    pbx: Mapped[str] = mapped_column(String(32))
+    gap_from: Mapped[datetime]
+    gap_to: Mapped[datetime | None]
+    calls_closed: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str] = mapped_column(String(64), default="")
+
+
+# --------------------------------------------------------------------------------------
+# Queues, agents and their states
+# --------------------------------------------------------------------------------------
+
+
+class Queue(Base):
+    __tablename__ = "queues"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(128), default="")  # Danish area name
+    strategy: Mapped[str] = mapped_column(String(32), default="rrmemory")
+    wrapup_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    interface: Mapped[str] = mapped_column(String(128), unique=True)  # e.g. PJSIP/agent1
+    team: Mapped[str | None] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AgentSkill(Base):
+    """Queue membership of an agent, with its penalty (lower = preferred)."""
+
+    __tablename__ = "agent_skills"
+
+    agent_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True
+    )
+    queue: Mapped[str] = mapped_column(
+        String(64), ForeignKey("queues.name", ondelete="CASCADE"), primary_key=True
+    )
+    penalty: Mapped[int] = mapped_column(SmallInteger, default=0)
+
+
+class AgentStateChange(Base):
+    """Every agent/member state change: login, logout, pause (reason), wrap-up, ..."""
+
+    __tablename__ = "agent_state_changes"
+    __table_args__ = (
+        Index("ix_agent_state_changes_agent_at", "agent_id", "at"),
+        Index("ix_agent_state_changes_interface_at", "interface", "at"),
+        UniqueConstraint("pbx", "event_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    pbx: Mapped[str] = mapped_column(String(32))
+    event_key: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+    agent_id: Mapped[str | None] = mapped_column(String(64))
+    interface: Mapped[str] = mapped_column(String(128))
+    queue: Mapped[str | None] = mapped_column(String(64))  # None = all queues of the agent
+    # logged_in | logged_out | available | ringing | on_call | wrapup | paused | unavailable
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(8), default="ami")
+
+
+# --------------------------------------------------------------------------------------
+# After the call: registration, survey, call-backs
+# --------------------------------------------------------------------------------------
+
+
+class Disposition(Base):
+    """Call registration (henvendelsesregistrering) by the agent who took the call."""
+
+    __tablename__ = "dispositions"
+    __table_args__ = (UniqueConstraint("call_id", "agent_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    call_id: Mapped[int] = mapped_column(BigId, ForeignKey("calls.id", ondelete="CASCADE"))
+    agent_id: Mapped[str] = mapped_column(String(64))
+    queue: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(64))
+    resolved: Mapped[bool] = mapped_column(Boolean)  # settled at first contact
+    transferred_to: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SurveyResponse(Base):
+    """The 1-9 keypad survey after the call; unanswered questions stay NULL."""
+
+    __tablename__ = "survey_responses"
+    __table_args__ = (
+        UniqueConstraint("pbx", "linkedid"),
+        Index("ix_survey_responses_started_at", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    pbx: Mapped[str] = mapped_column(String(32))
+    linkedid: Mapped[str] = mapped_column(String(64))
+    call_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("calls.id", ondelete="SET NULL"))
+    agent: Mapped[str | None] = mapped_column(String(64))
+    queue: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime]
+    friendliness: Mapped[int | None] = mapped_column(SmallInteger)  # imødekommenhed
+    wait: Mapped[int | None] = mapped_column(SmallInteger)  # ventetid
+    overall: Mapped[int | None] = mapped_column(SmallInteger)  # tilfredshed
+    completed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Callback(Base):
+    """A call-back or message task: due within 2 working days."""
+
+    __tablename__ = "callbacks"
+    __table_args__ = (
+        Index("ix_callbacks_status_due_at", "status", "due_at"),
+        Index("ix_callbacks_caller_hash", "caller_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # callback | message
+    pbx: Mapped[str | None] = mapped_column(String(32))
+    linkedid: Mapped[str | None] = mapped_column(String(64))
+    queue: Mapped[str] = mapped_column(String(64))
+    caller_hash: Mapped[str] = mapped_column(String(64))
+    caller_display: Mapped[str] = mapped_column(String(32))
+    number_sealed: Mapped[str | None] = mapped_column(Text)  # AES-GCM, see app.privacy
+    requested_at: Mapped[datetime]  # the caller's original place in line
+    due_at: Mapped[datetime]
+    # open | assigned | dialling | done | failed | cancelled
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    assigned_to: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    completed_at: Mapped[datetime | None]
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditLog(Base):
+    """Every write and every report read through the API."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_at", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(256))
+    status_code: Mapped[int] = mapped_column(SmallInteger)
+    target: Mapped[str | None] = mapped_column(String(128))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
