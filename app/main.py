@@ -8,7 +8,7 @@ environment: settings come in from the caller (``acd serve`` or a test).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -16,6 +16,8 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.acd.estimates import EstimateSource, no_estimates
+from app.acd.events import DomainEvent
 from app.api import health
 from app.components import Component, DatabaseComponent, RedisComponent
 from app.metrics import Metrics
@@ -37,6 +39,18 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     redis: Redis | None = None
     components: list[Component] = field(default_factory=list)
+    # Where producers (AMI normaliser, IVR sessions, API) hand their domain events; each
+    # listener must return at once (enqueue into its own bounded queue, never await).
+    listeners: list[Callable[[DomainEvent], None]] = field(default_factory=list)
+    # Live queue figures for the IVR (replaced by the live state once it runs).
+    estimates: EstimateSource = no_estimates
+
+    def emit(self, event: DomainEvent) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("event listener failed on %s", event.kind)
 
 
 def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime:
