@@ -18,12 +18,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.acd.estimates import EstimateSource, no_estimates
 from app.acd.events import DomainEvent
-from app.api import health
+from app.acd.queues import QueueCatalogue
+from app.acd.state import CallCentre
+from app.ami.link import AmiLink
+from app.ami.normalise import Normaliser
+from app.api import calls, health
 from app.components import Component, DatabaseComponent, RedisComponent
+from app.ivr.catalogue import CATALOGUE_FILE, load_catalogue
 from app.metrics import Metrics
+from app.pipeline import Pipeline
 from app.privacy import CallerPrivacy
 from app.settings import Settings
 from app.store.db import create_engine, session_factory
+from app.store.writer import Backend, EventWriter, PostgresBackend, SqliteBackend
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +44,12 @@ class Runtime:
     privacy: CallerPrivacy
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    centre: CallCentre
+    pipeline: Pipeline
+    writer: EventWriter
+    catalogue: QueueCatalogue | None = None
     redis: Redis | None = None
+    ami: AmiLink | None = None
     components: list[Component] = field(default_factory=list)
     # Where producers (AMI normaliser, IVR sessions, API) hand their domain events; each
     # listener must return at once (enqueue into its own bounded queue, never await).
@@ -62,19 +74,55 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
             "cannot be compared across restarts"
         )
         privacy = CallerPrivacy.ephemeral()
+    metrics = metrics or Metrics()
     engine = create_engine(settings.database_url)
+    catalogue = _catalogue(settings)
+    centre = CallCentre(settings.pbx_id, catalogue)
+    backend: Backend = (
+        SqliteBackend(engine) if settings.is_sqlite else PostgresBackend(settings.database_url)
+    )
+    writer = EventWriter(backend, metrics, settings.spill_dir / f"spill-{settings.pbx_id}.jsonl")
+    pipeline = Pipeline(centre, Normaliser(settings.pbx_id, privacy), metrics, writer)
     rt = Runtime(
         settings=settings,
-        metrics=metrics or Metrics(),
+        metrics=metrics,
         privacy=privacy,
         engine=engine,
         sessions=session_factory(engine),
+        centre=centre,
+        pipeline=pipeline,
+        writer=writer,
+        catalogue=catalogue,
     )
+    rt.listeners.append(pipeline.on_event)
     rt.components.append(DatabaseComponent(engine))
     if settings.redis_url is not None:
         rt.redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
         rt.components.append(RedisComponent(rt.redis))
+    rt.components += [writer, pipeline]
+    if settings.ami_host is not None:
+        rt.ami = AmiLink(
+            host=settings.ami_host,
+            port=settings.ami_port,
+            username=settings.ami_username,
+            secret=settings.ami_secret.get_secret_value() if settings.ami_secret else "",
+            metrics=metrics,
+            on_frame=pipeline.on_ami_frame,
+            on_batch_end=pipeline.flush,
+            on_skipped=pipeline.count_skipped,
+            on_connected=lambda link: pipeline.resync(link.action),
+            on_lost=pipeline.on_link_lost,
+        )
+        rt.components.append(rt.ami)
     return rt
+
+
+def _catalogue(settings: Settings) -> QueueCatalogue | None:
+    path = settings.ivr_flows / CATALOGUE_FILE
+    if not path.is_file():
+        log.warning("no queue catalogue at %s: default wrap-up times apply", path)
+        return None
+    return load_catalogue(settings.ivr_flows)
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
@@ -104,4 +152,5 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     )
     app.state.rt = rt
     app.include_router(health.router)
+    app.include_router(calls.router)
     return app

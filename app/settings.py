@@ -83,6 +83,10 @@ class Settings(BaseSettings):
         description="Key for the keyed hash of caller numbers; unset = random per process",
     )
     pbx_id: str = Field(default="pbx1", description="Name of this Asterisk box in the records")
+    spill_dir: Path = Field(
+        default=Path("var"),
+        description="Folder for the event log's spill file while the database is away",
+    )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level"

@@ -18,6 +18,7 @@ metadata says ``log=False`` (sealed numbers) never reach the log.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal
@@ -37,7 +38,7 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-_BASE_FIELDS = frozenset({"at", "pbx", "key", "linkedid", "uniqueid"})
+_BASE_FIELDS = frozenset({"at", "pbx", "key", "linkedid", "uniqueid", "raw"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,6 +51,10 @@ class DomainEvent:
     key: str
     linkedid: str = ""
     uniqueid: str = ""
+    # The source's own fields for the log (AMI headers with callers hashed); not data.
+    raw: Mapping[str, str] | None = field(
+        default=None, compare=False, repr=False, metadata={"log": False}
+    )
 
     @property
     def kind(self) -> str:
@@ -219,3 +224,243 @@ class SurveyAnswered(IvrEvent):
 class SurveyEnded(IvrEvent):
     KIND: ClassVar[str] = "survey_ended"
     completed: bool
+
+
+# --------------------------------------------------------------------------------------
+# AMI events (source "ami"): what the normaliser makes of Asterisk's event stream
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelCreated(DomainEvent):
+    KIND: ClassVar[str] = "channel_created"
+    channel: str
+    caller: Caller
+    context: str
+    exten: str
+    state: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelStateChanged(DomainEvent):
+    KIND: ClassVar[str] = "channel_state"
+    channel: str
+    state: int  # 4 ring, 5 ringing, 6 up, ...
+    state_desc: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallerIdChanged(DomainEvent):
+    KIND: ClassVar[str] = "caller_id"
+    channel: str
+    caller: Caller
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DtmfDigit(DomainEvent):
+    """DTMFEnd (``end``) or DTMFBegin; SIP INFO gives only the end, RFC 4733 both."""
+
+    KIND: ClassVar[str] = "dtmf"
+    channel: str
+    digit: str
+    received: bool  # Direction: Received (from the caller) vs Sent
+    end: bool
+    duration_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VariableSet(DomainEvent):
+    """Only the variables the service uses pass the normaliser (see ``app.ami.normalise``)."""
+
+    KIND: ClassVar[str] = "varset"
+    channel: str
+    variable: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueCallerJoined(DomainEvent):
+    KIND: ClassVar[str] = "queue_join"
+    channel: str
+    queue: str
+    position: int
+    count: int
+    caller: Caller
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueCallerLeft(DomainEvent):
+    KIND: ClassVar[str] = "queue_leave"
+    channel: str
+    queue: str
+    position: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueCallerAbandoned(DomainEvent):
+    KIND: ClassVar[str] = "queue_abandon"
+    channel: str
+    queue: str
+    position: int
+    original_position: int
+    hold_time: int  # seconds, as Asterisk counts them
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentEvent(DomainEvent):
+    """Queue events about one member and the caller (``uniqueid``/``linkedid``)."""
+
+    channel: str
+    queue: str
+    interface: str
+    member_name: str
+    agent_channel: str = ""  # DestChannel: the agent leg
+    agent_uniqueid: str = ""  # DestUniqueid
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentCalled(AgentEvent):
+    KIND: ClassVar[str] = "agent_called"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentRingNoAnswer(AgentEvent):
+    KIND: ClassVar[str] = "agent_ringnoanswer"
+    ring_time_ms: int  # AgentRingNoAnswer's RingTime is in milliseconds
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentConnected(AgentEvent):
+    KIND: ClassVar[str] = "agent_connect"
+    hold_time: int  # seconds
+    ring_time: int  # seconds (AgentConnect's RingTime is in seconds)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentCompleted(AgentEvent):
+    KIND: ClassVar[str] = "agent_complete"
+    hold_time: int
+    talk_time: int
+    reason: str  # caller | agent | transfer
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentDumped(AgentEvent):
+    KIND: ClassVar[str] = "agent_dump"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BlindTransferred(DomainEvent):
+    """``uniqueid``/``linkedid`` are the transferee's (the caller)."""
+
+    KIND: ClassVar[str] = "blind_transfer"
+    result: str
+    transferer_channel: str
+    transferer_uniqueid: str
+    transferee_channel: str
+    context: str
+    extension: str  # a queue name, or a number (kept masked)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttendedTransferred(DomainEvent):
+    KIND: ClassVar[str] = "attended_transfer"
+    result: str
+    transferer_channel: str  # OrigTransfererChannel
+    transferer_uniqueid: str
+    target_channel: str  # SecondTransfererChannel's peer / TransferTarget
+    dest_type: str
+    destination: str  # queue name / bridge / app, numbers masked
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BridgeChanged(DomainEvent):
+    KIND: ClassVar[str] = "bridge"
+    channel: str
+    bridge_id: str
+    entered: bool  # BridgeEnter vs BridgeLeave
+    num_channels: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelHungUp(DomainEvent):
+    KIND: ClassVar[str] = "hangup"
+    channel: str
+    cause: int
+    cause_txt: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberEvent(DomainEvent):
+    """QueueMember* events: about a member of one queue, not about a call."""
+
+    queue: str
+    interface: str
+    member_name: str
+    state_interface: str = ""
+    membership: str = ""  # static | dynamic | realtime
+    penalty: int = 0
+    calls_taken: int = 0
+    last_call: int = 0  # unix seconds
+    in_call: bool = False
+    status: int = 0  # device state: 1 idle, 2 in use, 5 unavailable, 6 ringing, ...
+    paused: bool = False
+    paused_reason: str = ""
+    ringinuse: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberAdded(MemberEvent):
+    KIND: ClassVar[str] = "member_added"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberRemoved(MemberEvent):
+    KIND: ClassVar[str] = "member_removed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberPaused(MemberEvent):
+    KIND: ClassVar[str] = "member_pause"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberStatus(MemberEvent):
+    KIND: ClassVar[str] = "member_status"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberPenalty(MemberEvent):
+    KIND: ClassVar[str] = "member_penalty"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberRinginuse(MemberEvent):
+    KIND: ClassVar[str] = "member_ringinuse"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceStateChanged(DomainEvent):
+    KIND: ClassVar[str] = "device_state"
+    device: str
+    state: str  # NOT_INUSE, INUSE, RINGING, UNAVAILABLE, ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgiExec(DomainEvent):
+    KIND: ClassVar[str] = "agi_exec"
+    channel: str
+    start: bool  # AGIExecStart vs AGIExecEnd
+    command_id: str
+    command: str  # the verb only (e.g. "GET DATA"); arguments may hold personal data
+    result_code: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PbxLifecycle(DomainEvent):
+    """FullyBooted, Shutdown, Reload."""
+
+    KIND: ClassVar[str] = "pbx"
+    what: Literal["booted", "shutdown", "reload"]
+    detail: str = ""

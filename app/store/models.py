@@ -143,8 +143,9 @@ class Call(Base):
     caller_display: Mapped[str] = mapped_column(String(32), default="")
     dialled: Mapped[str] = mapped_column(String(32), default="")
     keys: Mapped[str] = mapped_column(String(64), default="")
-    queue: Mapped[str | None] = mapped_column(String(64))  # last queue the caller reached
-    first_queue: Mapped[str | None] = mapped_column(String(64))
+    # The queue the caller first reached (the area they chose); later queues of a
+    # transferred call are in queue_visits and transferred_to.
+    queue: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[datetime]
     queue_entered_at: Mapped[datetime | None]
     answered_at: Mapped[datetime | None]
@@ -324,6 +325,8 @@ class Callback(Base):
 
     __tablename__ = "callbacks"
     __table_args__ = (
+        # One task per call from the menu (NULL linkedid = created through the API).
+        UniqueConstraint("pbx", "linkedid"),
         Index("ix_callbacks_status_due_at", "status", "due_at"),
         Index("ix_callbacks_caller_hash", "caller_hash"),
     )

@@ -1,0 +1,144 @@
+"""What the state machine hands to storage: frozen snapshots and append-only records.
+
+Each record knows its table and its idempotency key, so the writer can upsert (calls,
+visits, surveys) or insert-once (events, agent states, call-backs, gaps) and a replay of
+the same records, from memory or from the spill file, writes each row exactly once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One row of ``call_events``."""
+
+    pbx: str
+    event_key: str
+    at: datetime
+    received_at: datetime
+    linkedid: str | None
+    uniqueid: str | None
+    source: str
+    kind: str
+    data: dict[str, Any]
+    raw: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """The ``calls`` row of one call as it stands now (upserted by (pbx, linkedid))."""
+
+    pbx: str
+    linkedid: str
+    caller_hash: str
+    caller_display: str
+    dialled: str
+    keys: str
+    queue: str | None
+    started_at: datetime
+    queue_entered_at: datetime | None
+    answered_at: datetime | None
+    ended_at: datetime | None
+    wait_seconds: float | None
+    ring_seconds: float | None
+    talk_seconds: float | None
+    agent: str | None
+    outcome: str | None
+    transferred_to: str | None
+    hangup_cause: int | None
+    survey_flagged: bool
+    data_gap: bool
+
+
+@dataclass(frozen=True, slots=True)
+class VisitRecord:
+    """One ``queue_visits`` row (upserted by (pbx, linkedid, seq))."""
+
+    pbx: str
+    linkedid: str
+    seq: int
+    queue: str
+    entered_at: datetime
+    position: int | None
+    estimated_wait_seconds: float | None
+    left_at: datetime | None
+    answered_at: datetime | None
+    ended_at: datetime | None
+    wait_seconds: float | None
+    ring_seconds: float | None
+    talk_seconds: float | None
+    agent: str | None
+    outcome: str | None
+    complete_reason: str | None
+    data_gap: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStateRecord:
+    """One ``agent_state_changes`` row (inserted once by (pbx, event_key))."""
+
+    pbx: str
+    event_key: str
+    at: datetime
+    agent_id: str | None
+    interface: str
+    queue: str | None
+    state: str
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyRecord:
+    """The ``survey_responses`` row of a call (upserted by (pbx, linkedid))."""
+
+    pbx: str
+    linkedid: str
+    agent: str | None
+    queue: str | None
+    started_at: datetime
+    friendliness: int | None
+    wait: int | None
+    overall: int | None
+    completed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackRecord:
+    """A call-back or message task from the menu (inserted once by (pbx, linkedid))."""
+
+    kind: str
+    pbx: str
+    linkedid: str
+    queue: str
+    caller_hash: str
+    caller_display: str
+    number_sealed: str | None
+    requested_at: datetime
+    due_at: datetime
+    note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class GapRecord:
+    """A stretch without AMI (upserted by (pbx, gap_from))."""
+
+    pbx: str
+    gap_from: datetime
+    gap_to: datetime | None
+    calls_closed: int
+    reason: str
+
+
+Record = (
+    EventRecord
+    | CallRecord
+    | VisitRecord
+    | AgentStateRecord
+    | SurveyRecord
+    | CallbackRecord
+    | GapRecord
+)

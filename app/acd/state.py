@@ -1,0 +1,1192 @@
+"""The call, agent and queue state machine: pure, fed events and a time.
+
+One ``CallCentre`` per PBX follows
+- every call, keyed by Asterisk's Linkedid (all channels of one call share it: caller
+  leg, agent legs, transfer legs), from offered through the menu, queues, ringing agents,
+  talk and transfers to its end and outcome;
+- every queue member (logged in, paused with reason, device status) and every agent
+  (available, ringing, on a call, in wrap-up).
+
+It never awaits, never reads a clock and never logs to a socket: ``apply(event)`` moves
+the state, ``tick(now)`` lets time pass (wrap-up ends, stale calls), ``drain()`` hands
+over what changed as records for storage. Transitions live here and nowhere else.
+
+How Asterisk orders a queue call (tests/fixtures/ami/README.md, point 5):
+QueueCallerJoin -> AgentCalled -> [AgentRingNoAnswer -> AgentCalled ...] ->
+QueueCallerLeave -> AgentConnect -> AgentComplete. An abandon is QueueCallerAbandon then
+QueueCallerLeave. After a Redirect the first queue's AgentComplete only comes when the
+caller finally hangs up, and it can come after the last Hangup (capture 06), so an ended
+call is kept for a grace period to take late events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from app.acd import events as ev
+from app.acd.queues import QueueCatalogue
+from app.acd.records import (
+    AgentStateRecord,
+    CallbackRecord,
+    CallRecord,
+    EventRecord,
+    GapRecord,
+    Record,
+    SurveyRecord,
+    VisitRecord,
+)
+
+Outcome = Literal[
+    "answered",
+    "abandoned",
+    "ivr_hangup",
+    "closed",
+    "forwarded",
+    "message",
+    "callback",
+    "failed",
+]
+AgentStateName = Literal[
+    "logged_out", "available", "ringing", "on_call", "wrapup", "paused", "unavailable"
+]
+
+# Hang-up causes (Q.850) that are an ordinary end of a call, not a failure.
+NORMAL_CAUSES = frozenset({0, 16, 17, 18, 19, 21, 31, 32})
+# QUEUESTATUS values meaning the caller never got into the queue.
+NOT_QUEUED = frozenset({"JOINEMPTY", "JOINUNAVAIL", "FULL"})
+# Device states (QueueMemberStatus Status) in which a member cannot take a call.
+DEVICE_UNAVAILABLE = frozenset({4, 5})  # invalid, unavailable
+
+DEFAULT_WRAPUP = 30
+
+
+def default_agent_id(interface: str) -> str:
+    """``PJSIP/agent1`` -> ``agent1``: the agent id when no roster says otherwise."""
+    return interface.rsplit("/", 1)[-1]
+
+
+def _seconds(a: datetime | None, b: datetime | None) -> float | None:
+    if a is None or b is None:
+        return None
+    return round(max(0.0, (b - a).total_seconds()), 3)
+
+
+# --------------------------------------------------------------------------------------
+# Calls
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Visit:
+    """One stay of the caller in one queue."""
+
+    seq: int
+    queue: str
+    entered_at: datetime
+    position: int | None
+    estimated_wait: float | None = None
+    left_at: datetime | None = None
+    answered_at: datetime | None = None
+    talk_end_at: datetime | None = None
+    ringing: dict[str, datetime] = field(default_factory=dict)  # interface -> AgentCalled
+    ring_seconds: float | None = None
+    agent_interface: str | None = None
+    agent_uniqueid: str | None = None
+    agent: str | None = None
+    outcome: str | None = None
+    complete_reason: str | None = None
+    reported_hold: int | None = None  # Asterisk's HoldTime, to cross-check
+    reported_talk: int | None = None
+    data_gap: bool = False
+
+    @property
+    def waiting(self) -> bool:
+        return self.left_at is None and self.answered_at is None
+
+    @property
+    def talking(self) -> bool:
+        return self.answered_at is not None and self.talk_end_at is None
+
+    @property
+    def wait_seconds(self) -> float | None:
+        return _seconds(self.entered_at, self.answered_at or self.left_at)
+
+    @property
+    def talk_seconds(self) -> float | None:
+        return _seconds(self.answered_at, self.talk_end_at)
+
+
+@dataclass
+class Call:
+    pbx: str
+    linkedid: str
+    started_at: datetime
+    caller_hash: str = ""
+    caller_display: str = ""
+    dialled: str = ""
+    caller_uniqueid: str = ""
+    channels: dict[str, str] = field(default_factory=dict)  # live uniqueid -> channel
+    dtmf_keys: list[str] = field(default_factory=list)
+    ivr_keys: list[str] = field(default_factory=list)
+    ivr_seen: bool = False
+    ivr_route: str | None = None  # closed | forwarded | callback | message | queue
+    ivr_estimate: float | None = None  # expected wait the menu saw when it routed
+    forwarded_to: str | None = None
+    visits: list[Visit] = field(default_factory=list)
+    queue_status: str | None = None
+    transferred_to: str | None = None
+    hangup_cause: int | None = None
+    survey_flagged: bool = False
+    survey: dict[str, int] = field(default_factory=dict)
+    survey_started: datetime | None = None
+    survey_done: bool = False
+    ended_at: datetime | None = None
+    outcome: str | None = None
+    data_gap: bool = False
+    last_at: datetime | None = None
+
+    @property
+    def keys(self) -> str:
+        return "".join(self.ivr_keys if self.ivr_seen else self.dtmf_keys)
+
+    def visit(self, queue: str | None = None) -> Visit | None:
+        """The latest visit (of ``queue`` if given)."""
+        for v in reversed(self.visits):
+            if queue is None or v.queue == queue:
+                return v
+        return None
+
+    def answered_visit(self) -> Visit | None:
+        return next((v for v in self.visits if v.answered_at is not None), None)
+
+
+# --------------------------------------------------------------------------------------
+# Members and agents
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Member:
+    """An interface's membership of one queue."""
+
+    queue: str
+    interface: str
+    name: str
+    membership: str = "dynamic"
+    penalty: int = 0
+    paused: bool = False
+    paused_reason: str = ""
+    since: datetime | None = None  # of the current pause/unpause
+
+
+@dataclass
+class Agent:
+    """One interface (phone) across all its queues."""
+
+    interface: str
+    agent_id: str
+    name: str
+    device_status: int = 1
+    ringing: set[str] = field(default_factory=set)  # linkedids ringing this agent
+    on_call: str | None = None  # linkedid
+    call_queue: str | None = None
+    wrapup_until: datetime | None = None
+    state: AgentStateName = "logged_out"
+    since: datetime | None = None
+    reason: str | None = None
+
+
+@dataclass
+class Drained:
+    """Everything that changed since the last ``drain()``.
+
+    ``decided``: visits whose outcome became known (answered, abandoned, ...), each once;
+    ``talked``: answered visits whose talk ended, each once; ``calls_ended``: calls that
+    ended. Adapters count metrics from these without deriving anything themselves.
+    """
+
+    records: list[Record]
+    calls_ended: list[Call]
+    decided: list[Visit]
+    talked: list[Visit]
+
+
+class CallCentre:
+    """The authoritative live state of one PBX."""
+
+    def __init__(
+        self,
+        pbx: str,
+        catalogue: QueueCatalogue | None = None,
+        *,
+        agent_of: Callable[[str], str] = default_agent_id,
+        due_at: Callable[[datetime], datetime] | None = None,
+        grace: timedelta = timedelta(seconds=60),
+        stale_after: timedelta = timedelta(hours=12),
+    ) -> None:
+        self.pbx = pbx
+        self.catalogue = catalogue
+        self.agent_of = agent_of
+        self._due_at = due_at or (lambda at: at + timedelta(days=2))
+        self.grace = grace
+        self.stale_after = stale_after
+        self.calls: dict[str, Call] = {}  # live and recently ended, by linkedid
+        self._channel_call: dict[str, str] = {}  # uniqueid -> linkedid
+        self.members: dict[tuple[str, str], Member] = {}  # (queue, interface)
+        self.agents: dict[str, Agent] = {}  # interface
+        self.now: datetime | None = None
+        self._dirty_calls: set[str] = set()
+        self._dirty_surveys: set[str] = set()
+        self._records: list[Record] = []
+        self._ended: list[Call] = []
+        self._decided: list[Visit] = []
+        self._talked: list[Visit] = []
+        self._gap_from: datetime | None = None
+
+    # ---- public API --------------------------------------------------------------
+
+    def apply(self, event: ev.DomainEvent, received_at: datetime | None = None) -> None:
+        """Take one event. Its record for the event log is emitted too."""
+        self.now = event.at if self.now is None else max(self.now, event.at)
+        self._records.append(
+            EventRecord(
+                pbx=event.pbx,
+                event_key=event.key,
+                at=event.at,
+                received_at=received_at or event.at,
+                linkedid=event.linkedid or None,
+                uniqueid=event.uniqueid or None,
+                source=event.source,
+                kind=event.kind,
+                data=event.data(),
+                raw=dict(event.raw) if event.raw is not None else None,
+            )
+        )
+        handler = _HANDLERS.get(type(event))
+        if handler is not None:
+            handler(self, event)
+
+    def tick(self, now: datetime) -> None:
+        """Let time pass: wrap-ups end, ended calls leave memory, stale calls close."""
+        self.now = now if self.now is None else max(self.now, now)
+        for agent in self.agents.values():
+            if agent.wrapup_until is not None and agent.wrapup_until <= now:
+                until = agent.wrapup_until
+                agent.wrapup_until = None
+                self._agent_state(agent, until, source_key=f"wrapup-end:{until.timestamp()}")
+        for linkedid, call in list(self.calls.items()):
+            if call.ended_at is not None:
+                if now - call.ended_at >= self.grace:
+                    self._forget(linkedid)
+            elif call.last_at is not None and now - call.last_at >= self.stale_after:
+                # Nothing heard of this call for hours: its Hangup was lost.
+                call.data_gap = True
+                self._end_call(call, call.last_at, cause=None)
+                self._forget(linkedid)
+
+    def drain(self) -> Drained:
+        for linkedid in list(self._dirty_calls | self._dirty_surveys):
+            call = self.calls.get(linkedid)
+            if call is not None:
+                self._emit_call(call)
+        self._dirty_calls.clear()
+        self._dirty_surveys.clear()
+        out = Drained(self._records, self._ended, self._decided, self._talked)
+        self._records = []
+        self._ended = []
+        self._decided = []
+        self._talked = []
+        return out
+
+    def _decide(self, visit: Visit, outcome: str) -> None:
+        """Set a visit's outcome once; later events refine details, not the outcome."""
+        if visit.outcome is None:
+            visit.outcome = outcome
+            self._decided.append(visit)
+
+    def _talk_ended(self, visit: Visit, at: datetime) -> None:
+        if visit.talk_end_at is None:
+            visit.talk_end_at = at
+            self._talked.append(visit)
+
+    # ---- link gaps and resync ----------------------------------------------------
+
+    def link_lost(self, at: datetime) -> None:
+        """The AMI link went down at ``at``: what follows until resync is a gap."""
+        if self._gap_from is None:
+            self._gap_from = at
+            self._records.append(GapRecord(self.pbx, at, None, 0, "ami link down"))
+
+    def resync(self, snapshot: Snapshot, at: datetime) -> int:
+        """Rebuild from the PBX's own view after a (re)connect. Returns calls closed.
+
+        Calls we follow whose channels are all gone ended while we could not see them:
+        they are closed with the best outcome the record allows and marked ``data_gap``.
+        Channels the PBX has that we do not know start calls marked ``data_gap``.
+        Members and pauses are taken as the PBX reports them.
+        """
+        self.now = at if self.now is None else max(self.now, at)
+        live = snapshot.channels_by_linkedid()
+        closed = 0
+        for linkedid, call in list(self.calls.items()):
+            if call.ended_at is not None:
+                continue
+            alive = live.get(linkedid)
+            if not alive:
+                call.data_gap = True
+                for v in call.visits:
+                    if v.waiting or v.talking:
+                        v.data_gap = True
+                self._end_call(call, self._gap_from or at, cause=None)
+                closed += 1
+            else:
+                # Channels that hung up during the gap are gone.
+                alive_ids = {c.uniqueid for c in alive}
+                for uid in list(call.channels):
+                    if uid not in alive_ids:
+                        call.channels.pop(uid, None)
+                        self._channel_call.pop(uid, None)
+        for linkedid, chans in live.items():
+            if linkedid in self.calls:
+                continue
+            # The caller's leg is the one whose Uniqueid is the Linkedid, else the oldest.
+            first = next(
+                (c for c in chans if c.uniqueid == linkedid),
+                max(chans, key=lambda c: c.duration_seconds),
+            )
+            new = self._call(linkedid, at)
+            new.data_gap = True
+            new.started_at = at - timedelta(seconds=first.duration_seconds)
+            for chan in chans:
+                new.channels[chan.uniqueid] = chan.channel
+                self._channel_call[chan.uniqueid] = linkedid
+            new.caller_uniqueid = first.uniqueid
+            self._touch(new, at)
+        for entry in snapshot.entries:
+            waiting_call = self.calls.get(self._channel_call.get(entry.uniqueid, entry.uniqueid))
+            if waiting_call is None:
+                continue
+            call = waiting_call
+            visit = call.visit(entry.queue)
+            if visit is None or not visit.waiting:
+                visit = Visit(
+                    seq=len(call.visits) + 1,
+                    queue=entry.queue,
+                    entered_at=at - timedelta(seconds=entry.wait_seconds),
+                    position=entry.position,
+                    data_gap=True,
+                )
+                call.visits.append(visit)
+                self._touch(call, at)
+        self._resync_members(snapshot.members, at)
+        if self._gap_from is not None:
+            self._records.append(GapRecord(self.pbx, self._gap_from, at, closed, "ami link down"))
+            self._gap_from = None
+        return closed
+
+    # ---- views for the API, live state and metrics --------------------------------
+
+    def waiting(self, queue: str) -> list[tuple[Call, Visit]]:
+        """Callers waiting in ``queue`` now, longest first."""
+        out = [
+            (c, v)
+            for c in self.calls.values()
+            if c.ended_at is None
+            for v in c.visits
+            if v.queue == queue and v.waiting
+        ]
+        out.sort(key=lambda cv: cv[1].entered_at)
+        return out
+
+    def members_of(self, queue: str) -> list[Member]:
+        return [m for (q, _), m in self.members.items() if q == queue]
+
+    def member_state(self, member: Member) -> AgentStateName:
+        """The state of an agent as seen from one of its queues."""
+        agent = self.agents.get(member.interface)
+        if agent is None:
+            return "available"
+        if agent.state in ("on_call", "ringing", "wrapup"):
+            return agent.state
+        if member.paused:
+            return "paused"
+        if agent.device_status in DEVICE_UNAVAILABLE:
+            return "unavailable"
+        return "available"
+
+    # ---- internals: calls -----------------------------------------------------------
+
+    def _call(self, linkedid: str, at: datetime) -> Call:
+        call = self.calls.get(linkedid)
+        if call is None:
+            call = Call(pbx=self.pbx, linkedid=linkedid, started_at=at, last_at=at)
+            self.calls[linkedid] = call
+            self._dirty_calls.add(linkedid)
+        return call
+
+    def _call_of(self, event: ev.DomainEvent) -> Call | None:
+        linkedid = event.linkedid or self._channel_call.get(event.uniqueid, "")
+        if not linkedid:
+            return None
+        return self._call(linkedid, event.at)
+
+    def _touch(self, call: Call, at: datetime) -> None:
+        call.last_at = at if call.last_at is None else max(call.last_at, at)
+        self._dirty_calls.add(call.linkedid)
+
+    def _emit_call(self, call: Call) -> None:
+        """Records for a changed call: its row, its visits, its survey."""
+        if call.linkedid in self._dirty_calls:
+            self._dirty_calls.discard(call.linkedid)
+            if call.ended_at is not None:
+                # Recomputed on every change: a late event (the IVR's verdict racing the
+                # Hangup, an AgentComplete after the last Hangup) still counts.
+                call.outcome = self._outcome(call)
+            self._records.append(self._call_record(call))
+            self._records.extend(self._visit_record(call, v) for v in call.visits)
+        if call.linkedid in self._dirty_surveys:
+            self._dirty_surveys.discard(call.linkedid)
+            if call.survey_started is not None:
+                self._records.append(self._survey_record(call))
+
+    def _forget(self, linkedid: str) -> None:
+        call = self.calls.pop(linkedid, None)
+        if call is None:
+            return
+        self._emit_call(call)
+        for uid in list(call.channels):
+            self._channel_call.pop(uid, None)
+        for uid, lid in list(self._channel_call.items()):
+            if lid == linkedid:
+                del self._channel_call[uid]
+
+    def _end_call(self, call: Call, at: datetime, cause: int | None) -> None:
+        if call.ended_at is None:
+            call.ended_at = at
+            if cause is not None:
+                call.hangup_cause = cause
+            for v in call.visits:
+                if v.waiting:
+                    # Still in the queue when everything hung up: an abandon.
+                    v.left_at = at
+                    self._decide(v, "abandoned")
+                    self._stop_ringing(call, v, at)
+                elif v.talking:
+                    self._talk_ended(v, at)
+                    self._agent_call_ended(v, at, call)
+                elif v.answered_at is None:
+                    # Left the queue without an answer and nothing said why (no
+                    # QUEUESTATUS): the caller did not get through.
+                    self._decide(v, "abandoned")
+            call.channels.clear()
+            self._ended.append(call)
+        call.outcome = self._outcome(call)
+        self._touch(call, at)
+
+    def _outcome(self, call: Call) -> Outcome:
+        if call.answered_visit() is not None:
+            return "answered"
+        if call.ivr_route in ("callback", "message"):
+            return call.ivr_route  # type: ignore[return-value]
+        if call.ivr_route == "forwarded":
+            return "forwarded"
+        if call.ivr_route == "closed":
+            return "closed"
+        if call.visits:
+            return "abandoned"
+        if call.queue_status in NOT_QUEUED:
+            return "failed"
+        if call.hangup_cause is not None and call.hangup_cause not in NORMAL_CAUSES:
+            return "failed"
+        return "ivr_hangup"
+
+    # ---- internals: records ---------------------------------------------------------
+
+    def _call_record(self, call: Call) -> CallRecord:
+        first = call.visits[0] if call.visits else None
+        answered = call.answered_visit()
+        talk = [v.talk_seconds for v in call.visits if v.talk_seconds is not None]
+        if answered is not None:
+            wait = answered.wait_seconds if answered is first else None
+            if wait is None and first is not None:
+                wait = first.wait_seconds
+        else:
+            wait = first.wait_seconds if first is not None else None
+        return CallRecord(
+            pbx=call.pbx,
+            linkedid=call.linkedid,
+            caller_hash=call.caller_hash,
+            caller_display=call.caller_display,
+            dialled=call.dialled,
+            keys=call.keys[:64],
+            queue=first.queue if first is not None else None,
+            started_at=call.started_at,
+            queue_entered_at=first.entered_at if first is not None else None,
+            answered_at=answered.answered_at if answered is not None else None,
+            ended_at=call.ended_at,
+            wait_seconds=wait,
+            ring_seconds=answered.ring_seconds if answered is not None else None,
+            talk_seconds=round(sum(talk), 3) if talk else None,
+            agent=answered.agent if answered is not None else None,
+            outcome=call.outcome if call.ended_at is not None else None,
+            transferred_to=call.transferred_to or call.forwarded_to,
+            hangup_cause=call.hangup_cause,
+            survey_flagged=call.survey_flagged,
+            data_gap=call.data_gap,
+        )
+
+    def _visit_record(self, call: Call, v: Visit) -> VisitRecord:
+        return VisitRecord(
+            pbx=call.pbx,
+            linkedid=call.linkedid,
+            seq=v.seq,
+            queue=v.queue,
+            entered_at=v.entered_at,
+            position=v.position,
+            estimated_wait_seconds=v.estimated_wait,
+            left_at=v.left_at,
+            answered_at=v.answered_at,
+            ended_at=v.talk_end_at,
+            wait_seconds=None if v.waiting else v.wait_seconds,
+            ring_seconds=v.ring_seconds,
+            talk_seconds=v.talk_seconds,
+            agent=v.agent,
+            outcome=v.outcome,
+            complete_reason=v.complete_reason,
+            data_gap=v.data_gap,
+        )
+
+    def _survey_record(self, call: Call) -> SurveyRecord:
+        answered = call.answered_visit()
+        last = next((v for v in reversed(call.visits) if v.answered_at is not None), answered)
+        assert call.survey_started is not None
+        return SurveyRecord(
+            pbx=call.pbx,
+            linkedid=call.linkedid,
+            agent=last.agent if last is not None else None,
+            queue=last.queue if last is not None else None,
+            started_at=call.survey_started,
+            friendliness=call.survey.get("friendliness"),
+            wait=call.survey.get("wait"),
+            overall=call.survey.get("overall"),
+            completed=call.survey_done,
+        )
+
+    # ---- internals: agents ----------------------------------------------------------
+
+    def _agent(self, interface: str, name: str = "") -> Agent:
+        agent = self.agents.get(interface)
+        if agent is None:
+            agent = Agent(interface=interface, agent_id=self.agent_of(interface), name=name)
+            self.agents[interface] = agent
+        elif name and not agent.name:
+            agent.name = name
+        return agent
+
+    def _logged_in(self, interface: str) -> bool:
+        return any(i == interface for (_, i) in self.members)
+
+    def _agent_state(
+        self, agent: Agent, at: datetime, source_key: str, queue: str | None = None
+    ) -> None:
+        """Recompute an agent's state; record it when it changed."""
+        if not self._logged_in(agent.interface) and agent.on_call is None:
+            state: AgentStateName = "logged_out"
+        elif agent.on_call is not None:
+            state = "on_call"
+        elif agent.ringing:
+            state = "ringing"
+        elif agent.wrapup_until is not None and agent.wrapup_until > at:
+            state = "wrapup"
+        elif agent.device_status in DEVICE_UNAVAILABLE:
+            state = "unavailable"
+        elif self._all_paused(agent.interface):
+            state = "paused"
+        else:
+            state = "available"
+        reason = self._pause_reason(agent.interface) if state == "paused" else None
+        if state != agent.state or reason != agent.reason:
+            agent.state = state
+            agent.since = at
+            agent.reason = reason
+            self._records.append(
+                AgentStateRecord(
+                    pbx=self.pbx,
+                    event_key=f"{source_key}:{agent.interface}",
+                    at=at,
+                    agent_id=agent.agent_id,
+                    interface=agent.interface,
+                    queue=queue if state in ("ringing", "on_call", "wrapup") else None,
+                    state=state,
+                    reason=reason,
+                )
+            )
+
+    def _pause_reason(self, interface: str) -> str | None:
+        reasons = sorted(
+            {m.paused_reason for (_, i), m in self.members.items() if i == interface and m.paused}
+            - {""}
+        )
+        return ", ".join(reasons) or None
+
+    def _all_paused(self, interface: str) -> bool:
+        mine = [m for (_, i), m in self.members.items() if i == interface]
+        return bool(mine) and all(m.paused for m in mine)
+
+    def _stop_ringing(self, call: Call, visit: Visit, at: datetime, keep: str = "") -> None:
+        for interface in list(visit.ringing):
+            if interface == keep:
+                continue
+            visit.ringing.pop(interface, None)
+            agent = self.agents.get(interface)
+            if agent is not None:
+                agent.ringing.discard(call.linkedid)
+                self._agent_state(agent, at, f"ring-end:{call.linkedid}:{visit.seq}")
+
+    def _agent_call_ended(self, visit: Visit, at: datetime, call: Call) -> None:
+        """The agent of ``visit`` is off the call: wrap-up starts."""
+        if visit.agent_interface is None:
+            return
+        agent = self.agents.get(visit.agent_interface)
+        if agent is None or agent.on_call != call.linkedid:
+            return
+        agent.on_call = None
+        agent.call_queue = None
+        wrapup = self._wrapup_seconds(visit.queue)
+        agent.wrapup_until = at + timedelta(seconds=wrapup) if wrapup > 0 else None
+        self._agent_state(agent, at, f"talk-end:{call.linkedid}:{visit.seq}", visit.queue)
+
+    def _wrapup_seconds(self, queue: str) -> int:
+        if self.catalogue is not None:
+            q = self.catalogue.get(queue)
+            if q is not None:
+                return q.wrapup_seconds
+        return DEFAULT_WRAPUP
+
+    def _resync_members(self, members: Iterable[ev.MemberEvent], at: datetime) -> None:
+        seen: set[tuple[str, str]] = set()
+        for m in members:
+            seen.add((m.queue, m.interface))
+            self._member_update(m, at, record=True)
+        for key in [k for k in self.members if k not in seen]:
+            member = self.members.pop(key)
+            agent = self.agents.get(member.interface)
+            self._records.append(
+                AgentStateRecord(
+                    self.pbx,
+                    f"resync-logout:{at.timestamp()}:{member.queue}:{member.interface}",
+                    at,
+                    agent.agent_id if agent else None,
+                    member.interface,
+                    member.queue,
+                    "logged_out",
+                    "resync",
+                )
+            )
+            if agent is not None:
+                self._agent_state(agent, at, f"resync:{at.timestamp()}")
+
+    def _member_update(self, e: ev.MemberEvent, at: datetime, record: bool) -> Member:
+        key = (e.queue, e.interface)
+        member = self.members.get(key)
+        agent = self._agent(e.interface, e.member_name)
+        agent.device_status = e.status or agent.device_status
+        if member is None:
+            member = Member(
+                queue=e.queue,
+                interface=e.interface,
+                name=e.member_name,
+                membership=e.membership or "dynamic",
+                penalty=e.penalty,
+                since=at,
+            )  # not paused yet: a first sight that is paused records the pause below
+            self.members[key] = member
+            if record:
+                self._records.append(
+                    AgentStateRecord(
+                        self.pbx,
+                        f"{e.key}:login:{e.queue}",
+                        at,
+                        agent.agent_id,
+                        e.interface,
+                        e.queue,
+                        "logged_in",
+                        None,
+                    )
+                )
+        pause_changed = member.paused != e.paused or (
+            e.paused and member.paused_reason != e.paused_reason
+        )
+        member.name = e.member_name or member.name
+        member.penalty = e.penalty
+        member.membership = e.membership or member.membership
+        if pause_changed:
+            member.paused = e.paused
+            member.paused_reason = e.paused_reason if e.paused else ""
+            member.since = at
+            if record:
+                self._records.append(
+                    AgentStateRecord(
+                        self.pbx,
+                        f"{e.key}:pause:{e.queue}",
+                        at,
+                        agent.agent_id,
+                        e.interface,
+                        e.queue,
+                        "paused" if e.paused else "unpaused",
+                        e.paused_reason or None if e.paused else None,
+                    )
+                )
+        self._agent_state(agent, at, e.key)
+        return member
+
+
+# --------------------------------------------------------------------------------------
+# Resync input (built by the AMI adapter from QueueStatus / CoreShowChannels)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LiveChannel:
+    uniqueid: str
+    linkedid: str
+    channel: str
+    duration_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class LiveEntry:
+    """A caller waiting in a queue (QueueEntry of QueueStatus)."""
+
+    queue: str
+    uniqueid: str
+    position: int
+    wait_seconds: float
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    channels: tuple[LiveChannel, ...]
+    entries: tuple[LiveEntry, ...]
+    members: tuple[ev.MemberEvent, ...]
+
+    def channels_by_linkedid(self) -> dict[str, list[LiveChannel]]:
+        out: dict[str, list[LiveChannel]] = {}
+        for chan in self.channels:
+            out.setdefault(chan.linkedid, []).append(chan)
+        return out
+
+
+# --------------------------------------------------------------------------------------
+# Transitions: one function per event type
+# --------------------------------------------------------------------------------------
+
+
+def _on_channel_created(cc: CallCentre, e: ev.ChannelCreated) -> None:
+    call = cc._call(e.linkedid or e.uniqueid, e.at)
+    call.channels[e.uniqueid] = e.channel
+    cc._channel_call[e.uniqueid] = call.linkedid
+    if e.uniqueid == call.linkedid or not call.caller_uniqueid:
+        # The first channel of a call is the caller's leg.
+        if not call.caller_uniqueid:
+            call.caller_uniqueid = e.uniqueid
+            call.started_at = min(call.started_at, e.at)
+        if not call.caller_hash and e.caller.hash:
+            call.caller_hash, call.caller_display = e.caller.hash, e.caller.display
+        if not call.dialled and e.exten and e.exten != "s":
+            call.dialled = e.exten
+    cc._touch(call, e.at)
+
+
+def _on_caller_id(cc: CallCentre, e: ev.CallerIdChanged) -> None:
+    call = cc._call_of(e)
+    if call is not None and e.uniqueid == call.caller_uniqueid and e.caller.hash:
+        call.caller_hash, call.caller_display = e.caller.hash, e.caller.display
+        cc._touch(call, e.at)
+
+
+def _on_dtmf(cc: CallCentre, e: ev.DtmfDigit) -> None:
+    # Menu keys: digits the caller sends before reaching a queue. SIP INFO gives only
+    # DTMFEnd, RFC 4733 gives Begin and End: count the End.
+    if not e.end or not e.received:
+        return
+    call = cc._call_of(e)
+    if call is None or e.uniqueid != call.caller_uniqueid or call.visits:
+        return
+    call.dtmf_keys.append(e.digit)
+    cc._touch(call, e.at)
+
+
+def _on_varset(cc: CallCentre, e: ev.VariableSet) -> None:
+    call = cc._call_of(e)
+    if call is None:
+        return
+    if e.variable == "QUEUESTATUS":
+        call.queue_status = e.value
+        visit = call.visit()
+        outcome = {"TIMEOUT": "timeout", "LEAVEEMPTY": "empty", "LEAVEUNAVAIL": "empty"}
+        if visit is not None and visit.left_at is not None and e.value in outcome:
+            cc._decide(visit, outcome[e.value])
+    cc._touch(call, e.at)
+
+
+def _on_queue_join(cc: CallCentre, e: ev.QueueCallerJoined) -> None:
+    call = cc._call_of(e)
+    if call is None:
+        return
+    if not call.caller_uniqueid:
+        call.caller_uniqueid = e.uniqueid
+    if not call.caller_hash and e.caller.hash:
+        call.caller_hash, call.caller_display = e.caller.hash, e.caller.display
+    current = call.visit()
+    if current is not None and current.talking:
+        # Joining another queue while talking to an agent: moved on (a Redirect gives no
+        # AgentComplete now; capture 09b). The talk with that agent ends here.
+        cc._talk_ended(current, e.at)
+        call.transferred_to = call.transferred_to or e.queue
+        cc._agent_call_ended(current, e.at, call)
+    elif current is not None and current.waiting:
+        current.left_at = e.at
+        cc._decide(current, "transferred")
+        cc._stop_ringing(call, current, e.at)
+    call.visits.append(
+        Visit(
+            seq=len(call.visits) + 1,
+            queue=e.queue,
+            entered_at=e.at,
+            position=e.position,
+            # What the menu expected when it sent the caller here (for EWT accuracy).
+            estimated_wait=call.ivr_estimate if not call.visits else None,
+        )
+    )
+    cc._touch(call, e.at)
+
+
+def _on_queue_abandon(cc: CallCentre, e: ev.QueueCallerAbandoned) -> None:
+    call = cc._call_of(e)
+    visit = call.visit(e.queue) if call is not None else None
+    if call is None or visit is None:
+        return
+    visit.left_at = visit.left_at or e.at
+    cc._decide(visit, "abandoned")
+    visit.reported_hold = e.hold_time
+    cc._stop_ringing(call, visit, e.at)
+    cc._touch(call, e.at)
+
+
+def _on_queue_leave(cc: CallCentre, e: ev.QueueCallerLeft) -> None:
+    call = cc._call_of(e)
+    visit = call.visit(e.queue) if call is not None else None
+    if call is None or visit is None or visit.left_at is not None:
+        return
+    # Leave comes just before AgentConnect when answered: the wait ends at the connect,
+    # so only the leave time is noted here; the outcome waits for what follows.
+    visit.left_at = e.at
+    cc._touch(call, e.at)
+
+
+def _on_agent_called(cc: CallCentre, e: ev.AgentCalled) -> None:
+    call = cc._call_of(e)
+    visit = call.visit(e.queue) if call is not None else None
+    if call is None or visit is None:
+        return
+    visit.ringing[e.interface] = e.at
+    agent = cc._agent(e.interface, e.member_name)
+    agent.ringing.add(call.linkedid)
+    cc._agent_state(agent, e.at, e.key, e.queue)
+    cc._touch(call, e.at)
+
+
+def _on_agent_ringnoanswer(cc: CallCentre, e: ev.AgentRingNoAnswer) -> None:
+    call = cc._call_of(e)
+    visit = call.visit(e.queue) if call is not None else None
+    if call is None or visit is None:
+        return
+    visit.ringing.pop(e.interface, None)
+    agent = cc._agent(e.interface, e.member_name)
+    agent.ringing.discard(call.linkedid)
+    cc._agent_state(agent, e.at, e.key, e.queue)
+    cc._touch(call, e.at)
+
+
+def _on_agent_connect(cc: CallCentre, e: ev.AgentConnected) -> None:
+    call = cc._call_of(e)
+    visit = call.visit(e.queue) if call is not None else None
+    if call is None or visit is None:
+        return
+    rang_at = visit.ringing.get(e.interface)
+    visit.answered_at = e.at
+    visit.left_at = visit.left_at or e.at
+    cc._decide(visit, "answered")
+    visit.ring_seconds = _seconds(rang_at, e.at) if rang_at else float(e.ring_time)
+    visit.agent_interface = e.interface
+    visit.agent_uniqueid = e.agent_uniqueid or None
+    visit.agent = cc.agent_of(e.interface)
+    visit.reported_hold = e.hold_time
+    cc._stop_ringing(call, visit, e.at, keep=e.interface)
+    visit.ringing.pop(e.interface, None)
+    agent = cc._agent(e.interface, e.member_name)
+    agent.ringing.discard(call.linkedid)
+    agent.on_call = call.linkedid
+    agent.call_queue = e.queue
+    agent.wrapup_until = None
+    cc._agent_state(agent, e.at, e.key, e.queue)
+    cc._touch(call, e.at)
+
+
+def _on_agent_complete(cc: CallCentre, e: ev.AgentCompleted) -> None:
+    call = cc._call_of(e)
+    if call is None:
+        return
+    visit = next(
+        (
+            v
+            for v in reversed(call.visits)
+            if v.queue == e.queue and v.agent_interface == e.interface
+        ),
+        None,
+    )
+    if visit is None:
+        return
+    visit.complete_reason = e.reason
+    visit.reported_talk = e.talk_time
+    if visit.talk_end_at is None:
+        cc._talk_ended(visit, e.at)
+        cc._agent_call_ended(visit, e.at, call)
+    cc._touch(call, e.at)
+
+
+def _on_agent_dump(cc: CallCentre, e: ev.AgentDumped) -> None:
+    _on_agent_ringnoanswer(
+        cc,
+        ev.AgentRingNoAnswer(
+            at=e.at,
+            pbx=e.pbx,
+            key=e.key,
+            linkedid=e.linkedid,
+            uniqueid=e.uniqueid,
+            channel=e.channel,
+            queue=e.queue,
+            interface=e.interface,
+            member_name=e.member_name,
+            ring_time_ms=0,
+        ),
+    )
+
+
+def _on_blind_transfer(cc: CallCentre, e: ev.BlindTransferred) -> None:
+    call = cc._call_of(e)
+    if call is None or e.result != "Success":
+        return
+    call.transferred_to = call.transferred_to or e.extension
+    cc._touch(call, e.at)
+
+
+def _on_attended_transfer(cc: CallCentre, e: ev.AttendedTransferred) -> None:
+    call = cc._call_of(e)
+    if call is None or e.result != "Success":
+        return
+    call.transferred_to = call.transferred_to or e.destination or e.dest_type
+    cc._touch(call, e.at)
+
+
+def _on_hangup(cc: CallCentre, e: ev.ChannelHungUp) -> None:
+    linkedid = e.linkedid or cc._channel_call.get(e.uniqueid, "")
+    call = cc.calls.get(linkedid)
+    if call is None:
+        return
+    call.channels.pop(e.uniqueid, None)
+    cc._channel_call.pop(e.uniqueid, None)
+    if e.uniqueid == call.caller_uniqueid:
+        call.hangup_cause = e.cause
+    else:
+        # An agent leg hung up while talking (the agent cleared, or a redirect left it):
+        # that agent's talk ends now, even if AgentComplete comes later (capture 06).
+        for v in call.visits:
+            if v.agent_uniqueid == e.uniqueid and v.talking:
+                cc._talk_ended(v, e.at)
+                cc._agent_call_ended(v, e.at, call)
+    if not call.channels:
+        cc._end_call(call, e.at, cause=None)
+    cc._touch(call, e.at)
+
+
+def _on_member(cc: CallCentre, e: ev.MemberEvent) -> None:
+    if isinstance(e, ev.MemberRemoved):
+        member = cc.members.pop((e.queue, e.interface), None)
+        agent = cc._agent(e.interface, e.member_name)
+        if member is not None:
+            cc._records.append(
+                AgentStateRecord(
+                    cc.pbx,
+                    f"{e.key}:logout:{e.queue}",
+                    e.at,
+                    agent.agent_id,
+                    e.interface,
+                    e.queue,
+                    "logged_out",
+                    None,
+                )
+            )
+        cc._agent_state(agent, e.at, e.key)
+        return
+    cc._member_update(e, e.at, record=True)
+
+
+def _on_device_state(cc: CallCentre, e: ev.DeviceStateChanged) -> None:
+    agent = cc.agents.get(e.device)
+    if agent is None:
+        return
+    agent.device_status = {
+        "NOT_INUSE": 1,
+        "INUSE": 2,
+        "BUSY": 3,
+        "INVALID": 4,
+        "UNAVAILABLE": 5,
+        "RINGING": 6,
+        "RINGINUSE": 7,
+        "ONHOLD": 8,
+    }.get(e.state, agent.device_status)
+    cc._agent_state(agent, e.at, e.key)
+
+
+# ---- IVR events (from the FastAGI sessions) ------------------------------------------
+
+
+def _ivr_call(cc: CallCentre, e: ev.DomainEvent) -> Call | None:
+    call = cc._call_of(e)
+    if call is not None:
+        cc._touch(call, e.at)
+    return call
+
+
+def _on_ivr_started(cc: CallCentre, e: ev.IvrStarted) -> None:
+    call = _ivr_call(cc, e)
+    if call is None or e.script != "ivr":
+        return
+    call.ivr_seen = True
+    if not call.caller_uniqueid:
+        call.caller_uniqueid = e.uniqueid
+    if e.caller.hash:
+        call.caller_hash, call.caller_display = e.caller.hash, e.caller.display
+    if e.dialled:
+        call.dialled = e.dialled
+
+
+def _on_ivr_key(cc: CallCentre, e: ev.IvrKey) -> None:
+    call = _ivr_call(cc, e)
+    if call is not None:
+        call.ivr_seen = True
+        call.ivr_keys.append(e.digit)
+
+
+def _on_ivr_routed(cc: CallCentre, e: ev.IvrRouted) -> None:
+    call = _ivr_call(cc, e)
+    if call is not None:
+        call.ivr_route = "queue"
+        call.ivr_estimate = e.estimated_wait_seconds
+
+
+def _on_ivr_forwarded(cc: CallCentre, e: ev.IvrForwarded) -> None:
+    call = _ivr_call(cc, e)
+    if call is not None:
+        call.ivr_route = "forwarded"
+        call.forwarded_to = e.destination
+
+
+def _on_ivr_closed(cc: CallCentre, e: ev.IvrClosed) -> None:
+    call = _ivr_call(cc, e)
+    if call is not None:
+        call.ivr_route = "closed"
+
+
+def _on_survey_flagged(cc: CallCentre, e: ev.IvrSurveyFlagged) -> None:
+    call = _ivr_call(cc, e)
+    if call is not None:
+        call.survey_flagged = True
+
+
+def _on_callback_accepted(cc: CallCentre, e: ev.IvrCallbackAccepted) -> None:
+    call = _ivr_call(cc, e)
+    if call is None:
+        return
+    call.ivr_route = e.task
+    # The caller keeps the place in line they had: the time they first joined a queue,
+    # or the time of the choice if they chose before joining.
+    first = call.visits[0].entered_at if call.visits else e.at
+    cc._records.append(
+        CallbackRecord(
+            kind=e.task,
+            pbx=cc.pbx,
+            linkedid=call.linkedid,
+            queue=e.queue,
+            caller_hash=e.caller.hash,
+            caller_display=e.caller.display,
+            number_sealed=e.number_sealed,
+            requested_at=first,
+            due_at=cc._due_at(e.at),
+            note=e.recording,
+        )
+    )
+
+
+def _on_survey_started(cc: CallCentre, e: ev.SurveyStarted) -> None:
+    call = _ivr_call(cc, e)
+    if call is not None:
+        call.survey_started = call.survey_started or e.at
+        cc._dirty_surveys.add(call.linkedid)
+
+
+def _on_survey_answer(cc: CallCentre, e: ev.SurveyAnswered) -> None:
+    call = _ivr_call(cc, e)
+    if call is not None:
+        call.survey_started = call.survey_started or e.at
+        call.survey[e.question] = e.value
+        cc._dirty_surveys.add(call.linkedid)
+
+
+def _on_survey_ended(cc: CallCentre, e: ev.SurveyEnded) -> None:
+    call = _ivr_call(cc, e)
+    if call is not None:
+        call.survey_started = call.survey_started or e.at
+        call.survey_done = e.completed
+        cc._dirty_surveys.add(call.linkedid)
+
+
+_HANDLERS: dict[type[ev.DomainEvent], Callable[[CallCentre, Any], None]] = {
+    ev.ChannelCreated: _on_channel_created,
+    ev.CallerIdChanged: _on_caller_id,
+    ev.DtmfDigit: _on_dtmf,
+    ev.VariableSet: _on_varset,
+    ev.QueueCallerJoined: _on_queue_join,
+    ev.QueueCallerAbandoned: _on_queue_abandon,
+    ev.QueueCallerLeft: _on_queue_leave,
+    ev.AgentCalled: _on_agent_called,
+    ev.AgentRingNoAnswer: _on_agent_ringnoanswer,
+    ev.AgentConnected: _on_agent_connect,
+    ev.AgentCompleted: _on_agent_complete,
+    ev.AgentDumped: _on_agent_dump,
+    ev.BlindTransferred: _on_blind_transfer,
+    ev.AttendedTransferred: _on_attended_transfer,
+    ev.ChannelHungUp: _on_hangup,
+    ev.MemberAdded: _on_member,
+    ev.MemberRemoved: _on_member,
+    ev.MemberPaused: _on_member,
+    ev.MemberStatus: _on_member,
+    ev.MemberPenalty: _on_member,
+    ev.MemberRinginuse: _on_member,
+    ev.DeviceStateChanged: _on_device_state,
+    ev.IvrStarted: _on_ivr_started,
+    ev.IvrKey: _on_ivr_key,
+    ev.IvrRouted: _on_ivr_routed,
+    ev.IvrForwarded: _on_ivr_forwarded,
+    ev.IvrClosed: _on_ivr_closed,
+    ev.IvrSurveyFlagged: _on_survey_flagged,
+    ev.IvrCallbackAccepted: _on_callback_accepted,
+    ev.SurveyStarted: _on_survey_started,
+    ev.SurveyAnswered: _on_survey_answer,
+    ev.SurveyEnded: _on_survey_ended,
+}

@@ -1,0 +1,356 @@
+"""The AMI connection: panoramisk's Manager, with our parser, reconnect and resync.
+
+What we keep of panoramisk: ``Manager.send_action`` and its protocol's matching of
+responses (and ``EventList`` item events) to actions by ActionID.
+
+What we replace, and why:
+- ``data_received``: panoramisk decodes each TCP chunk on its own with errors ignored,
+  losing UTF-8 characters split across reads; ours buffers bytes in the sans-I/O
+  ``AmiParser`` and hands events straight to the pipeline (no fnmatch dispatch per event).
+- reconnection: panoramisk retries every ``reconnect_timeout`` seconds without backoff
+  and, on a refused login, sits connected and silent for ever. Here a run loop connects,
+  logs in (a refusal is logged clearly and retried with capped backoff, never in a tight
+  loop), resyncs, pings with a deadline, and reconnects after any loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from panoramisk import Manager
+from panoramisk.ami_protocol import AMIProtocol
+from panoramisk.message import Message
+
+from app.ami.normalise import WANTED_EVENTS
+from app.ami.parser import AmiFrame, AmiParser, Banner, RawPredicate
+from app.components import Health
+from app.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+# List items of the resync actions (they carry the action's ActionID).
+LIST_EVENTS = (
+    "QueueParams",
+    "QueueMember",
+    "QueueEntry",
+    "QueueStatusComplete",
+    "QueueSummary",
+    "QueueSummaryComplete",
+    "CoreShowChannel",
+    "CoreShowChannelsComplete",
+)
+
+
+class LoginRefused(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Capped exponential backoff with jitter: 1, 2, 4, ... up to ``cap`` seconds."""
+
+    initial: float = 1.0
+    cap: float = 30.0
+    refused_initial: float = 5.0  # a refused login waits longer: the secret will not fix itself
+    refused_cap: float = 300.0
+
+    def delay(self, attempt: int, refused: bool) -> float:
+        base, cap = (
+            (self.refused_initial, self.refused_cap) if refused else (self.initial, self.cap)
+        )
+        return float(min(cap, base * 2 ** min(attempt, 16)) * random.uniform(0.8, 1.0))
+
+
+def to_message(frame: AmiFrame) -> Message:
+    """A panoramisk Message for its response machinery (repeated keys become lists)."""
+    headers: dict[str, Any] = {}
+    for key, value in frame.fields:
+        if key in headers:
+            previous = headers[key]
+            headers[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            headers[key] = value
+    return Message(headers)
+
+
+class _Protocol(AMIProtocol):  # type: ignore[misc]
+    """panoramisk's protocol with our parser in ``data_received``."""
+
+    link: AmiLink
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        wanted: dict[str, RawPredicate | None] = dict(WANTED_EVENTS)
+        for name in LIST_EVENTS:
+            wanted.setdefault(name, None)
+        self.parser = AmiParser(wanted=wanted)
+
+    def data_received(self, data: bytes) -> None:
+        link = self.link
+        received = link.clock()
+        for item in self.parser.feed(data):
+            if isinstance(item, Banner):
+                self.version = item.version
+                continue
+            action_id = item.action_id
+            if item.kind == "response" or (action_id and action_id in self.responses):
+                self.handle_message(to_message(item))
+            else:
+                link.on_frame_received(item, received)
+        stats = self.parser.stats
+        if stats.skipped:
+            link.on_skipped(stats.skipped)
+            stats.skipped.clear()
+        if stats.malformed or stats.oversized:
+            link.metrics.ami_malformed.inc(stats.malformed + stats.oversized)
+            stats.malformed = stats.oversized = 0
+        link.on_batch_end()
+
+
+class _Manager(Manager):  # type: ignore[misc]
+    """A Manager that reports a lost connection instead of reconnecting on its own."""
+
+    link: AmiLink
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._connected = False
+        self.link.lost(exc)
+
+
+class AmiLink:
+    """Component: one AMI connection, kept up for ever."""
+
+    name = "ami"
+    required = True
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        username: str,
+        secret: str,
+        metrics: Metrics,
+        on_frame: Callable[[AmiFrame, datetime], None],
+        on_batch_end: Callable[[], None] = lambda: None,
+        on_skipped: Callable[[dict[bytes, int]], None] = lambda skipped: None,
+        on_connected: Callable[[AmiLink], Awaitable[object]] | None = None,
+        on_lost: Callable[[datetime], None] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        backoff: Backoff = Backoff(),
+        ping_interval: float = 10.0,
+        ping_timeout: float = 5.0,
+        connect_timeout: float = 5.0,
+        action_timeout: float = 10.0,
+    ) -> None:
+        self.host, self.port = host, port
+        self.username, self._secret = username, secret
+        self.metrics = metrics
+        self.on_frame = on_frame
+        self.on_batch_end = on_batch_end
+        self.on_skipped = on_skipped
+        self.on_connected = on_connected
+        self.on_lost = on_lost
+        self.clock = clock
+        self.backoff = backoff
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.connect_timeout = connect_timeout
+        self.action_timeout = action_timeout
+        self.state = "disconnected"  # connecting | logged_in | login_refused | disconnected
+        self.last_error: str | None = None
+        self.last_event_at: datetime | None = None
+        self.connected_at: datetime | None = None
+        self.version: str | None = None
+        self.attempts = 0
+        self._manager: _Manager | None = None
+        self._lost = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    # ---- component -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="acd-ami")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._close()
+        self.metrics.ami_connected.set(0)
+
+    async def check(self) -> Health:
+        detail: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "last_event_at": self.last_event_at.isoformat() if self.last_event_at else None,
+            "connected_at": self.connected_at.isoformat() if self.connected_at else None,
+        }
+        if self.last_error:
+            detail["last_error"] = self.last_error
+        return Health(self.state == "logged_in", self.state, detail)
+
+    async def wait_ready(self, within: float = 10.0) -> None:
+        await asyncio.wait_for(self._ready.wait(), within)
+
+    # ---- actions ---------------------------------------------------------------------
+
+    async def action(
+        self, action: dict[str, str], *, as_list: bool | None = None, within: float | None = None
+    ) -> Message | list[Message]:
+        """Send an action and await its response (a list for EventList actions)."""
+        if self._manager is None or self.state != "logged_in":
+            raise ConnectionError("AMI is not connected")
+        future = self._manager.send_action(dict(action), as_list=as_list)
+        result: Message | list[Message] = await asyncio.wait_for(
+            future, within or self.action_timeout
+        )
+        return result
+
+    # ---- callbacks from the protocol -------------------------------------------------
+
+    def on_frame_received(self, frame: AmiFrame, received: datetime) -> None:
+        self.last_event_at = received
+        self.on_frame(frame, received)
+
+    def lost(self, exc: Exception | None) -> None:
+        if self.state == "logged_in":
+            log.warning(
+                "AMI connection to %s:%d lost%s", self.host, self.port, f": {exc}" if exc else ""
+            )
+            if self.on_lost is not None:
+                self.on_lost(self.clock())
+        self._set_state("disconnected")
+        self._lost.set()
+
+    # ---- the run loop ------------------------------------------------------------------
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self.metrics.ami_connected.set(1 if state == "logged_in" else 0)
+        if state == "logged_in":
+            self._ready.set()
+        else:
+            self._ready.clear()
+
+    def _close(self) -> None:
+        if self._manager is not None:
+            protocol = getattr(self._manager, "protocol", None)
+            if protocol is not None and getattr(protocol, "transport", None) is not None:
+                with contextlib.suppress(Exception):
+                    protocol.transport.close()
+            self._manager = None
+
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            refused = False
+            try:
+                await self._session()
+                attempt = 0  # it was up: start the backoff afresh
+                self.metrics.ami_reconnects.labels("lost").inc()
+            except LoginRefused as exc:
+                refused = True
+                self.last_error = f"login refused: {exc}"
+                log.error(
+                    "AMI login to %s:%d as %r refused (%s); check ACD_AMI_USERNAME and "
+                    "ACD_AMI_SECRET. Retrying with backoff.",
+                    self.host,
+                    self.port,
+                    self.username,
+                    exc,
+                )
+                self._set_state("login_refused")
+                self.metrics.ami_reconnects.labels("refused").inc()
+            except (OSError, TimeoutError, ConnectionError) as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                if attempt == 0:
+                    log.warning(
+                        "AMI %s:%d unreachable (%s); retrying with backoff",
+                        self.host,
+                        self.port,
+                        self.last_error,
+                    )
+                self._set_state("disconnected")
+                self.metrics.ami_reconnects.labels("failed").inc()
+            finally:
+                self._close()
+            self.attempts += 1
+            delay = self.backoff.delay(attempt, refused)
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    async def _session(self) -> None:
+        """Connect, log in, resync, then ping until the connection is lost."""
+        self._set_state("connecting")
+        self._lost.clear()
+        loop = asyncio.get_running_loop()
+        manager = _Manager(
+            loop=loop,
+            host=self.host,
+            port=self.port,
+            encoding="utf-8",
+            ping_delay=3600,
+            reconnect_timeout=3600,
+        )
+        manager.link = self
+        link = self
+
+        class Protocol(_Protocol):
+            def __init__(self) -> None:
+                super().__init__()
+                self.link = link
+
+        _transport, protocol = await asyncio.wait_for(
+            loop.create_connection(Protocol, self.host, self.port), self.connect_timeout
+        )
+        manager.protocol = protocol
+        protocol.factory = manager
+        protocol.log = log
+        protocol.config = manager.config
+        protocol.encoding = "utf-8"
+        manager.responses = protocol.responses
+        self._manager = manager
+
+        response = await asyncio.wait_for(
+            manager.send_action(
+                {
+                    "Action": "Login",
+                    "Username": self.username,
+                    "Secret": self._secret,
+                    "Events": "on",
+                }
+            ),
+            self.connect_timeout,
+        )
+        if not response.success:
+            raise LoginRefused(response.get("Message", "no reason given"))
+        self.version = getattr(protocol, "version", None)
+        self.connected_at = self.clock()
+        self.last_error = None
+        self._set_state("logged_in")
+        self.metrics.ami_reconnects.labels("ok").inc()
+        log.info("AMI logged in to %s:%d as %r", self.host, self.port, self.username)
+        if self.on_connected is not None:
+            await self.on_connected(self)
+        while not self._lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lost.wait(), self.ping_interval)
+            if self._lost.is_set():
+                break
+            try:
+                await asyncio.wait_for(manager.send_action({"Action": "Ping"}), self.ping_timeout)
+            except TimeoutError:
+                log.warning("AMI ping unanswered for %.0f s; reconnecting", self.ping_timeout)
+                self._close()
+                raise ConnectionError("ping timeout") from None
+        raise ConnectionError("connection lost")

@@ -1,0 +1,533 @@
+"""AMI frames -> typed domain events: one table from event name to function.
+
+Pure: the normaliser holds only the PBX name, the caller-privacy keys and a bounded
+duplicate counter for event identities. Every event it makes carries
+- ``at``: the frame's ``Timestamp`` (manager.conf ``timestampevents = yes``) or else the
+  receive time the adapter passes in, so a backlog or a replay never distorts durations;
+- ``key``: a hash of the frame's bytes (plus an occurrence number for identical frames),
+  so the same stream written twice is stored once;
+- ``raw``: the frame's fields for the log, caller numbers and names replaced by their
+  keyed hash and long digit runs in free text masked.
+
+Events not in ``HANDLERS`` are not the service's business and are dropped (most of them
+never reach here: the parser skips them by name, and manager.conf filters at the source).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from app.acd import events as ev
+from app.ami.parser import AmiFrame, RawPredicate
+from app.privacy import Caller, CallerPrivacy, mask_number
+
+# Channel variables worth an event: the queue's verdict, the AGI's, the IVR's routing.
+KEPT_VARIABLES = frozenset(
+    {
+        "QUEUESTATUS",
+        "AGISTATUS",
+        "DIALSTATUS",
+        "ACD_ROUTE",
+        "ACD_QUEUE",
+        "ACD_FORWARD",
+        "ACD_SURVEY",
+    }
+)
+_CALLER_KEYS = ("CallerIDNum", "CallerIDName", "ConnectedLineNum", "ConnectedLineName")
+_FREE_TEXT_KEYS = frozenset({"AppData", "Command", "Result", "Value", "Data", "Message"})
+_LONG_DIGITS = re.compile(r"\+?\d{6,}")
+_DUP_WINDOW = 65536
+
+
+def _int(value: str, default: int = 0) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        return default
+
+
+def parse_timestamp(value: str) -> datetime | None:
+    """``1795362316.123456`` -> aware UTC datetime (exact to the microsecond)."""
+    sec, _, usec = value.partition(".")
+    if not sec.isdigit() or (usec and not usec.isdigit()):
+        return None
+    micro = int((usec + "000000")[:6]) if usec else 0
+    return datetime.fromtimestamp(int(sec), UTC).replace(microsecond=micro)
+
+
+@dataclass(slots=True)
+class _Ctx:
+    """What every handler needs besides the frame."""
+
+    pbx: str
+    at: datetime
+    key: str
+    raw: dict[str, str]
+    privacy: Normaliser
+
+
+Handler = Callable[[AmiFrame, _Ctx], ev.DomainEvent | None]
+
+
+def _base(f: AmiFrame, c: _Ctx) -> dict[str, object]:
+    return {
+        "at": c.at,
+        "pbx": c.pbx,
+        "key": c.key,
+        "linkedid": f.get("Linkedid"),
+        "uniqueid": f.get("Uniqueid"),
+        "raw": c.raw,
+    }
+
+
+def _newchannel(f: AmiFrame, c: _Ctx) -> ev.DomainEvent:
+    return ev.ChannelCreated(
+        **_base(f, c),  # type: ignore[arg-type]
+        channel=f.get("Channel"),
+        caller=c.privacy.caller(f.get("CallerIDNum")),
+        context=f.get("Context"),
+        exten=f.get("Exten"),
+        state=_int(f.get("ChannelState")),
+    )
+
+
+def _newstate(f: AmiFrame, c: _Ctx) -> ev.DomainEvent:
+    return ev.ChannelStateChanged(
+        **_base(f, c),  # type: ignore[arg-type]
+        channel=f.get("Channel"),
+        state=_int(f.get("ChannelState")),
+        state_desc=f.get("ChannelStateDesc"),
+    )
+
+
+def _newcallerid(f: AmiFrame, c: _Ctx) -> ev.DomainEvent:
+    return ev.CallerIdChanged(
+        **_base(f, c),  # type: ignore[arg-type]
+        channel=f.get("Channel"),
+        caller=c.privacy.caller(f.get("CallerIDNum")),
+    )
+
+
+def _dtmf(end: bool) -> Handler:
+    def handler(f: AmiFrame, c: _Ctx) -> ev.DomainEvent:
+        duration = f.get("DurationMs")
+        return ev.DtmfDigit(
+            **_base(f, c),  # type: ignore[arg-type]
+            channel=f.get("Channel"),
+            digit=f.get("Digit"),
+            received=f.get("Direction") == "Received",
+            end=end,
+            duration_ms=_int(duration) if duration else None,
+        )
+
+    return handler
+
+
+def _varset(f: AmiFrame, c: _Ctx) -> ev.DomainEvent | None:
+    variable = f.get("Variable")
+    if variable not in KEPT_VARIABLES:
+        return None
+    return ev.VariableSet(
+        **_base(f, c),  # type: ignore[arg-type]
+        channel=f.get("Channel"),
+        variable=variable,
+        value=f.get("Value"),
+    )
+
+
+def _queue_join(f: AmiFrame, c: _Ctx) -> ev.DomainEvent:
+    return ev.QueueCallerJoined(
+        **_base(f, c),  # type: ignore[arg-type]
+        channel=f.get("Channel"),
+        queue=f.get("Queue"),
+        position=_int(f.get("Position")),
+        count=_int(f.get("Count")),
+        caller=c.privacy.caller(f.get("CallerIDNum")),
+    )
+
+
+def _queue_leave(f: AmiFrame, c: _Ctx) -> ev.DomainEvent:
+    return ev.QueueCallerLeft(
+        **_base(f, c),  # type: ignore[arg-type]
+        channel=f.get("Channel"),
+        queue=f.get("Queue"),
+        position=_int(f.get("Position")),
+        count=_int(f.get("Count")),
+    )
+
+
+def _queue_abandon(f: AmiFrame, c: _Ctx) -> ev.DomainEvent:
+    return ev.QueueCallerAbandoned(
+        **_base(f, c),  # type: ignore[arg-type]
+        channel=f.get("Channel"),
+        queue=f.get("Queue"),
+        position=_int(f.get("Position")),
+        original_position=_int(f.get("OriginalPosition")),
+        hold_time=_int(f.get("HoldTime")),
+    )
+
+
+def _agent_fields(f: AmiFrame, c: _Ctx) -> dict[str, object]:
+    return {
+        **_base(f, c),
+        "channel": f.get("Channel"),
+        "queue": f.get("Queue"),
+        "interface": f.get("Interface"),
+        "member_name": f.get("MemberName"),
+        "agent_channel": f.get("DestChannel"),
+        "agent_uniqueid": f.get("DestUniqueid"),
+    }
+
+
+def _agent_called(f: AmiFrame, c: _Ctx) -> ev.DomainEvent:
+    return ev.AgentCalled(**_agent_fields(f, c))  # type: ignore[arg-type]
+
+
+def _agent_ringnoanswer(f: AmiFrame, c: _Ctx) -> ev.DomainEvent:
+    return ev.AgentRingNoAnswer(
+        **_agent_fields(f, c),  # type: ignore[arg-type]
+        ring_time_ms=_int(f.get("RingTime")),
+    )
+
+
+def _agent_connect(f: AmiFrame, c: _Ctx) -> ev.DomainEvent:
+    return ev.AgentConnected(
+        **_agent_fields(f, c),  # type: ignore[arg-type]
+        hold_time=_int(f.get("HoldTime")),
+        ring_time=_int(f.get("RingTime")),
+    )
+
+
+def _agent_complete(f: AmiFrame, c: _Ctx) -> ev.DomainEvent:
+    return ev.AgentCompleted(
+        **_agent_fields(f, c),  # type: ignore[arg-type]
+        hold_time=_int(f.get("HoldTime")),
+        talk_time=_int(f.get("TalkTime")),
+        reason=f.get("Reason"),
+    )
+
+
+def _agent_dump(f: AmiFrame, c: _Ctx) -> ev.DomainEvent:
+    return ev.AgentDumped(**_agent_fields(f, c))  # type: ignore[arg-type]
+
+
+def _masked_destination(value: str) -> str:
+    """A queue name stays; a number (which may be a citizen's) is masked."""
+    return mask_number(value) if _LONG_DIGITS.search(value) else value
+
+
+def _blind_transfer(f: AmiFrame, c: _Ctx) -> ev.DomainEvent:
+    return ev.BlindTransferred(
+        at=c.at,
+        pbx=c.pbx,
+        key=c.key,
+        raw=c.raw,
+        linkedid=f.get("TransfereeLinkedid"),
+        uniqueid=f.get("TransfereeUniqueid"),
+        result=f.get("Result"),
+        transferer_channel=f.get("TransfererChannel"),
+        transferer_uniqueid=f.get("TransfererUniqueid"),
+        transferee_channel=f.get("TransfereeChannel"),
+        context=f.get("Context"),
+        extension=_masked_destination(f.get("Extension")),
+    )
+
+
+def _attended_transfer(f: AmiFrame, c: _Ctx) -> ev.DomainEvent:
+    dest_type = f.get("DestType")
+    destination = f.get("DestApp") or f.get("DestBridgeUniqueid") or f.get("DestExten")
+    return ev.AttendedTransferred(
+        at=c.at,
+        pbx=c.pbx,
+        key=c.key,
+        raw=c.raw,
+        linkedid=f.get("TransfereeLinkedid") or f.get("OrigTransfererLinkedid"),
+        uniqueid=f.get("TransfereeUniqueid") or f.get("OrigTransfererUniqueid"),
+        result=f.get("Result"),
+        transferer_channel=f.get("OrigTransfererChannel"),
+        transferer_uniqueid=f.get("OrigTransfererUniqueid"),
+        target_channel=f.get("TransferTargetChannel") or f.get("SecondTransfererChannel"),
+        dest_type=dest_type,
+        destination=_masked_destination(destination),
+    )
+
+
+def _bridge(entered: bool) -> Handler:
+    def handler(f: AmiFrame, c: _Ctx) -> ev.DomainEvent:
+        return ev.BridgeChanged(
+            **_base(f, c),  # type: ignore[arg-type]
+            channel=f.get("Channel"),
+            bridge_id=f.get("BridgeUniqueid"),
+            entered=entered,
+            num_channels=_int(f.get("BridgeNumChannels")),
+        )
+
+    return handler
+
+
+def _hangup(f: AmiFrame, c: _Ctx) -> ev.DomainEvent:
+    return ev.ChannelHungUp(
+        **_base(f, c),  # type: ignore[arg-type]
+        channel=f.get("Channel"),
+        cause=_int(f.get("Cause")),
+        cause_txt=f.get("Cause-txt"),
+    )
+
+
+def _member(cls: type[ev.MemberEvent]) -> Handler:
+    def handler(f: AmiFrame, c: _Ctx) -> ev.DomainEvent:
+        # List items of QueueStatus say Name/Location; the events MemberName/Interface.
+        return cls(
+            at=c.at,
+            pbx=c.pbx,
+            key=c.key,
+            raw=c.raw,
+            queue=f.get("Queue"),
+            interface=f.get("Interface") or f.get("Location"),
+            member_name=f.get("MemberName") or f.get("Name"),
+            state_interface=f.get("StateInterface"),
+            membership=f.get("Membership"),
+            penalty=_int(f.get("Penalty")),
+            calls_taken=_int(f.get("CallsTaken")),
+            last_call=_int(f.get("LastCall")),
+            in_call=f.get("InCall") == "1",
+            status=_int(f.get("Status")),
+            paused=f.get("Paused") == "1",
+            paused_reason=f.get("PausedReason"),
+            ringinuse=f.get("Ringinuse") == "1",
+        )
+
+    return handler
+
+
+def _device_state(f: AmiFrame, c: _Ctx) -> ev.DomainEvent:
+    return ev.DeviceStateChanged(
+        at=c.at, pbx=c.pbx, key=c.key, raw=c.raw, device=f.get("Device"), state=f.get("State")
+    )
+
+
+# res_agi's commands; the longest that starts a command line is its verb.
+AGI_VERBS = frozenset(
+    {
+        "ANSWER",
+        "ASYNCAGI BREAK",
+        "CHANNEL STATUS",
+        "CONTROL STREAM FILE",
+        "DATABASE DEL",
+        "DATABASE DELTREE",
+        "DATABASE GET",
+        "DATABASE PUT",
+        "EXEC",
+        "GET DATA",
+        "GET FULL VARIABLE",
+        "GET OPTION",
+        "GET VARIABLE",
+        "GOSUB",
+        "HANGUP",
+        "NOOP",
+        "RECEIVE CHAR",
+        "RECEIVE TEXT",
+        "RECORD FILE",
+        "SAY ALPHA",
+        "SAY DATE",
+        "SAY DATETIME",
+        "SAY DIGITS",
+        "SAY NUMBER",
+        "SAY PHONETIC",
+        "SAY TIME",
+        "SEND IMAGE",
+        "SEND TEXT",
+        "SET AUTOHANGUP",
+        "SET CALLERID",
+        "SET CONTEXT",
+        "SET EXTENSION",
+        "SET MUSIC",
+        "SET PRIORITY",
+        "SET VARIABLE",
+        "SPEECH ACTIVATE GRAMMAR",
+        "SPEECH CREATE",
+        "SPEECH DEACTIVATE GRAMMAR",
+        "SPEECH DESTROY",
+        "SPEECH LOAD GRAMMAR",
+        "SPEECH RECOGNIZE",
+        "SPEECH SET",
+        "SPEECH UNLOAD GRAMMAR",
+        "STREAM FILE",
+        "TDD MODE",
+        "VERBOSE",
+        "WAIT FOR DIGIT",
+    }
+)
+
+
+def agi_verb(command: str) -> str:
+    words = command.split()
+    for n in (3, 2, 1):
+        verb = " ".join(words[:n]).upper()
+        if len(words) >= n and verb in AGI_VERBS:
+            return verb
+    return "OTHER"
+
+
+def _agi_exec(start: bool) -> Handler:
+    def handler(f: AmiFrame, c: _Ctx) -> ev.DomainEvent:
+        # Only the verb: arguments and results may carry a caller's number.
+        verb = agi_verb(f.get("Command"))
+        code = f.get("ResultCode")
+        return ev.AgiExec(
+            **_base(f, c),  # type: ignore[arg-type]
+            channel=f.get("Channel"),
+            start=start,
+            command_id=f.get("CommandId"),
+            command=verb,
+            result_code=_int(code) if code else None,
+        )
+
+    return handler
+
+
+def _lifecycle(what: str) -> Handler:
+    def handler(f: AmiFrame, c: _Ctx) -> ev.DomainEvent:
+        detail = f.get("Status") or f.get("Shutdown") or f.get("Module")
+        return ev.PbxLifecycle(
+            at=c.at,
+            pbx=c.pbx,
+            key=c.key,
+            raw=c.raw,
+            what=what,  # type: ignore[arg-type]
+            detail=detail,
+        )
+
+    return handler
+
+
+# The one table: AMI event name -> normaliser function.
+HANDLERS: dict[str, Handler] = {
+    "Newchannel": _newchannel,
+    "Newstate": _newstate,
+    "NewCallerid": _newcallerid,
+    "DTMFBegin": _dtmf(end=False),
+    "DTMFEnd": _dtmf(end=True),
+    "VarSet": _varset,
+    "QueueCallerJoin": _queue_join,
+    "QueueCallerLeave": _queue_leave,
+    "QueueCallerAbandon": _queue_abandon,
+    "AgentCalled": _agent_called,
+    "AgentRingNoAnswer": _agent_ringnoanswer,
+    "AgentConnect": _agent_connect,
+    "AgentComplete": _agent_complete,
+    "AgentDump": _agent_dump,
+    "BlindTransfer": _blind_transfer,
+    "AttendedTransfer": _attended_transfer,
+    "BridgeEnter": _bridge(entered=True),
+    "BridgeLeave": _bridge(entered=False),
+    "Hangup": _hangup,
+    "QueueMemberAdded": _member(ev.MemberAdded),
+    "QueueMemberRemoved": _member(ev.MemberRemoved),
+    "QueueMemberPause": _member(ev.MemberPaused),
+    "QueueMemberStatus": _member(ev.MemberStatus),
+    "QueueMemberPenalty": _member(ev.MemberPenalty),
+    "QueueMemberRinginuse": _member(ev.MemberRinginuse),
+    "DeviceStateChange": _device_state,
+    "AGIExecStart": _agi_exec(start=True),
+    "AGIExecEnd": _agi_exec(start=False),
+    "FullyBooted": _lifecycle("booted"),
+    "Shutdown": _lifecycle("shutdown"),
+    "Reload": _lifecycle("reload"),
+}
+
+_KEPT_VARIABLE_NAMES = frozenset(v.encode() for v in KEPT_VARIABLES)
+
+
+def _kept_varset(raw: bytes) -> bool:
+    start = raw.find(b"\r\nVariable: ")
+    if start < 0:
+        return False
+    start += 12
+    end = raw.find(b"\r\n", start)
+    return raw[start : end if end >= 0 else len(raw)] in _KEPT_VARIABLE_NAMES
+
+
+# What the parser should decode (with a byte-level test where a name is not enough);
+# everything else is skipped without decoding.
+WANTED_EVENTS: dict[str, RawPredicate | None] = dict.fromkeys(HANDLERS)
+WANTED_EVENTS["VarSet"] = _kept_varset
+
+
+class Normaliser:
+    def __init__(self, pbx: str, privacy: CallerPrivacy) -> None:
+        self.pbx = pbx
+        self.privacy = privacy
+        self._seen: dict[bytes, int] = {}
+        self._hashes: dict[str, str] = {}  # caller number/name -> keyed hash (bounded)
+        self._caller_key: dict[str, bool] = {}  # header name -> holds a caller number/name?
+        self.dropped = 0  # frames in the table whose content is not kept (most VarSet)
+
+    def event_key(self, raw: bytes) -> str:
+        """Identity of a frame: its hash, plus how often the same bytes came before.
+
+        With ``timestampevents`` every frame is unique by its timestamp; without, two
+        identical frames (a repeated DeviceStateChange) stay two events. The counter is
+        bounded: it restarts every ``_DUP_WINDOW`` distinct frames, deterministically,
+        so replaying the same stream gives the same keys.
+        """
+        digest = hashlib.blake2b(raw, digest_size=16).digest()
+        n = self._seen.get(digest, 0)
+        if len(self._seen) >= _DUP_WINDOW:
+            self._seen.clear()
+        self._seen[digest] = n + 1
+        hexd = digest.hex()
+        return hexd if n == 0 else f"{hexd}.{n}"
+
+    def hash(self, value: str) -> str:
+        """Keyed hash of a caller number or name, memoised: a call repeats its caller in
+        every event, and HMAC is the costliest step of normalising."""
+        cached = self._hashes.get(value)
+        if cached is None:
+            if len(self._hashes) >= _DUP_WINDOW:
+                self._hashes.clear()
+            cached = self._hashes[value] = self.privacy.hash(value)
+        return cached
+
+    def caller(self, number: str) -> Caller:
+        return Caller(hash=self.hash(number), display=mask_number(number))
+
+    def scrub(self, frame: AmiFrame) -> dict[str, str]:
+        """The frame's fields for the log, with no caller number or name in clear."""
+        out: dict[str, str] = {}
+        caller_key = self._caller_key
+        for key, value in frame.fields:
+            is_caller = caller_key.get(key)
+            if is_caller is None:
+                is_caller = caller_key[key] = key.endswith(_CALLER_KEYS)
+            if is_caller:
+                value = self.hash(value)
+            elif key in _FREE_TEXT_KEYS:
+                value = _LONG_DIGITS.sub("•", value)
+            if key in out:  # repeated keys (Output:) are joined, order kept
+                out[key] = out[key] + "\n" + value
+            else:
+                out[key] = value
+        return out
+
+    def normalise(self, frame: AmiFrame, received_at: datetime) -> ev.DomainEvent | None:
+        handler = HANDLERS.get(frame.name) if frame.kind == "event" else None
+        if handler is None:
+            return None
+        if frame.name == "VarSet" and frame.get("Variable") not in KEPT_VARIABLES:
+            self.dropped += 1
+            return None
+        stamp = frame.get("Timestamp")
+        at = (parse_timestamp(stamp) if stamp else None) or received_at
+        ctx = _Ctx(
+            pbx=self.pbx,
+            at=at,
+            key=self.event_key(frame.raw),
+            raw=self.scrub(frame),
+            privacy=self,
+        )
+        return handler(frame, ctx)

@@ -1,0 +1,208 @@
+"""Sans-I/O AMI parser: bytes in, typed frames out.
+
+Why not panoramisk's parser: it decodes every TCP chunk on its own with errors ignored,
+so a UTF-8 character split across two reads ("Søren Ærø", "Møde") is silently dropped.
+Here bytes are buffered and a frame is decoded only once it is complete.
+
+What the stream looks like (see tests/fixtures/ami/README.md):
+- first the banner ``Asterisk Call Manager/11.0.0\\r\\n`` with NO blank line after it;
+- then messages of ``Key: Value\\r\\n`` lines, each ended by a blank line (``\\r\\n\\r\\n``);
+- keys can repeat within a message (``Output:`` lines of a Command response);
+- with ``timestampevents = yes`` events carry ``Timestamp: <sec>.<usec>``.
+
+The buffer holds at most one partial frame: the work is O(bytes read). A frame larger than
+``max_frame`` is discarded up to its end and counted; a frame that is neither an event nor
+a response is counted as malformed and skipped. Nothing here ever raises on input.
+
+``wanted``: event names the caller cares about, each with an optional predicate on the
+frame's bytes. Other events are counted by name and skipped without decoding, which is
+most of an unfiltered stream (VarSet, Newexten, RTCP).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+BANNER_PREFIX = b"Asterisk Call Manager/"
+SEP = b"\r\n\r\n"
+EVENT_PREFIX = b"Event: "
+DEFAULT_MAX_FRAME = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Banner:
+    version: str
+
+
+@dataclass(slots=True)
+class AmiFrame:
+    """One AMI message. ``fields`` keeps every line in order (repeated keys too);
+    ``get`` answers the first value of a key (case-sensitive, as Asterisk spells them)."""
+
+    kind: str  # "event" or "response"
+    name: str  # the event name, or the response status (Success, Error, Follows, ...)
+    fields: list[tuple[str, str]]
+    raw: bytes
+    _index: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def get(self, key: str, default: str = "") -> str:
+        return self._index.get(key, default)
+
+    def getall(self, key: str) -> list[str]:
+        return [v for k, v in self.fields if k == key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._index
+
+    def as_dict(self) -> dict[str, str]:
+        """First value of each key (repeated keys: see ``getall``)."""
+        return dict(self._index)
+
+    @property
+    def action_id(self) -> str:
+        return self._index.get("ActionID", "")
+
+    @property
+    def is_event(self) -> bool:
+        return self.kind == "event"
+
+
+@dataclass(slots=True)
+class ParserStats:
+    frames: int = 0
+    malformed: int = 0
+    oversized: int = 0
+    skipped: Counter[bytes] = field(default_factory=Counter)  # unwanted events by name
+
+
+def parse_frame(raw: bytes) -> AmiFrame | None:
+    """Decode one complete message (without its terminating blank line); None if malformed."""
+    text = raw.decode("utf-8", errors="replace")
+    fields: list[tuple[str, str]] = []
+    for line in text.split("\r\n"):
+        key, sep, value = line.partition(": ")
+        if sep:
+            fields.append((key, value))
+        elif line:
+            # "Key:" with nothing after it (no space) is a key with an empty value;
+            # anything else without ": " is not AMI.
+            if line[-1] == ":" and " " not in line:
+                fields.append((line[:-1], ""))
+            else:
+                return None
+    if not fields:
+        return None
+    first_key, first_value = fields[0]
+    if first_key == "Event":
+        kind = "event"
+    elif first_key == "Response":
+        kind = "response"
+    else:
+        return None
+    if not first_value:
+        return None
+    index = dict(fields)
+    if len(index) != len(fields):  # repeated keys: the first value is the one ``get`` gives
+        index = {}
+        for key, value in fields:
+            index.setdefault(key, value)
+    return AmiFrame(kind=kind, name=first_value, fields=fields, raw=raw, _index=index)
+
+
+# A cheap test on a frame's bytes before decoding it (e.g. "is this VarSet one we keep?").
+RawPredicate = Callable[[bytes], bool]
+
+
+class AmiParser:
+    """Feed bytes as they arrive; get back banners and complete frames."""
+
+    def __init__(
+        self,
+        *,
+        wanted: Mapping[str, RawPredicate | None] | frozenset[str] | None = None,
+        max_frame: int = DEFAULT_MAX_FRAME,
+    ) -> None:
+        self._buf = bytearray()
+        self._scan_from = 0  # bytes before this have no separator in them
+        self._banner_done = False
+        self._skipping = False  # inside an oversized frame: drop until its end
+        self._max_frame = max_frame
+        self._wanted: dict[bytes, RawPredicate | None] | None = None
+        if wanted is not None:
+            items = wanted.items() if isinstance(wanted, Mapping) else ((w, None) for w in wanted)
+            self._wanted = {name.encode(): pred for name, pred in items}
+        self.stats = ParserStats()
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[Banner | AmiFrame]:
+        out: list[Banner | AmiFrame] = []
+        buf = self._buf
+        buf += data
+        if not self._banner_done and not self._take_banner(out):
+            return out
+        while True:
+            end = buf.find(SEP, self._scan_from)
+            if end < 0:
+                # Keep 3 bytes of overlap: a separator may straddle two reads.
+                self._scan_from = max(0, len(buf) - 3)
+                if len(buf) > self._max_frame:
+                    if not self._skipping:
+                        self.stats.oversized += 1
+                        self._skipping = True
+                    del buf[: len(buf) - 3]
+                    self._scan_from = 0
+                return out
+            if self._skipping:
+                self._skipping = False
+            elif end > 0:
+                self._take_frame(bytes(buf[:end]), out)
+            del buf[: end + 4]
+            self._scan_from = 0
+
+    def _take_banner(self, out: list[Banner | AmiFrame]) -> bool:
+        buf = self._buf
+        if len(buf) < len(BANNER_PREFIX) and BANNER_PREFIX.startswith(bytes(buf)):
+            return False  # not enough bytes yet to tell
+        if not buf.startswith(BANNER_PREFIX):
+            self._banner_done = True  # no banner (e.g. a replayed stream): plain frames
+            return True
+        eol = buf.find(b"\r\n")
+        if eol < 0:
+            if len(buf) > 256:
+                self._banner_done = True
+                self.stats.malformed += 1
+                return True
+            return False
+        version = bytes(buf[len(BANNER_PREFIX) : eol]).decode("ascii", "replace").strip()
+        del buf[: eol + 2]
+        self._banner_done = True
+        out.append(Banner(version))
+        return True
+
+    def _take_frame(self, raw: bytes, out: list[Banner | AmiFrame]) -> None:
+        # Leading blank lines (a stray "\r\n" between frames) are not part of the frame.
+        while raw.startswith(b"\r\n"):
+            raw = raw[2:]
+        if not raw:
+            return
+        if self._wanted is not None and raw.startswith(EVENT_PREFIX):
+            eol = raw.find(b"\r\n")
+            name = raw[7:eol] if eol >= 0 else raw[7:]
+            if name not in self._wanted:
+                self.stats.skipped[name] += 1
+                return
+            predicate = self._wanted[name]
+            if predicate is not None and not predicate(raw):
+                self.stats.skipped[name] += 1
+                return
+        frame = parse_frame(raw)
+        if frame is None:
+            self.stats.malformed += 1
+            return
+        self.stats.frames += 1
+        out.append(frame)

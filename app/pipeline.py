@@ -1,0 +1,252 @@
+"""From events to state, records and metrics: the one path every producer feeds.
+
+AMI frames (normalised here), IVR events (from FastAGI sessions, through ``Runtime.emit``)
+and API events all go through ``Pipeline.on_event`` into the ``CallCentre``; after each
+read from the AMI socket (and soon after other events) ``flush`` hands what changed to the
+event writer and counts the metrics. Nothing here awaits on the hot path: the writer's
+``submit`` only enqueues, so the AMI socket is drained however slow the database is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from panoramisk.message import Message
+
+from app.acd import events as ev
+from app.acd.state import CallCentre, LiveChannel, LiveEntry, Snapshot
+from app.ami.normalise import Normaliser
+from app.ami.parser import AmiFrame
+from app.components import Health
+from app.metrics import Metrics
+from app.store.writer import EventWriter
+
+log = logging.getLogger(__name__)
+
+_EVENT_LABEL = re.compile(r"[A-Za-z0-9_]{1,40}")
+_MAX_EVENT_LABELS = 300
+
+
+class Pipeline:
+    """Component: also runs the ticker that lets time pass in the state machine."""
+
+    name = "pipeline"
+    required = False
+
+    def __init__(
+        self,
+        centre: CallCentre,
+        normaliser: Normaliser,
+        metrics: Metrics,
+        writer: EventWriter | None = None,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        tick_interval: float = 1.0,
+    ) -> None:
+        self.centre = centre
+        self.normaliser = normaliser
+        self.metrics = metrics
+        self.writer = writer
+        self.clock = clock
+        self.tick_interval = tick_interval
+        self._flush_scheduled = False
+        self._event_labels: set[str] = set()
+        self._ticker: asyncio.Task[None] | None = None
+        self.listeners: list[Callable[[ev.DomainEvent], None]] = []  # after the state moved
+
+    # ---- producers ---------------------------------------------------------------------
+
+    def on_ami_frame(self, frame: AmiFrame, received: datetime) -> None:
+        self._count_event(frame.name)
+        event = self.normaliser.normalise(frame, received)
+        if event is not None:
+            lag = (received - event.at).total_seconds()
+            if lag >= 0:
+                self.metrics.event_lag.observe(lag)
+            self.metrics.ami_last_event_timestamp.set(event.at.timestamp())
+            self._apply(event, received)
+
+    def on_event(self, event: ev.DomainEvent) -> None:
+        """For producers outside the AMI reader (IVR sessions, the API)."""
+        self._apply(event, self.clock())
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            with contextlib.suppress(RuntimeError):  # no loop: the caller flushes
+                asyncio.get_running_loop().call_soon(self.flush)
+
+    def _apply(self, event: ev.DomainEvent, received: datetime) -> None:
+        self.centre.apply(event, received)
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("pipeline listener failed on %s", event.kind)
+
+    def _label(self, name: str) -> str:
+        """Event names as metric labels: bounded, whatever the PBX sends."""
+        if name in self._event_labels:
+            return name
+        if len(self._event_labels) < _MAX_EVENT_LABELS and _EVENT_LABEL.fullmatch(name):
+            self._event_labels.add(name)
+            return name
+        return "other"
+
+    def _count_event(self, name: str) -> None:
+        self.metrics.ami_events.labels(self._label(name)).inc()
+
+    def count_skipped(self, skipped: dict[bytes, int]) -> None:
+        """Events the parser dropped by name still count as received."""
+        for raw_name, count in skipped.items():
+            self.metrics.ami_events.labels(self._label(raw_name.decode("ascii", "replace"))).inc(
+                count
+            )
+
+    # ---- consumers ---------------------------------------------------------------------
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        drained = self.centre.drain()
+        if self.writer is not None:
+            self.writer.submit(drained.records)
+        m = self.metrics
+        for visit in drained.decided:
+            m.calls.labels(visit.queue, visit.outcome or "unknown").inc()
+            wait = visit.wait_seconds
+            if wait is not None and visit.outcome in ("answered", "abandoned"):
+                m.wait_seconds.labels(visit.queue).observe(wait)
+        for visit in drained.talked:
+            talk = visit.talk_seconds
+            if talk is not None:
+                m.talk_seconds.labels(visit.queue).observe(talk)
+        for call in drained.calls_ended:
+            if not call.visits:
+                m.calls.labels("none", call.outcome or "unknown").inc()
+
+    async def start(self) -> None:
+        self._ticker = asyncio.create_task(self._tick_loop(), name="acd-tick")
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        self.flush()
+
+    async def check(self) -> Health:
+        centre = self.centre
+        live = sum(1 for c in centre.calls.values() if c.ended_at is None)
+        return Health(True, "up", {"live_calls": live, "members": len(centre.members)})
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_interval)
+            try:
+                self.centre.tick(self.clock())
+                self.flush()
+            except Exception:
+                log.exception("tick failed")
+
+    # ---- the AMI link's life -----------------------------------------------------------
+
+    def on_link_lost(self, at: datetime) -> None:
+        self.centre.link_lost(at)
+        self.flush()
+
+    async def resync(self, action: Callable[..., Any]) -> int:
+        """Ask the PBX what is going on now and rebuild the live picture from it."""
+        at = self.clock()
+        status = await action({"Action": "QueueStatus"}, as_list=True)
+        channels = await action({"Action": "CoreShowChannels"}, as_list=True)
+        snapshot = build_snapshot(self.centre.pbx, _items(status), _items(channels), at)
+        closed = self.centre.resync(snapshot, at)
+        self.flush()
+        log.info(
+            "AMI resync: %d channels, %d waiting, %d members; %d calls closed as data_gap",
+            len(snapshot.channels),
+            len(snapshot.entries),
+            len(snapshot.members),
+            closed,
+        )
+        return closed
+
+
+def _items(result: Any) -> list[Message]:
+    if isinstance(result, list):
+        return [m for m in result if "event" in m]
+    return []
+
+
+def _duration(value: str) -> float:
+    """``00:01:05`` (CoreShowChannel Duration) -> seconds."""
+    parts = value.split(":")
+    try:
+        numbers = [int(p) for p in parts]
+    except ValueError:
+        return 0.0
+    total = 0
+    for n in numbers:
+        total = total * 60 + n
+    return float(total)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def build_snapshot(
+    pbx: str, status: Iterable[Message], channels: Iterable[Message], at: datetime
+) -> Snapshot:
+    """QueueStatus and CoreShowChannels list items -> the state machine's Snapshot."""
+    members: list[ev.MemberEvent] = []
+    entries: list[LiveEntry] = []
+    for item in status:
+        name = item.get("Event")
+        if name == "QueueMember":
+            members.append(
+                ev.MemberStatus(
+                    at=at,
+                    pbx=pbx,
+                    key=f"resync:{at.timestamp()}:{item.get('Queue')}:{item.get('Location')}",
+                    queue=item.get("Queue", ""),
+                    interface=item.get("Location") or item.get("Interface", ""),
+                    member_name=item.get("Name") or item.get("MemberName", ""),
+                    state_interface=item.get("StateInterface", ""),
+                    membership=item.get("Membership", ""),
+                    penalty=_int(item.get("Penalty")),
+                    calls_taken=_int(item.get("CallsTaken")),
+                    last_call=_int(item.get("LastCall")),
+                    in_call=item.get("InCall") == "1",
+                    status=_int(item.get("Status")),
+                    paused=item.get("Paused") == "1",
+                    paused_reason=item.get("PausedReason", ""),
+                )
+            )
+        elif name == "QueueEntry":
+            entries.append(
+                LiveEntry(
+                    queue=item.get("Queue", ""),
+                    uniqueid=item.get("Uniqueid", ""),
+                    position=_int(item.get("Position")),
+                    wait_seconds=float(_int(item.get("Wait"))),
+                )
+            )
+    live = [
+        LiveChannel(
+            uniqueid=item.get("Uniqueid", ""),
+            linkedid=item.get("Linkedid") or item.get("Uniqueid", ""),
+            channel=item.get("Channel", ""),
+            duration_seconds=_duration(item.get("Duration", "")),
+        )
+        for item in channels
+        if item.get("Event") == "CoreShowChannel"
+    ]
+    return Snapshot(channels=tuple(live), entries=tuple(entries), members=tuple(members))

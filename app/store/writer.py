@@ -1,0 +1,497 @@
+"""The durable log: a batched writer with a bounded queue and a spill file.
+
+The AMI reader hands records over with ``submit`` and never waits: a slow or absent
+database must not stall the socket (Asterisk drops a manager client that does not drain
+it). The writer flushes every ``batch`` records or ``interval`` seconds, each batch in one
+transaction (events, call and visit upserts, agent states, surveys, call-backs, gaps).
+
+When the database is down records wait in the queue; when it stays down longer than
+``spill_after`` or the queue reaches ``max_queue``, everything goes to an append-only
+JSON-lines spill file, in order, and keeps going there until the file has been written
+back. Every row has an idempotency key (unique constraints, ``ON CONFLICT``), so a batch
+that was committed but not acknowledged, or a spill file replayed after a crash, is
+written exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.acd.records import Record
+from app.components import Health
+from app.metrics import Metrics
+from app.store import models
+from app.store.tables import EXTRA_TYPES, NOW, SPECS, TableSpec, decode, encode, spec_of
+
+log = logging.getLogger(__name__)
+
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+class Backend(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def write(self, groups: dict[TableSpec, list[Any]], now: datetime) -> None: ...
+
+
+def _group(records: Sequence[Record]) -> dict[TableSpec, list[Any]]:
+    """Records by table, in order; upserts keep only the last state of each key."""
+    groups: dict[TableSpec, list[Any]] = {}
+    for record in records:
+        groups.setdefault(spec_of(record), []).append(record)
+    for spec, rows in groups.items():
+        if spec.update is not None:
+            latest: dict[tuple[Any, ...], Any] = {}
+            for row in rows:
+                latest[spec.key(row)] = row
+            groups[spec] = list(latest.values())
+    return groups
+
+
+# --------------------------------------------------------------------------------------
+# PostgreSQL: one ``INSERT ... SELECT FROM unnest(...)`` per table, arrays bound in binary
+# --------------------------------------------------------------------------------------
+
+
+def _pg_statement(spec: TableSpec) -> str:
+    cols = list(spec.columns) + list(spec.extra)
+    types = [spec.pg_types[c] for c in spec.columns] + [EXTRA_TYPES[c] for c in spec.extra]
+    params = ", ".join(f"${i}::{t}[]" for i, t in enumerate(types, start=1))
+    collist = ", ".join(f'"{c}"' for c in cols)
+    conflict = ", ".join(f'"{c}"' for c in spec.conflict)
+    if spec.update is None:
+        action = "DO NOTHING"
+    else:
+        sets = [*spec.update, *(c for c in spec.extra if c == "updated_at")]
+        action = "DO UPDATE SET " + ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in sets)
+    return (
+        f'INSERT INTO "{spec.table}" ({collist}) SELECT * FROM unnest({params}) '
+        f"ON CONFLICT ({conflict}) {action}"
+    )
+
+
+_LINK_SURVEYS = (
+    "UPDATE survey_responses SET call_id = (SELECT c.id FROM calls c "
+    "WHERE c.pbx = survey_responses.pbx AND c.linkedid = survey_responses.linkedid) "
+    "WHERE call_id IS NULL"
+)
+
+
+class PostgresBackend:
+    """asyncpg directly: the writer's own connection, no ORM on the hot path."""
+
+    def __init__(self, url: str) -> None:
+        self.dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+        self.conn: Any = None
+        self._sql = {spec: _pg_statement(spec) for spec in SPECS}
+
+    async def open(self) -> None:
+        import asyncpg  # type: ignore[import-untyped]
+
+        if self.conn is None or self.conn.is_closed():
+            self.conn = await asyncpg.connect(self.dsn, timeout=5, command_timeout=30)
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.conn.close(), 2)
+            self.conn = None
+
+    async def write(self, groups: dict[TableSpec, list[Any]], now: datetime) -> None:
+        await self.open()
+        try:
+            async with self.conn.transaction():
+                for spec in SPECS:  # calls before surveys, fixed order
+                    rows = groups.get(spec)
+                    if not rows:
+                        continue
+                    arrays = _columns(spec, rows, now, json_text=True)
+                    await self.conn.execute(self._sql[spec], *arrays)
+                if groups.get(_SURVEY_SPEC):
+                    await self.conn.execute(_LINK_SURVEYS)
+        except BaseException:
+            # A connection in an unknown state is not reused.
+            await self.close()
+            raise
+
+
+def _columns(spec: TableSpec, rows: list[Any], now: datetime, json_text: bool) -> list[list[Any]]:
+    out: list[list[Any]] = []
+    for col in spec.columns:
+        values = [getattr(r, col) for r in rows]
+        if json_text and spec.pg_types[col] == "jsonb":
+            values = [None if v is None else _JSON(v) for v in values]
+        out.append(values)
+    for value in spec.extra.values():
+        out.append([now if value is NOW else value] * len(rows))
+    return out
+
+
+_SURVEY_SPEC = next(s for s in SPECS if s.table == "survey_responses")
+
+
+# --------------------------------------------------------------------------------------
+# SQLite: SQLAlchemy Core INSERT ... ON CONFLICT, executemany
+# --------------------------------------------------------------------------------------
+
+
+_MODELS: dict[str, Any] = {
+    m.__tablename__: m
+    for m in (
+        models.CallEvent,
+        models.Call,
+        models.QueueVisit,
+        models.AgentStateChange,
+        models.SurveyResponse,
+        models.Callback,
+        models.DataGap,
+    )
+}
+
+
+class SqliteBackend:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def write(self, groups: dict[TableSpec, list[Any]], now: datetime) -> None:
+        async with self.engine.begin() as conn:
+            for spec in SPECS:
+                rows = groups.get(spec)
+                if not rows:
+                    continue
+                table = _MODELS[spec.table].__table__
+                stmt = sqlite_insert(table)
+                if spec.update is None:
+                    stmt = stmt.on_conflict_do_nothing(index_elements=list(spec.conflict))
+                else:
+                    sets = [*spec.update, *(c for c in spec.extra if c == "updated_at")]
+                    stmt = stmt.on_conflict_do_update(
+                        index_elements=list(spec.conflict),
+                        set_={c: stmt.excluded[c] for c in sets},
+                    )
+                params = []
+                for r in rows:
+                    row = {c: getattr(r, c) for c in spec.columns}
+                    for col, value in spec.extra.items():
+                        row[col] = now if value is NOW else value
+                    params.append(row)
+                await conn.execute(stmt, params)
+            if groups.get(_SURVEY_SPEC):
+                survey, call = models.SurveyResponse, models.Call
+                await conn.execute(
+                    update(survey)
+                    .where(survey.call_id.is_(None))
+                    .values(
+                        call_id=select(call.id)
+                        .where(call.pbx == survey.pbx, call.linkedid == survey.linkedid)
+                        .scalar_subquery()
+                    )
+                )
+
+
+# --------------------------------------------------------------------------------------
+# The spill file
+# --------------------------------------------------------------------------------------
+
+
+class SpillFile:
+    """Append-only JSON lines, read back from a persisted offset.
+
+    The offset lives beside the file (``.offset``) so a restart resumes where the last
+    successful write stopped; re-writing a few records twice is harmless (idempotent).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset_path = path.with_suffix(path.suffix + ".offset")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh: Any = None
+        self.pending = self._count_pending()
+
+    def _count_pending(self) -> int:
+        if not self.path.exists():
+            return 0
+        offset = self._offset()
+        with self.path.open("rb") as fh:
+            fh.seek(offset)
+            return sum(1 for _ in fh)
+
+    def _offset(self) -> int:
+        try:
+            return int(self.offset_path.read_text(encoding="ascii").strip() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def append(self, records: Sequence[Record]) -> None:
+        if not records:
+            return
+        if self._fh is None:
+            self._fh = self.path.open("ab")
+        self._fh.write(b"".join(_JSON(encode(r)).encode() + b"\n" for r in records))
+        self._fh.flush()
+        self.pending += len(records)
+
+    def sync(self) -> None:
+        if self._fh is not None:
+            os.fsync(self._fh.fileno())
+
+    def read(self, limit: int) -> tuple[list[Record], int]:
+        """Up to ``limit`` records from the offset, and the offset after them."""
+        offset = self._offset()
+        records: list[Record] = []
+        with self.path.open("rb") as fh:
+            fh.seek(offset)
+            while len(records) < limit:
+                line = fh.readline()
+                if not line:
+                    break
+                if not line.endswith(b"\n"):
+                    break  # a torn last line: its writer died mid-write; it is not ours yet
+                offset += len(line)
+                try:
+                    records.append(decode(json.loads(line)))
+                except (ValueError, KeyError, TypeError):
+                    log.error("spill file: skipping an unreadable line at byte %d", offset)
+        return records, offset
+
+    def commit(self, offset: int, count: int) -> None:
+        tmp = self.offset_path.with_suffix(".tmp")
+        tmp.write_text(str(offset), encoding="ascii")
+        tmp.replace(self.offset_path)
+        self.pending = max(0, self.pending - count)
+
+    def exhausted(self, offset: int) -> bool:
+        return offset >= self.path.stat().st_size
+
+    def clear(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        self.path.unlink(missing_ok=True)
+        self.offset_path.unlink(missing_ok=True)
+        self.pending = 0
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self.sync()
+            self._fh.close()
+            self._fh = None
+
+
+# --------------------------------------------------------------------------------------
+# The writer
+# --------------------------------------------------------------------------------------
+
+
+class EventWriter:
+    """Component: ``submit`` from anywhere in the loop, flushed in the background."""
+
+    name = "writer"
+    required = False  # /ready reports it; the database part decides readiness
+
+    def __init__(
+        self,
+        backend: Backend,
+        metrics: Metrics,
+        spill_path: Path,
+        *,
+        batch: int = 500,
+        max_batch: int = 10_000,
+        interval: float = 0.25,
+        max_queue: int = 200_000,
+        spill_after: float = 5.0,
+        retry: float = 1.0,
+        on_commit: Callable[[Sequence[Record], float], None] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.backend = backend
+        self.metrics = metrics
+        self.spill = SpillFile(spill_path)
+        self.batch = batch
+        self.max_batch = max_batch
+        self.interval = interval
+        self.max_queue = max_queue
+        self.spill_after = spill_after
+        self.retry = retry
+        self.on_commit = on_commit
+        self.clock = clock
+        self._queue: deque[Record] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._down_since: float | None = None
+        self.spilling = self.spill.pending > 0  # leftovers of an earlier run
+        self.last_error: str | None = None
+        self.written = 0
+
+    # ---- producer side (synchronous, never blocks) ----------------------------------
+
+    def submit(self, records: Sequence[Record]) -> None:
+        if not records:
+            return
+        if self.spilling:
+            self.spill.append(records)
+            self.metrics.store_spilled.inc(len(records))
+        else:
+            self._queue.extend(records)
+            if len(self._queue) >= self.max_queue:
+                self._start_spilling("queue full")
+            elif len(self._queue) >= self.batch:
+                self._wake.set()
+        self.metrics.store_queue_depth.set(self.depth)
+
+    @property
+    def depth(self) -> int:
+        return len(self._queue) + self.spill.pending
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="acd-writer")
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Flush what can be flushed; spill the rest so nothing is lost."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, grace)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._task
+        if self._queue:
+            self._start_spilling("stopping with the database unreachable")
+        self.spill.close()
+        await self.backend.close()
+
+    async def check(self) -> Health:
+        detail: dict[str, Any] = {
+            "queued": len(self._queue),
+            "spilled_pending": self.spill.pending,
+            "written": self.written,
+        }
+        if self.last_error:
+            detail["last_error"] = self.last_error
+        state = "spilling" if self.spilling else ("retrying" if self.last_error else "up")
+        return Health(not self.spilling and self.last_error is None, state, detail)
+
+    async def drained(self, within: float = 30.0) -> None:
+        """Wait until everything submitted so far is durable (tests, benchmarks)."""
+        deadline = time.monotonic() + within
+        while self.depth > 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"writer still has {self.depth} records")
+            self._wake.set()
+            await asyncio.sleep(0.01)
+
+    # ---- the flush loop ---------------------------------------------------------------
+
+    def _start_spilling(self, why: str) -> None:
+        if not self._queue and self.spilling:
+            return
+        if not self.spilling:
+            log.warning("event log: spilling to %s (%s)", self.spill.path, why)
+        self.spilling = True
+        records = list(self._queue)
+        self._queue.clear()
+        self.spill.append(records)
+        self.spill.sync()
+        self.metrics.store_spilled.inc(len(records))
+        self.metrics.store_queue_depth.set(self.depth)
+
+    async def _run(self) -> None:
+        while True:
+            if not self.spilling and len(self._queue) < self.batch and not self._stopping:
+                # Wait for a full batch, or flush what there is after ``interval``.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.interval)
+                self._wake.clear()
+            if self._stopping and not self._queue and not self.spilling:
+                return
+            try:
+                if self.spilling:
+                    await self._drain_spill()
+                elif self._queue:
+                    await self._flush_queue()
+                else:
+                    continue
+                self._recovered()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._failed(exc)
+                if self._stopping:
+                    return
+                await asyncio.sleep(self.retry)
+
+    async def _flush_queue(self) -> None:
+        size = min(len(self._queue), max(self.batch, min(len(self._queue), self.max_batch)))
+        batch = [self._queue[i] for i in range(size)]
+        await self._write(batch)
+        for _ in range(size):
+            self._queue.popleft()
+        self.metrics.store_queue_depth.set(self.depth)
+
+    async def _drain_spill(self) -> None:
+        # Anything still queued belongs after what is in the file.
+        if self._queue:
+            self._start_spilling("draining the spill file")
+        self.spill.sync()
+        records, offset = self.spill.read(self.max_batch)
+        if records:
+            await self._write(records)
+        self.spill.commit(offset, len(records))
+        if self.spill.exhausted(offset):
+            self.spill.clear()
+            self.spilling = False
+            log.warning("event log: spill file written back, back to normal")
+        self.metrics.store_queue_depth.set(self.depth)
+
+    async def _write(self, records: Sequence[Record]) -> None:
+        started = time.perf_counter()
+        await self.backend.write(_group(records), self.clock())
+        self.written += len(records)
+        self.metrics.store_written.inc(len(records))
+        if self.on_commit is not None:
+            self.on_commit(records, time.perf_counter() - started)
+
+    def _failed(self, exc: Exception) -> None:
+        self.metrics.store_errors.inc()
+        message = f"{type(exc).__name__}: {exc}"[:300]
+        if self.last_error is None:
+            log.error("event log: database write failed (%s); will retry", message)
+        self.last_error = message
+        now = time.monotonic()
+        if self._down_since is None:
+            self._down_since = now
+        elif now - self._down_since >= self.spill_after and self._queue:
+            self._start_spilling(f"database down for {now - self._down_since:.0f} s")
+
+    def _recovered(self) -> None:
+        if self.last_error is not None:
+            log.warning("event log: database writes work again")
+        self.last_error = None
+        self._down_since = None

@@ -1,0 +1,211 @@
+"""The normaliser: the table, times, identities and privacy."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from app.acd import events as ev
+from app.ami.normalise import HANDLERS, WANTED_EVENTS, Normaliser, parse_timestamp
+from app.ami.parser import AmiFrame, AmiParser, parse_frame
+from app.privacy import CallerPrivacy
+from tests.ami_replay import SCENARIOS, load_capture, with_timestamp
+
+KEY = b"k" * 32
+NOW = datetime(2026, 11, 22, 15, 45, tzinfo=UTC)
+
+REQUIRED = {
+    "Newchannel",
+    "Newstate",
+    "NewCallerid",
+    "DTMFBegin",
+    "DTMFEnd",
+    "VarSet",
+    "QueueCallerJoin",
+    "QueueCallerLeave",
+    "QueueCallerAbandon",
+    "AgentCalled",
+    "AgentRingNoAnswer",
+    "AgentConnect",
+    "AgentComplete",
+    "AgentDump",
+    "BlindTransfer",
+    "AttendedTransfer",
+    "BridgeEnter",
+    "BridgeLeave",
+    "Hangup",
+    "QueueMemberAdded",
+    "QueueMemberRemoved",
+    "QueueMemberPause",
+    "QueueMemberStatus",
+    "QueueMemberPenalty",
+    "QueueMemberRinginuse",
+    "DeviceStateChange",
+    "AGIExecStart",
+    "AGIExecEnd",
+    "FullyBooted",
+    "Shutdown",
+    "Reload",
+}
+
+
+def frame(text: str) -> AmiFrame:
+    parsed = parse_frame(text.replace("\n", "\r\n").encode())
+    assert parsed is not None
+    return parsed
+
+
+def normalise_capture(name: str) -> list[ev.DomainEvent]:
+    n = Normaliser("pbx1", CallerPrivacy(KEY))
+    out = []
+    for item in AmiParser().feed(load_capture(name).raw):
+        if isinstance(item, AmiFrame):
+            e = n.normalise(item, NOW)
+            if e is not None:
+                out.append(e)
+    return out
+
+
+def test_table_covers_every_required_event() -> None:
+    assert set(HANDLERS) >= REQUIRED
+    assert set(WANTED_EVENTS) == set(HANDLERS)
+
+
+def test_manager_conf_filters_exactly_the_table() -> None:
+    import re
+    from pathlib import Path
+
+    from app.ami.normalise import KEPT_VARIABLES
+
+    conf = (Path(__file__).resolve().parents[2] / "asterisk_config" / "manager.conf").read_text(
+        encoding="utf-8"
+    )
+    assert re.search(r"^timestampevents = yes", conf, re.M)
+    names = set(re.findall(r"^eventfilter\(action\(include\),name\((\w+)\)\) =", conf, re.M))
+    assert names | {"VarSet"} == set(HANDLERS)
+    varset = re.search(r"name\(VarSet\),header\(Variable\),method\(regex\)\) = \^\((.*)\)\$", conf)
+    assert varset is not None and set(varset.group(1).split("|")) == KEPT_VARIABLES
+    assert not re.search(r"^secret\s*=", conf, re.M), "the secret must not be in the repo"
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_no_caller_number_or_name_reaches_the_log(name: str) -> None:
+    for e in normalise_capture(name):
+        text = json.dumps(e.data(), ensure_ascii=False) + json.dumps(dict(e.raw or {}))
+        assert "4520001" not in text, (e.kind, text)
+        assert "Borger 1" not in text, (e.kind, text)
+
+
+def test_timestamp_header_is_the_event_time() -> None:
+    cap = load_capture("01_answered")
+    n = Normaliser("pbx1", CallerPrivacy(KEY))
+    join = next(f for f, _ in cap.events() if f.startswith(b"Event: QueueCallerJoin"))
+    at = NOW + timedelta(seconds=3.25)
+    stamped = parse_frame(with_timestamp(join, at))
+    assert stamped is not None
+    e = n.normalise(stamped, received_at=NOW + timedelta(hours=1))  # a late backlog
+    assert e is not None and e.at == at
+    plain = parse_frame(join)
+    assert plain is not None
+    e2 = Normaliser("pbx1", CallerPrivacy(KEY)).normalise(plain, received_at=NOW)
+    assert e2 is not None and e2.at == NOW
+
+
+def test_parse_timestamp_is_exact_to_the_microsecond() -> None:
+    assert parse_timestamp("1795362316.000042") == datetime(
+        2026, 11, 22, 15, 45, 16, 42, tzinfo=UTC
+    )
+    assert parse_timestamp("1795362316") is not None
+    assert parse_timestamp("garbage") is None
+    assert parse_timestamp("12.x") is None
+
+
+def test_ring_time_units_differ_between_events() -> None:
+    events = normalise_capture("04_ringnoanswer")
+    rna = next(e for e in events if isinstance(e, ev.AgentRingNoAnswer))
+    connect = next(e for e in events if isinstance(e, ev.AgentConnected))
+    assert rna.ring_time_ms == 10_000 and rna.interface == "PJSIP/agent1"
+    assert connect.ring_time == 2 and connect.hold_time == 14
+    assert connect.agent_uniqueid == "1795362288.2"
+    assert connect.linkedid == "1795362272.0"
+
+
+def test_blind_transfer_names_the_transferee_and_target_queue() -> None:
+    bt = next(
+        e for e in normalise_capture("09_blindtransfer") if isinstance(e, ev.BlindTransferred)
+    )
+    assert bt.linkedid == "1795362472.15" and bt.uniqueid == "1795362472.15"
+    assert bt.extension == "kontanthjaelp" and bt.context == "acd-queue"
+    assert bt.result == "Success"
+
+
+def test_member_events_keep_the_danish_pause_reason() -> None:
+    pauses = [e for e in normalise_capture("05_ami_actions") if isinstance(e, ev.MemberPaused)]
+    assert [(p.queue, p.interface, p.paused, p.paused_reason) for p in pauses] == [
+        ("virksomhed", "PJSIP/agent1", True, "Frokost"),
+        ("dagpenge", "PJSIP/agent1", False, ""),
+        ("virksomhed", "PJSIP/agent1", False, ""),
+        ("dagpenge", "PJSIP/agent1", True, "Møde"),
+        ("dagpenge", "PJSIP/agent2", True, "Møde"),
+        ("dagpenge", "PJSIP/agent1", False, ""),
+        ("dagpenge", "PJSIP/agent2", False, ""),
+    ]
+
+
+def test_only_kept_variables_pass() -> None:
+    n = Normaliser("pbx1", CallerPrivacy(KEY))
+    kept = n.normalise(
+        frame("Event: VarSet\nVariable: QUEUESTATUS\nValue: TIMEOUT\nLinkedid: 1.1"), NOW
+    )
+    dropped = n.normalise(frame("Event: VarSet\nVariable: SIPDOMAIN\nValue: x"), NOW)
+    assert isinstance(kept, ev.VariableSet) and kept.value == "TIMEOUT" and kept.linkedid == "1.1"
+    assert dropped is None
+
+
+def test_agi_exec_keeps_only_the_verb() -> None:
+    events = normalise_capture("08_fastagi")
+    agi = [e for e in events if isinstance(e, ev.AgiExec)]
+    assert {e.command for e in agi} >= {
+        "ANSWER",
+        "STREAM FILE",
+        "GET DATA",
+        "SET VARIABLE",
+        "VERBOSE",
+        "GET FULL VARIABLE",
+    }
+    for e in agi:
+        assert "4520001" not in json.dumps(e.data()) + json.dumps(dict(e.raw or {}))
+
+
+def test_identical_frames_get_distinct_but_reproducible_keys() -> None:
+    text = frame("Event: DeviceStateChange\nDevice: PJSIP/agent1\nState: INUSE")
+    n1 = Normaliser("pbx1", CallerPrivacy(KEY))
+    keys1 = [n1.normalise(text, NOW).key for _ in range(3)]  # type: ignore[union-attr]
+    n2 = Normaliser("pbx1", CallerPrivacy(KEY))
+    keys2 = [n2.normalise(text, NOW).key for _ in range(3)]  # type: ignore[union-attr]
+    assert len(set(keys1)) == 3
+    assert keys1 == keys2
+
+
+def test_every_capture_event_key_is_unique() -> None:
+    for name in SCENARIOS:
+        keys = [e.key for e in normalise_capture(name)]
+        assert len(keys) == len(set(keys)), name
+
+
+def test_list_items_use_name_and_location() -> None:
+    from app.ami.normalise import _member
+
+    item = frame(
+        "Event: QueueMember\nQueue: dagpenge\nName: Agent One\nLocation: PJSIP/agent1\n"
+        "Status: 1\nPaused: 1\nPausedReason: Møde"
+    )
+    handler = _member(ev.MemberStatus)
+    n = Normaliser("pbx1", CallerPrivacy(KEY))
+    from app.ami.normalise import _Ctx
+
+    e = handler(item, _Ctx("pbx1", NOW, "k", {}, n))
+    assert isinstance(e, ev.MemberStatus)
+    assert (e.member_name, e.interface, e.paused_reason) == ("Agent One", "PJSIP/agent1", "Møde")
