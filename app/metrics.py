@@ -53,6 +53,11 @@ class Metrics:
         self.store_spilled = Counter(
             "acd_store_events_spilled", "Events spilled to the local file", registry=r
         )
+        self.store_lost = Counter(
+            "acd_store_events_lost",
+            "Records lost because the spill file could not be written (disk full)",
+            registry=r,
+        )
         self.store_errors = Counter("acd_store_errors", "Failed database flushes", registry=r)
 
         # --- calls ------------------------------------------------------------------

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from panoramisk.message import Message
@@ -58,6 +58,9 @@ class Pipeline:
         self._flush_scheduled = False
         self._event_labels: set[str] = set()
         self._ticker: asyncio.Task[None] | None = None
+        # PBX clock minus ours (from Timestamp headers): the state machine runs on PBX
+        # time, so the ticker must too, or wrap-ups and stale-call sweeps fire early/late.
+        self.skew = timedelta(0)
         self.listeners: list[Callable[[ev.DomainEvent], None]] = []  # after the state moved
 
     # ---- producers ---------------------------------------------------------------------
@@ -69,12 +72,13 @@ class Pipeline:
             lag = (received - event.at).total_seconds()
             if lag >= 0:
                 self.metrics.event_lag.observe(lag)
+            self.skew = event.at - received
             self.metrics.ami_last_event_timestamp.set(event.at.timestamp())
             self._apply(event, received)
 
     def on_event(self, event: ev.DomainEvent) -> None:
         """For producers outside the AMI reader (IVR sessions, the API)."""
-        self._apply(event, self.clock())
+        self._apply(event, self.clock() + self.skew)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             with contextlib.suppress(RuntimeError):  # no loop: the caller flushes
@@ -147,7 +151,7 @@ class Pipeline:
         while True:
             await asyncio.sleep(self.tick_interval)
             try:
-                self.centre.tick(self.clock())
+                self.centre.tick(self.clock() + self.skew)
                 self.flush()
             except Exception:
                 log.exception("tick failed")
@@ -155,12 +159,12 @@ class Pipeline:
     # ---- the AMI link's life -----------------------------------------------------------
 
     def on_link_lost(self, at: datetime) -> None:
-        self.centre.link_lost(at)
+        self.centre.link_lost(at + self.skew)
         self.flush()
 
     async def resync(self, action: Callable[..., Any]) -> int:
         """Ask the PBX what is going on now and rebuild the live picture from it."""
-        at = self.clock()
+        at = self.clock() + self.skew
         status = await action({"Action": "QueueStatus"}, as_list=True)
         channels = await action({"Action": "CoreShowChannels"}, as_list=True)
         snapshot = build_snapshot(self.centre.pbx, _items(status), _items(channels), at)

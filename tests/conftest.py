@@ -138,3 +138,99 @@ def redis_url() -> str:
 @pytest.fixture
 def hash_key() -> str:
     return "test-caller-hash-key-0123456789"
+
+
+# --------------------------------------------------------------------------------------
+# A PostgreSQL of the test's own, to stop and start (fault tests)
+# --------------------------------------------------------------------------------------
+
+
+class OwnPostgres:
+    """A throwaway PostgreSQL server (initdb + pg_ctl) that a test may stop and restart."""
+
+    def __init__(self) -> None:
+        import glob
+        import pwd
+        import socket
+        import tempfile
+
+        found = shutil.which("initdb") or next(
+            iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)), None
+        )
+        if found is None:
+            pytest.fail(
+                "fault tests need PostgreSQL's initdb/pg_ctl (Debian: apt-get install postgresql)",
+                pytrace=False,
+            )
+        self.bin = Path(found).parent
+        self.user: str | None = None
+        if os.geteuid() == 0:
+            # initdb and postgres refuse to run as root.
+            self.user = "postgres"
+            try:
+                pwd.getpwnam(self.user)
+            except KeyError:
+                pytest.fail("running as root needs a 'postgres' user for initdb", pytrace=False)
+        # Not under pytest's tmp tree: that is private to root and postgres must reach it.
+        root = Path(tempfile.mkdtemp(prefix="acd-own-pg-"))
+        self.root = root
+        self.data = root / "data"
+        root.chmod(0o755)
+        if self.user:
+            shutil.chown(root, user=self.user)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync")
+        self.start()
+        try:
+            server = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+            asyncio.run(_pg_admin(server, "CREATE DATABASE acd"))
+        except BaseException:
+            self.close()
+            raise
+        self.url = f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/acd"
+
+    def _run(self, tool: str, *args: str) -> None:
+        import subprocess
+
+        cmd = [str(self.bin / tool), *args]
+        if self.user:
+            cmd = ["runuser", "-u", self.user, "--", *cmd]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+
+    def start(self) -> None:
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-w",
+            "-l",
+            str(self.root / "log"),
+            "-o",
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        )
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def close(self) -> None:
+        import contextlib
+        import subprocess
+
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[OwnPostgres]:
+    from app.store import migrate
+
+    server = OwnPostgres()
+    try:
+        asyncio.run(migrate.upgrade(server.url))
+        yield server
+    finally:
+        server.close()

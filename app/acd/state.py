@@ -147,6 +147,7 @@ class Call:
     outcome: str | None = None
     data_gap: bool = False
     last_at: datetime | None = None
+    link: int = 0  # the AMI link session in which this call was last heard of
 
     @property
     def keys(self) -> str:
@@ -180,6 +181,7 @@ class Member:
     paused: bool = False
     paused_reason: str = ""
     since: datetime | None = None  # of the current pause/unpause
+    link: int = 0  # the AMI link session in which this member was last heard of
 
 
 @dataclass
@@ -245,6 +247,10 @@ class CallCentre:
         self._decided: list[Visit] = []
         self._talked: list[Visit] = []
         self._gap_from: datetime | None = None
+        # Link sessions: events stream in while the resync's actions are in flight, so a
+        # call or member heard of since the link came back is alive whatever the (older)
+        # snapshot says; only what was last heard of before the loss is in doubt.
+        self._link = 0
 
     # ---- public API --------------------------------------------------------------
 
@@ -316,6 +322,7 @@ class CallCentre:
 
     def link_lost(self, at: datetime) -> None:
         """The AMI link went down at ``at``: what follows until resync is a gap."""
+        self._link += 1
         if self._gap_from is None:
             self._gap_from = at
             self._records.append(GapRecord(self.pbx, at, None, 0, "ami link down"))
@@ -332,7 +339,7 @@ class CallCentre:
         live = snapshot.channels_by_linkedid()
         closed = 0
         for linkedid, call in list(self.calls.items()):
-            if call.ended_at is not None:
+            if call.ended_at is not None or call.link == self._link:
                 continue
             alive = live.get(linkedid)
             if not alive:
@@ -435,6 +442,7 @@ class CallCentre:
 
     def _touch(self, call: Call, at: datetime) -> None:
         call.last_at = at if call.last_at is None else max(call.last_at, at)
+        call.link = self._link
         self._dirty_calls.add(call.linkedid)
 
     def _emit_call(self, call: Call) -> None:
@@ -671,7 +679,8 @@ class CallCentre:
         for m in members:
             seen.add((m.queue, m.interface))
             self._member_update(m, at, record=True)
-        for key in [k for k in self.members if k not in seen]:
+        stale = [k for k, m in self.members.items() if k not in seen and m.link != self._link]
+        for key in stale:
             member = self.members.pop(key)
             agent = self.agents.get(member.interface)
             self._records.append(
@@ -720,6 +729,7 @@ class CallCentre:
         pause_changed = member.paused != e.paused or (
             e.paused and member.paused_reason != e.paused_reason
         )
+        member.link = self._link
         member.name = e.member_name or member.name
         member.penalty = e.penalty
         member.membership = e.membership or member.membership

@@ -174,6 +174,7 @@ class AmiLink:
         self._lost = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._logged_in_this_time = False
 
     # ---- component -------------------------------------------------------------------
 
@@ -229,7 +230,8 @@ class AmiLink:
             )
             if self.on_lost is not None:
                 self.on_lost(self.clock())
-        self._set_state("disconnected")
+        if self.state != "login_refused":  # closing after a refusal keeps its reason
+            self._set_state("disconnected")
         self._lost.set()
 
     # ---- the run loop ------------------------------------------------------------------
@@ -254,10 +256,9 @@ class AmiLink:
         attempt = 0
         while True:
             refused = False
+            self._logged_in_this_time = False
             try:
                 await self._session()
-                attempt = 0  # it was up: start the backoff afresh
-                self.metrics.ami_reconnects.labels("lost").inc()
             except LoginRefused as exc:
                 refused = True
                 self.last_error = f"login refused: {exc}"
@@ -275,15 +276,19 @@ class AmiLink:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 if attempt == 0:
                     log.warning(
-                        "AMI %s:%d unreachable (%s); retrying with backoff",
+                        "AMI %s:%d: %s; reconnecting with backoff",
                         self.host,
                         self.port,
                         self.last_error,
                     )
                 self._set_state("disconnected")
-                self.metrics.ami_reconnects.labels("failed").inc()
+                self.metrics.ami_reconnects.labels(
+                    "lost" if self._logged_in_this_time else "failed"
+                ).inc()
             finally:
                 self._close()
+            if self._logged_in_this_time:
+                attempt = 0  # it was up: the backoff starts afresh
             self.attempts += 1
             delay = self.backoff.delay(attempt, refused)
             attempt += 1
@@ -337,6 +342,7 @@ class AmiLink:
         self.version = getattr(protocol, "version", None)
         self.connected_at = self.clock()
         self.last_error = None
+        self._logged_in_this_time = True
         self._set_state("logged_in")
         self.metrics.ami_reconnects.labels("ok").inc()
         log.info("AMI logged in to %s:%d as %r", self.host, self.port, self.username)

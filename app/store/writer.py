@@ -228,7 +228,25 @@ class SpillFile:
         self.offset_path = path.with_suffix(path.suffix + ".offset")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh: Any = None
+        self._cut_torn_tail()
         self.pending = self._count_pending()
+
+    def _cut_torn_tail(self) -> None:
+        """A process that died mid-write leaves a last line without its newline; that
+        record never became durable. Cut it so reading back can reach the end."""
+        if not self.path.exists():
+            return
+        with self.path.open("r+b") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            fh.seek(max(0, size - 65536))
+            tail = fh.read()
+            if tail.endswith(b"\n"):
+                return
+            keep = size - len(tail) + tail.rfind(b"\n") + 1 if b"\n" in tail else 0
+            fh.truncate(keep)
+            log.error("spill file %s: cut %d bytes of a torn last record", self.path, size - keep)
 
     def _count_pending(self) -> int:
         if not self.path.exists():
@@ -352,8 +370,7 @@ class EventWriter:
         if not records:
             return
         if self.spilling:
-            self.spill.append(records)
-            self.metrics.store_spilled.inc(len(records))
+            self._append_spill(records)
         else:
             self._queue.extend(records)
             if len(self._queue) >= self.max_queue:
@@ -417,10 +434,20 @@ class EventWriter:
         self.spilling = True
         records = list(self._queue)
         self._queue.clear()
-        self.spill.append(records)
-        self.spill.sync()
-        self.metrics.store_spilled.inc(len(records))
+        self._append_spill(records)
         self.metrics.store_queue_depth.set(self.depth)
+
+    def _append_spill(self, records: Sequence[Record]) -> None:
+        """Never raises into the caller (the AMI reader): a spill file that cannot be
+        written (disk full) loses those records, loudly, and the service goes on."""
+        try:
+            self.spill.append(records)
+            self.metrics.store_spilled.inc(len(records))
+        except OSError as exc:
+            self.metrics.store_lost.inc(len(records))
+            log.critical(
+                "event log: %d records LOST, spill file not writable: %s", len(records), exc
+            )
 
     async def _run(self) -> None:
         while True:
@@ -463,6 +490,8 @@ class EventWriter:
         records, offset = self.spill.read(self.max_batch)
         if records:
             await self._write(records)
+        elif not self.spill.exhausted(offset):
+            self.spill._cut_torn_tail()  # a torn line mid-run: drop it, keep going
         self.spill.commit(offset, len(records))
         if self.spill.exhausted(offset):
             self.spill.clear()

@@ -1,0 +1,307 @@
+"""The whole ingest path over real sockets: a fake Asterisk replaying the captures over
+TCP -> the service's AMI link -> parser -> normaliser -> state -> writer -> PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from app.acd.records import CallRecord
+from app.main import create_app
+from app.settings import load_settings
+from app.store.db import create_engine, session_factory
+from app.store.models import Call, DataGap, QueueVisit
+from tests.ami_replay import (
+    SCENARIOS,
+    T0,
+    ReplayServer,
+    load_capture,
+    random_sizes,
+    replay_pure,
+    stream,
+)
+from tests.conftest import OwnPostgres
+from tests.expectations import EXPECTED, check_row
+
+
+@dataclass
+class Running:
+    app: FastAPI
+    client: httpx.AsyncClient
+
+    @property
+    def rt(self) -> Any:
+        return self.app.state.rt
+
+
+@asynccontextmanager
+async def service(
+    db_url: str, ami_port: int, secret: str = "acdsecret", tmp: Any = None
+) -> AsyncIterator[Running]:
+    settings = load_settings(
+        database_url=db_url,
+        ami_host="127.0.0.1",
+        ami_port=ami_port,
+        ami_secret=secret,
+        caller_hash_key="test-caller-hash-key-0123456789",
+        spill_dir=str(tmp or "var"),
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://acd") as client:
+            yield Running(app, client)
+
+
+async def wait_for(predicate: Any, within: float = 20.0, step: float = 0.05) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(step)
+
+
+async def ended_calls(url: str) -> list[Call]:
+    engine = create_engine(url)
+    async with session_factory(engine)() as s:
+        rows = (
+            (
+                await s.execute(
+                    select(Call).where(Call.outcome.is_not(None)).order_by(Call.started_at)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    await engine.dispose()
+    return list(rows)
+
+
+def many(names: tuple[str, ...], timestamps: bool = True) -> bytes:
+    """Several captures back to back, each a minute after the previous."""
+    return b"".join(
+        stream(load_capture(n), timestamps=timestamps, base=T0 + timedelta(minutes=i))
+        for i, n in enumerate(names)
+    )
+
+
+def comparable(rows: list[Any]) -> set[tuple[Any, ...]]:
+    return {
+        (
+            r.linkedid,
+            r.outcome,
+            r.queue,
+            r.keys,
+            r.agent,
+            r.transferred_to,
+            None if r.wait_seconds is None else round(r.wait_seconds, 2),
+            None if r.talk_seconds is None else round(r.talk_seconds, 2),
+            r.data_gap,
+        )
+        for r in rows
+    }
+
+
+def pure_rows() -> set[tuple[Any, ...]]:
+    calls: list[CallRecord] = []
+    for name in SCENARIOS:
+        calls += list(replay_pure(name).calls.values())  # type: ignore[misc]
+    return comparable(calls)
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+async def test_each_capture_over_tcp_gives_its_exact_row(
+    name: str, pg_url: str, tmp_path: Any
+) -> None:
+    cap = load_capture(name)
+    async with (
+        ReplayServer(payloads=[stream(cap, timestamps=True)]) as pbx,
+        service(pg_url, pbx.port, tmp=tmp_path) as svc,
+    ):
+        await wait_for(lambda: _has_rows(pg_url, 1))
+        rows = await ended_calls(pg_url)
+        assert len(rows) == 1
+        check_row(rows[0], EXPECTED[name])
+        r = await svc.client.get("/v1/calls")
+        assert r.status_code == 200
+        item = r.json()["items"][0]
+        assert item["linkedid"] == rows[0].linkedid and item["caller"] == "•••••01"
+        assert "4520001" not in r.text
+
+
+async def _has_rows(url: str, n: int) -> bool:
+    return len(await ended_calls(url)) >= n
+
+
+async def test_all_captures_cut_at_random_tcp_boundaries_give_the_pure_rows(
+    pg_url: str, tmp_path: Any
+) -> None:
+    seed = random.randrange(2**32)
+    payload = many(SCENARIOS)
+    async with (
+        ReplayServer(payloads=[payload], chunk_sizes=lambda: random_sizes(seed, 1, 900)) as pbx,
+        service(pg_url, pbx.port, tmp=tmp_path),
+    ):
+        await wait_for(lambda: _has_rows(pg_url, len(SCENARIOS)))
+        await asyncio.sleep(0.3)
+        rows = await ended_calls(pg_url)
+    assert comparable(rows) == pure_rows(), f"seed {seed}"
+
+
+async def test_without_timestamps_the_receive_time_is_used(pg_url: str, tmp_path: Any) -> None:
+    # Real pace: the capture's own gaps between events, no Timestamp headers.
+    cap = load_capture("03_abandon")
+    events = cap.events()
+    server = ReplayServer(payloads=[b""])
+
+    async with server as pbx, service(pg_url, pbx.port, tmp=tmp_path):
+        await wait_for(lambda: _logged_in(pbx))
+        writer = pbx._writers[-1]
+        start = asyncio.get_running_loop().time()
+        for frame, t in events:
+            delay = t - events[0][1] - (asyncio.get_running_loop().time() - start)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            writer.write(frame + b"\r\n\r\n")
+        await wait_for(lambda: _has_rows(pg_url, 1))
+        rows = await ended_calls(pg_url)
+    check_row(rows[0], EXPECTED["03_abandon"])
+
+
+async def _logged_in(pbx: ReplayServer) -> bool:
+    return pbx.logins >= 1 and bool(pbx._writers)
+
+
+async def test_a_refused_login_is_reported_and_retried_slowly(
+    sqlite_url: str, tmp_path: Any
+) -> None:
+    async with (
+        ReplayServer(secret="the-right-one") as pbx,
+        service(sqlite_url, pbx.port, secret="wrong", tmp=tmp_path) as svc,
+    ):
+        await wait_for(lambda: _refused(pbx))
+        await asyncio.sleep(1.5)
+        r = await svc.client.get("/ready")
+        assert r.status_code == 503
+        ami = r.json()["parts"]["ami"]
+        assert ami["state"] == "login_refused"
+        assert "Authentication failed" in ami["detail"]["last_error"]
+        assert pbx.refused == 1, "a refused login must not be retried in a tight loop"
+        metrics = (await svc.client.get("/metrics")).text
+        assert "acd_ami_connected 0.0" in metrics
+        assert 'acd_ami_reconnects_total{result="refused"} 1.0' in metrics
+
+
+async def _refused(pbx: ReplayServer) -> bool:
+    return pbx.refused >= 1
+
+
+async def test_ready_and_metrics_when_connected(pg_url: str, tmp_path: Any) -> None:
+    cap = load_capture("01_answered")
+    async with (
+        ReplayServer(payloads=[stream(cap, timestamps=True)]) as pbx,
+        service(pg_url, pbx.port, tmp=tmp_path) as svc,
+    ):
+        await wait_for(lambda: _has_rows(pg_url, 1))
+        r = await svc.client.get("/ready")
+        assert r.status_code == 200, r.text
+        assert r.json()["parts"]["ami"]["state"] == "logged_in"
+        assert r.json()["parts"]["ami"]["detail"]["last_event_at"] is not None
+        metrics = (await svc.client.get("/metrics")).text
+        assert "acd_ami_connected 1.0" in metrics
+        assert 'acd_ami_events_total{event="QueueCallerJoin"} 1.0' in metrics
+        assert 'acd_ami_events_total{event="VarSet"}' in metrics  # counted though skipped
+        assert 'acd_calls_total{outcome="answered",queue="dagpenge"} 1.0' in metrics
+        assert 'acd_wait_seconds_count{queue="dagpenge"} 1.0' in metrics
+        assert 'acd_talk_seconds_count{queue="dagpenge"} 1.0' in metrics
+        assert pbx.actions[:3] == ["Login", "QueueStatus", "CoreShowChannels"]
+
+
+def _cut_at(cap_name: str, marker: bytes) -> tuple[bytes, bytes, str]:
+    cap = load_capture(cap_name)
+    data = stream(cap, timestamps=True)
+    i = data.index(marker)
+    newchannel = next(f for f, _ in cap.events() if f.startswith(b"Event: Newchannel"))
+    linkedid = newchannel.split(b"Linkedid: ")[1].split(b"\r\n")[0].decode()
+    return data[:i], data[i:], linkedid
+
+
+async def test_link_cut_mid_call_then_restored_still_records_the_call(
+    pg_url: str, tmp_path: Any
+) -> None:
+    first, rest, linkedid = _cut_at("01_answered", b"Event: AgentComplete")
+    server = ReplayServer(payloads=[first, rest])
+    # On reconnect the PBX still has the call up: resync must keep it going.
+    server.list_items["CoreShowChannels"] = [
+        f"Event: CoreShowChannel\r\nChannel: PJSIP/trunk-00000003\r\nUniqueid: {linkedid}\r\n"
+        f"Linkedid: {linkedid}\r\nDuration: 00:00:08".encode(),
+        f"Event: CoreShowChannel\r\nChannel: PJSIP/agent1-00000004\r\nUniqueid: 1795362320.4"
+        f"\r\nLinkedid: {linkedid}\r\nDuration: 00:00:04".encode(),
+    ]
+    async with server as pbx, service(pg_url, pbx.port, tmp=tmp_path):
+        await wait_for(lambda: _logins(pbx, 1))
+        await asyncio.sleep(0.5)
+        pbx.drop_clients()  # the link dies mid-call
+        await wait_for(lambda: _logins(pbx, 2), within=15)
+        await wait_for(lambda: _has_rows(pg_url, 1))
+        rows = await ended_calls(pg_url)
+    check_row(rows[0], EXPECTED["01_answered"])
+
+
+async def _logins(pbx: ReplayServer, n: int) -> bool:
+    return pbx.logins >= n
+
+
+async def test_call_ended_during_the_gap_is_closed_as_data_gap(pg_url: str, tmp_path: Any) -> None:
+    first, _rest, _ = _cut_at("01_answered", b"Event: AgentComplete")
+    server = ReplayServer(payloads=[first, b""])  # after reconnect: nothing is up
+    async with server as pbx, service(pg_url, pbx.port, tmp=tmp_path):
+        await wait_for(lambda: _logins(pbx, 1))
+        await asyncio.sleep(0.5)
+        pbx.drop_clients()
+        await wait_for(lambda: _logins(pbx, 2), within=15)
+        await wait_for(lambda: _has_rows(pg_url, 1))
+        rows = await ended_calls(pg_url)
+        engine = create_engine(pg_url)
+        async with session_factory(engine)() as s:
+            gaps = (await s.execute(select(DataGap))).scalars().all()
+            visits = (await s.execute(select(QueueVisit))).scalars().all()
+        await engine.dispose()
+    assert rows[0].data_gap and rows[0].outcome == "answered" and rows[0].agent == "agent1"
+    assert len(gaps) == 1 and gaps[0].gap_to is not None and gaps[0].calls_closed == 1
+    assert gaps[0].gap_from <= gaps[0].gap_to
+    assert visits[0].data_gap
+
+
+async def test_postgres_stopped_mid_stream_gives_the_same_rows(
+    own_postgres: OwnPostgres, tmp_path: Any
+) -> None:
+    payload = many(SCENARIOS)
+    cut = len(payload) // 3
+    first, second = payload[:cut], payload[cut:]
+    server = ReplayServer(
+        payloads=[first + second], chunk_sizes=lambda: iter(lambda: 4096, 0), pace=0.002
+    )
+    async with server as pbx, service(own_postgres.url, pbx.port, tmp=tmp_path) as svc:
+        await wait_for(lambda: _logins(pbx, 1))
+        own_postgres.stop()  # the database goes away while events stream in
+        await asyncio.sleep(2.0)
+        health = await svc.rt.writer.check()
+        assert health.state in ("retrying", "spilling")
+        r = await svc.client.get("/ready")
+        assert r.status_code == 503 and r.json()["parts"]["database"]["ok"] is False
+        own_postgres.start()
+        await wait_for(lambda: _has_rows(own_postgres.url, len(SCENARIOS)), within=30)
+        await svc.rt.writer.drained()
+        rows = await ended_calls(own_postgres.url)
+    assert comparable(rows) == pure_rows()
