@@ -121,6 +121,7 @@ class ReplayServer:
     chunk_sizes: Callable[[], Iterator[int]] | None = None
     pace: float = 0.0  # seconds between chunks
     cut_after: int | None = None  # close the connection after this many payload bytes
+    answer_pings: bool = True  # False: a hung Asterisk that accepts but never answers
     list_items: dict[str, list[bytes]] = field(default_factory=dict)  # action -> items
     port: int = 0
     logins: int = 0
@@ -191,6 +192,8 @@ class ReplayServer:
                         self._next += 1
                         streamer = asyncio.create_task(self._stream(writer, payload))
                 elif name == "Ping":
+                    if not self.answer_pings:
+                        continue
                     writer.write(
                         f"Response: Success\r\n{head}Ping: Pong\r\nTimestamp: 0.0\r\n\r\n".encode()
                     )

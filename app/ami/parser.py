@@ -159,6 +159,8 @@ class AmiParser:
                 return out
             if self._skipping:
                 self._skipping = False
+            elif end > self._max_frame:
+                self.stats.oversized += 1  # arrived complete within a read or two
             elif end > 0:
                 self._take_frame(bytes(buf[:end]), out)
             del buf[: end + 4]

@@ -305,3 +305,61 @@ async def test_postgres_stopped_mid_stream_gives_the_same_rows(
         await svc.rt.writer.drained()
         rows = await ended_calls(own_postgres.url)
     assert comparable(rows) == pure_rows()
+
+
+async def test_garbage_and_oversized_frames_are_counted_and_skipped(
+    pg_url: str, tmp_path: Any
+) -> None:
+    cap = load_capture("01_answered")
+    junk = (
+        b"this is not AMI\r\n\r\n\x00\xff\xfe\r\n\r\n"
+        b"Event: Huge\r\nData: " + b"x" * 400_000 + b"\r\n\r\n"
+    )
+    data = stream(cap, timestamps=True)
+    i = data.index(b"Event: QueueCallerJoin")
+    async with (
+        ReplayServer(payloads=[data[:i] + junk + data[i:]]) as pbx,
+        service(pg_url, pbx.port, tmp=tmp_path) as svc,
+    ):
+        await wait_for(lambda: _has_rows(pg_url, 1))
+        metrics = (await svc.client.get("/metrics")).text
+        assert (await svc.client.get("/ready")).status_code == 200
+    check_row((await ended_calls(pg_url))[0], EXPECTED["01_answered"])
+    malformed = next(
+        line for line in metrics.splitlines() if line.startswith("acd_ami_malformed_frames_total")
+    )
+    assert float(malformed.split()[-1]) == 3.0
+
+
+async def test_danish_pause_reason_survives_tcp_and_lands_in_the_database(
+    pg_url: str, tmp_path: Any
+) -> None:
+    from app.store.models import AgentStateChange
+
+    cap = load_capture("05_ami_actions")
+    async with (
+        ReplayServer(
+            payloads=[stream(cap, timestamps=True)], chunk_sizes=lambda: iter(lambda: 7, 0)
+        ) as pbx,
+        service(pg_url, pbx.port, tmp=tmp_path) as svc,
+    ):
+        await wait_for(lambda: _has_rows(pg_url, 1))
+        await svc.rt.writer.drained()
+    engine = create_engine(pg_url)
+    async with session_factory(engine)() as s:
+        reasons = set((await s.execute(select(AgentStateChange.reason))).scalars())
+    await engine.dispose()
+    assert {"Møde", "Frokost"} <= reasons
+
+
+async def test_a_hung_asterisk_is_detected_by_ping_and_reconnected(
+    sqlite_url: str, tmp_path: Any
+) -> None:
+    async with (
+        ReplayServer(answer_pings=False) as pbx,
+        service(sqlite_url, pbx.port, tmp=tmp_path) as svc,
+    ):
+        link = svc.rt.ami
+        link.ping_interval, link.ping_timeout = 0.3, 0.3
+        await wait_for(lambda: _logins(pbx, 2), within=15)
+    assert pbx.actions.count("Ping") >= 1

@@ -152,3 +152,10 @@ def test_key_with_empty_value_and_without_space() -> None:
     assert frame is not None
     assert frame.get("AccountCode") == "" and frame.get("Language") == ""
     assert frame.get("Exten") == "1"
+
+
+def test_oversized_frame_arriving_whole_is_dropped_too() -> None:
+    parser = AmiParser(max_frame=1024)
+    out = parser.feed(b"Event: Hangup\r\nData: " + b"x" * 5000 + b"\r\n\r\nEvent: Newstate\r\n\r\n")
+    assert [f.name for f in out if isinstance(f, AmiFrame)] == ["Newstate"]
+    assert parser.stats.oversized == 1
