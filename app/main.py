@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.acd.estimates import EstimateSource, no_estimates
 from app.acd.events import DomainEvent
-from app.api import health
+from app.agi.server import AgiServer
+from app.api import health, ivr
 from app.components import Component, DatabaseComponent, RedisComponent
 from app.metrics import Metrics
 from app.privacy import CallerPrivacy
@@ -74,6 +75,7 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
     if settings.redis_url is not None:
         rt.redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
         rt.components.append(RedisComponent(rt.redis))
+    rt.components.append(AgiServer.from_runtime(rt))
     return rt
 
 
@@ -104,4 +106,5 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     )
     app.state.rt = rt
     app.include_router(health.router)
+    app.include_router(ivr.router)
     return app
