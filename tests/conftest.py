@@ -135,6 +135,18 @@ def redis_url() -> str:
     return url
 
 
+@pytest.fixture(autouse=True)
+def _own_agi_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every app a test builds from the environment listens for FastAGI on a free port,
+    never on the shared default 4573 (tests that set ACD_AGI_PORT themselves win)."""
+    if "ACD_AGI_PORT" not in os.environ:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            monkeypatch.setenv("ACD_AGI_PORT", str(s.getsockname()[1]))
+
+
 @pytest.fixture
 def hash_key() -> str:
     return "test-caller-hash-key-0123456789"

@@ -185,7 +185,7 @@ class AgiParser:
 # Commands
 # --------------------------------------------------------------------------------------
 
-_PROMPT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,127}")
+_PROMPT = re.compile(r"/?[A-Za-z0-9_][A-Za-z0-9_./-]{0,200}")  # a sound or an absolute file
 _VARNAME = re.compile(r"[A-Za-z_][A-Za-z0-9_()]{0,63}")
 _DIGITS = re.compile(r"[0-9*#]{0,12}")
 

@@ -149,8 +149,15 @@ class TimeRule(_Model):
 
 class ScheduleNode(_Model):
     type: Literal["schedule"]
-    rules: tuple[TimeRule, ...] = Field(min_length=1)
+    rules: tuple[TimeRule, ...]
     otherwise: str
+
+    @field_validator("rules")
+    @classmethod
+    def _some(cls, value: tuple[TimeRule, ...]) -> tuple[TimeRule, ...]:
+        if not value:
+            raise ValueError("a schedule needs at least one rule")
+        return value
 
 
 Node = Annotated[
@@ -291,6 +298,7 @@ class Flow(_Model):
     start: str
     default_queue: str  # where the dialplan sends calls when the service cannot answer
     fallback_prompt: Prompt  # what the dialplan plays then (acd/info-fallback)
+    unanswered_prompt: Prompt  # the dialplan, when a queue gives up (max wait, no agents)
     max_inputs: int = Field(30, ge=5, le=200)  # guard: inputs per call before the default
     hours: HoursConfig
     callback: CallbackConfig
@@ -313,7 +321,7 @@ class Flow(_Model):
                 raise ValueError(f"{number!r} is not a dialled number")
         return value
 
-    @field_validator("fallback_prompt")
+    @field_validator("fallback_prompt", "unanswered_prompt")
     @classmethod
     def _prompts(cls, value: str) -> str:
         return _prompt(value)

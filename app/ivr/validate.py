@@ -277,7 +277,10 @@ def _loops(flow: Flow) -> list[set[str]]:
 def prompt_refs(flow: Flow) -> list[tuple[Path_, str, str]]:
     """(path, prompt, role) of every prompt the flow plays; role is how it is used:
     ``menu``/``offer``/``confirm``/``survey`` (asked with GET DATA) or ``played``."""
-    refs: list[tuple[Path_, str, str]] = [(("fallback_prompt",), flow.fallback_prompt, "played")]
+    refs: list[tuple[Path_, str, str]] = [
+        (("fallback_prompt",), flow.fallback_prompt, "played"),
+        (("unanswered_prompt",), flow.unanswered_prompt, "played"),
+    ]
     for node_id, node in flow.nodes.items():
         base = ("nodes", node_id)
         if isinstance(node, MenuNode):
