@@ -109,6 +109,9 @@ class AgiChannel:
         or a HANGUP seen before sending), :class:`CommandFailed` on 510/520,
         :class:`AgiTimeout`, :class:`ConnectionLost`, :class:`ProtocolError`.
         """
+        while self._events and isinstance(self._events[0], HangupNotice):
+            self._events.popleft()  # Asterisk said HANGUP between two commands
+            self.hungup = True
         if self.hungup:
             raise ChannelHungUp(True)
         await self.send(command)

@@ -122,7 +122,7 @@ class Schedule:
 
 
 def parse_hhmm(text: str) -> time:
-    """'08:00' -> time(8, 0); '24:00' is not allowed (use '23:59')."""
+    """'08:00' -> time(8, 0)."""
     hh, sep, mm = text.strip().partition(":")
     if not sep or not (hh.isdigit() and mm.isdigit()) or len(mm) != 2 or len(hh) > 2:
         raise ValueError(f"{text!r} is not a time of day (HH:MM)")
@@ -133,11 +133,12 @@ def parse_hhmm(text: str) -> time:
 
 
 def parse_interval(text: str) -> Interval:
-    """'08:00-15:00' -> Interval."""
+    """'08:00-15:00' -> Interval; '24:00' may end one (the whole rest of the day)."""
     start, sep, end = text.partition("-")
     if not sep:
         raise ValueError(f"{text!r} is not an interval (HH:MM-HH:MM)")
-    interval = Interval(parse_hhmm(start), parse_hhmm(end))
+    begins = parse_hhmm(start)
+    interval = Interval(begins, time.max if end.strip() == "24:00" else parse_hhmm(end))
     if interval.end <= interval.start:
         raise ValueError(f"{text!r} ends before it starts")
     return interval

@@ -282,6 +282,7 @@ def _enter(
             return _queue(flow, target, node, state, estimates, plays, facts)
         else:
             assert isinstance(node, ForwardNode)
+            state = replace(state, node=target)
             facts.append(
                 Fact(
                     IvrForwarded,

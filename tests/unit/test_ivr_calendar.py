@@ -194,3 +194,11 @@ def test_calendar_prompt_texts_cover_every_prompt_they_can_produce() -> None:
         day = datetime.fromordinal(start.toordinal() + offset).replace(tzinfo=CPH)
         for prompt in opening_prompts(start, day.replace(hour=8)):
             assert prompt in texts, prompt
+
+
+def test_24_00_ends_a_day() -> None:
+    always = Schedule(weekly=dict.fromkeys(WEEKDAY_HOURS, (parse_interval("00:00-24:00"),)))  # type: ignore[arg-type]
+    assert always.is_open(local(2025, 3, 4, 23, 59, 59))
+    assert always.is_open(local(2025, 3, 5, 0, 0))
+    with pytest.raises(ValueError):
+        parse_interval("08:00-24:01")
