@@ -10,6 +10,7 @@ Whatever happens (hang-up, timeout, garbage, a bug) the session ends with one
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -195,6 +196,9 @@ class _Session:
             reason = "error"
         except AgiError as exc:
             reason = "timeout" if exc.reason == "timeout" else "error"
+        except asyncio.CancelledError:
+            self._end("error")  # the server is stopping: the log still sees the end
+            raise
         except Exception:
             log.exception("FastAGI %s: session failed; the dialplan falls back", self.uniqueid)
             reason = "error"
