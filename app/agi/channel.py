@@ -138,6 +138,8 @@ class AgiChannel:
     async def send(self, command: Command) -> None:
         self.writer.write(command.encode())
         self.commands_sent += 1
+        if self.writer.transport.get_write_buffer_size() == 0:
+            return  # it went straight to the socket: nothing to wait for
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout_at(
