@@ -24,7 +24,9 @@ import asyncio
 import contextlib
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 FIXTURE_ENV = Path(__file__).parent / "fixtures" / "ami" / "08_fastagi.agi.rx.raw"
 HANGUP = "<hangup>"  # as a GET DATA answer: the caller hangs up during that prompt
@@ -89,7 +91,11 @@ class Caller:
     hangup_on: str | None = None
     record: tuple[int, str] = (40000, "dtmf")
     linkedid: str | None = None
-    think: float = 0.0  # seconds before each reply
+    think: float = 0.0  # seconds before each reply (real time)
+    # Injected time passing as Asterisk works: each reply comes this much later on the
+    # service's fake clock (an object with a ``now`` datetime), as a prompt would take.
+    clock: Any = None
+    seconds_per_reply: float = 1.0
 
 
 @dataclass
@@ -158,6 +164,8 @@ class FakeAsterisk:
                 result.commands.append(command)
                 if caller.think:
                     await asyncio.sleep(caller.think)
+                if caller.clock is not None:
+                    caller.clock.now += timedelta(seconds=caller.seconds_per_reply)
                 reply = self._reply(command, caller, answers, linkedid, result)
                 writer.write(reply)
                 await writer.drain()
