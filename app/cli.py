@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
 
+from app.ivr import commands as ivr_commands
 from app.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("app.cli")
@@ -181,6 +182,24 @@ COMMANDS: list[Command] = [
     ),
     Command(
         "demo", "run the service with a simulated PBX on embedded defaults", cmd_demo, _demo_args
+    ),
+    Command(
+        "ivr",
+        "IVR flow tools: `acd ivr validate FILE` checks menu files",
+        ivr_commands.cmd_ivr,
+        ivr_commands.ivr_args,
+    ),
+    Command(
+        "asterisk-config",
+        "render asterisk_config/queues.conf and extensions.conf from ivr_flows/ (or --check)",
+        ivr_commands.cmd_asterisk_config,
+        ivr_commands.asterisk_config_args,
+    ),
+    Command(
+        "prompts",
+        "render the flows' Danish prompts to 8 kHz mono WAV (espeak-ng + sox)",
+        ivr_commands.cmd_prompts,
+        ivr_commands.prompts_args,
     ),
 ]
 

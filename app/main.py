@@ -20,9 +20,10 @@ from app.acd.estimates import EstimateSource, no_estimates
 from app.acd.events import DomainEvent
 from app.acd.queues import QueueCatalogue
 from app.acd.state import CallCentre
+from app.agi.server import AgiServer
 from app.ami.link import AmiLink
 from app.ami.normalise import Normaliser
-from app.api import calls, health
+from app.api import calls, health, ivr
 from app.components import Component, DatabaseComponent, RedisComponent
 from app.ivr.catalogue import CATALOGUE_FILE, load_catalogue
 from app.metrics import Metrics
@@ -99,7 +100,7 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
     if settings.redis_url is not None:
         rt.redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
         rt.components.append(RedisComponent(rt.redis))
-    rt.components += [writer, pipeline]
+    rt.components += [writer, pipeline, AgiServer.from_runtime(rt)]
     if settings.ami_host is not None:
         rt.ami = AmiLink(
             host=settings.ami_host,
@@ -153,4 +154,5 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.rt = rt
     app.include_router(health.router)
     app.include_router(calls.router)
+    app.include_router(ivr.router)
     return app

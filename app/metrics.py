@@ -92,3 +92,52 @@ class Metrics:
         self.agi_active = Gauge(
             "acd_agi_sessions_active", "FastAGI sessions in progress", registry=r
         )
+        self.ivr_invalid = Counter(
+            "acd_ivr_invalid_keys", "Keys that are not a choice of the menu", ["menu"], registry=r
+        )
+        self.ivr_timeouts = Counter(
+            "acd_ivr_timeouts", "Menu prompts answered by no key", ["menu"], registry=r
+        )
+        self.ivr_outcomes = Counter(
+            "acd_ivr_outcomes",
+            "How menu sessions ended (routed, forwarded, closed, callback, message, hangup, ...)",
+            ["outcome"],
+            registry=r,
+        )
+        self.ivr_hangups = Counter(
+            "acd_ivr_hangups",
+            "Callers who hung up inside the menu, by menu node",
+            ["menu"],
+            registry=r,
+        )
+        self.ivr_time_to_queue = Histogram(
+            "acd_ivr_time_to_queue_seconds",
+            "From the start of the menu session to the queue decision",
+            ["queue"],
+            buckets=(2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 300.0),
+            registry=r,
+        )
+        self.ivr_callback_offers = Counter(
+            "acd_ivr_callback_offers",
+            "Call-back offers on long waits, by queue and answer",
+            ["queue", "answer"],
+            registry=r,
+        )
+        self.survey_answers = Counter(
+            "acd_survey_answers",
+            "Survey answers, by question and score",
+            ["question", "score"],
+            registry=r,
+        )
+        self.agi_step_seconds = Histogram(
+            "acd_agi_step_seconds",
+            "From an AGI reply received to the next command sent (engine + bookkeeping)",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+            registry=r,
+        )
+        self.ivr_flow_reloads = Counter(
+            "acd_ivr_flow_reloads",
+            "Flow reloads, by result (ok, rejected)",
+            ["result"],
+            registry=r,
+        )

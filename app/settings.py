@@ -70,6 +70,24 @@ class Settings(BaseSettings):
     # --- FastAGI server -------------------------------------------------------------
     agi_host: str = Field(default="127.0.0.1", description="FastAGI listen address")
     agi_port: Port = Field(default=4573, description="FastAGI listen port")
+    agi_max_sessions: int = Field(
+        default=500,
+        ge=1,
+        le=20000,
+        description="Concurrent FastAGI sessions; beyond it a call gets the dialplan fallback",
+    )
+    agi_env_timeout: float = Field(
+        default=5.0, gt=0, le=60, description="Seconds for a FastAGI client to send its environment"
+    )
+    agi_reply_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="Seconds Asterisk may take to answer a command, beyond its own prompt/timeout",
+    )
+    agi_session_timeout: float = Field(
+        default=900.0, gt=0, le=7200, description="Seconds a whole FastAGI session may last"
+    )
 
     # --- HTTP -----------------------------------------------------------------------
     http_host: str = Field(default="127.0.0.1", description="REST/metrics listen address")

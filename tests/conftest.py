@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,6 +134,16 @@ def redis_url() -> str:
     except Exception as exc:
         _unreachable("Redis", url, exc)
     return url
+
+
+@pytest.fixture(autouse=True)
+def _own_agi_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every app a test builds from the environment listens for FastAGI on a free port,
+    never on the shared default 4573 (tests that set ACD_AGI_PORT themselves win)."""
+    if "ACD_AGI_PORT" not in os.environ:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            monkeypatch.setenv("ACD_AGI_PORT", str(s.getsockname()[1]))
 
 
 @pytest.fixture

@@ -19,9 +19,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ACD_")}
     env["ACD_DATABASE_URL"] = f"sqlite:///{tmp_path / 'serve.db'}"
+    # The service runs from tmp_path: give it the menu files and a FastAGI port of its own.
+    env["ACD_IVR_FLOWS"] = str(ROOT / "ivr_flows")
+    env["ACD_AGI_PORT"] = str(_free_port())
     env.update(extra)
     return env
 

@@ -1,0 +1,171 @@
+"""The IVR's operator commands: ``acd ivr validate``, ``acd asterisk-config``,
+``acd prompts``. Each takes parsed arguments and returns an exit code (0 ok, 1 the check
+failed, 2 could not run); ``app/cli.py``'s ``COMMANDS`` table wires them in."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from app.ivr.asterisk_config import (
+    DEFAULT_AGI_ADDRESS,
+    render_extensions_conf,
+    render_queues_conf,
+)
+from app.ivr.catalogue import CATALOGUE_FILE
+from app.ivr.graph import key_paths
+from app.ivr.model import QueueNode
+from app.ivr.prompts import PromptToolsMissing, render_prompts
+from app.ivr.registry import load_catalogue_text, load_flow_set
+from app.ivr.validate import FlowInvalid, all_prompt_texts, load_flow_text
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+# ---- acd ivr validate ---------------------------------------------------------------
+
+
+def cmd_ivr(args: argparse.Namespace) -> int:
+    if args.ivr_command == "validate":
+        return _validate(args)
+    _err("acd ivr: say what to do (validate)")
+    return 2
+
+
+def _validate(args: argparse.Namespace) -> int:
+    failed = False
+    for file in args.files:
+        path = Path(file)
+        queues = Path(args.queues) if args.queues else path.parent / CATALOGUE_FILE
+        try:
+            catalogue = load_catalogue_text(queues.read_text(encoding="utf-8"), str(queues))
+            if path.name == CATALOGUE_FILE:
+                print(f"{path}: ok: {len(catalogue.queues)} queues")
+                continue
+            flow = load_flow_text(path.read_text(encoding="utf-8"), str(path), catalogue)
+        except FlowInvalid as exc:
+            failed = True
+            for error in exc.errors:
+                _err(str(error))
+            continue
+        except OSError as exc:
+            failed = True
+            _err(f"{exc.filename}: cannot read: {exc.strerror}")
+            continue
+        paths = key_paths(flow)
+        queue_nodes = {n.queue for n in flow.nodes.values() if isinstance(n, QueueNode)}
+        print(
+            f"{path}: ok: flow {flow.name!r}, {len(flow.nodes)} nodes, "
+            f"{len(queue_nodes)} queues, {len(flow.prompts)} prompts"
+        )
+        for queue, keys in sorted(paths.items(), key=lambda kv: (len(kv[1]), kv[1])):
+            print(f"  {' '.join(keys):<6} {queue}")
+    return 1 if failed else 0
+
+
+def ivr_args(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="ivr_command", required=True, metavar="ACTION")
+    v = sub.add_parser(
+        "validate",
+        help="check flow files; exit 1 with file:line: path: problem for each error",
+        description="Check IVR flow files (and queues.yaml): unknown queues or nodes, "
+        "unreachable nodes, duplicate keys, loops without exit, missing prompts, ...",
+    )
+    v.add_argument(
+        "files", nargs="+", metavar="FILE", help="flow file(s), e.g. ivr_flows/jobcenter.yaml"
+    )
+    v.add_argument(
+        "--queues", metavar="FILE", help="queue catalogue (default: queues.yaml beside FILE)"
+    )
+
+
+# ---- acd asterisk-config -------------------------------------------------------------
+
+
+def cmd_asterisk_config(args: argparse.Namespace) -> int:
+    try:
+        flow_set = load_flow_set(Path(args.flows))
+    except FlowInvalid as exc:
+        for error in exc.errors:
+            _err(str(error))
+        return 1
+    rendered = {
+        "queues.conf": render_queues_conf(flow_set.catalogue),
+        "extensions.conf": render_extensions_conf(
+            flow_set.catalogue, flow_set.flows, args.agi_address
+        ),
+    }
+    out = Path(args.out)
+    if args.check:
+        stale = []
+        for name, text in rendered.items():
+            path = out / name
+            current = path.read_text(encoding="utf-8") if path.exists() else None
+            if current != text:
+                stale.append(str(path))
+        if stale:
+            _err("out of date (run `acd asterisk-config`): " + ", ".join(stale))
+            return 1
+        print(f"{out}: queues.conf and extensions.conf are current")
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in rendered.items():
+        (out / name).write_text(text, encoding="utf-8")
+        print(f"wrote {out / name}")
+    return 0
+
+
+def asterisk_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--flows", default="ivr_flows", help="flow folder (default ivr_flows)")
+    p.add_argument(
+        "--out", default="asterisk_config", help="target folder (default asterisk_config)"
+    )
+    p.add_argument(
+        "--agi-address",
+        default=DEFAULT_AGI_ADDRESS,
+        metavar="HOST:PORT",
+        help=f"the service's FastAGI address in the dialplan (default {DEFAULT_AGI_ADDRESS})",
+    )
+    p.add_argument(
+        "--check", action="store_true", help="only check the files are current (exit 1 if not)"
+    )
+
+
+# ---- acd prompts ---------------------------------------------------------------------
+
+
+def cmd_prompts(args: argparse.Namespace) -> int:
+    try:
+        flow_set = load_flow_set(Path(args.flows))
+    except FlowInvalid as exc:
+        for error in exc.errors:
+            _err(str(error))
+        return 1
+    texts: dict[str, str] = {}
+    for flow in flow_set.flows.values():
+        texts.update(all_prompt_texts(flow))
+    if args.list:
+        for name, text in sorted(texts.items()):
+            print(f"{name}\t{text}")
+        return 0
+    try:
+        written = render_prompts(texts, Path(args.out), only=args.only)
+    except PromptToolsMissing as exc:
+        _err(f"acd prompts: {exc}")
+        return 2
+    print(f"rendered {len(written)} prompts (8 kHz mono 16-bit WAV) under {args.out}")
+    return 0
+
+
+def prompts_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--flows", default="ivr_flows", help="flow folder (default ivr_flows)")
+    p.add_argument(
+        "--out",
+        default="var/sounds/da",
+        help="target folder; Asterisk's is /var/lib/asterisk/sounds/da (default var/sounds/da)",
+    )
+    p.add_argument("--only", action="append", metavar="PREFIX", help="only prompts starting so")
+    p.add_argument("--list", action="store_true", help="print name and text, render nothing")
