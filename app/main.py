@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.acd.callbacks import callback_due
 from app.acd.estimates import EstimateSource, no_estimates
 from app.acd.events import DomainEvent
 from app.acd.queues import QueueCatalogue
@@ -78,7 +79,7 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
     metrics = metrics or Metrics()
     engine = create_engine(settings.database_url)
     catalogue = _catalogue(settings)
-    centre = CallCentre(settings.pbx_id, catalogue)
+    centre = CallCentre(settings.pbx_id, catalogue, due_at=lambda at: callback_due(at, settings.tz))
     backend: Backend = (
         SqliteBackend(engine) if settings.is_sqlite else PostgresBackend(settings.database_url)
     )
