@@ -7,6 +7,7 @@ environment: settings come in from the caller (``acd serve`` or a test).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.acd.callbacks import callback_due
 from app.acd.estimates import EstimateSource, no_estimates
-from app.acd.events import DomainEvent
+from app.acd.events import DomainEvent, PbxLifecycle
 from app.acd.queues import QueueCatalogue
 from app.acd.state import CallCentre
 from app.agi.server import AgiServer
@@ -116,7 +117,21 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
             on_lost=pipeline.on_link_lost,
         )
         rt.components.append(rt.ami)
+        pipeline.listeners.append(_resync_on_reload(pipeline, rt.ami))
     return rt
+
+
+def _resync_on_reload(pipeline: Pipeline, link: AmiLink) -> Callable[[DomainEvent], None]:
+    """A reload (queues.conf, members) changes what the PBX has: ask it again."""
+    tasks: set[asyncio.Task[int]] = set()
+
+    def listener(event: DomainEvent) -> None:
+        if isinstance(event, PbxLifecycle) and event.what == "reload":
+            task = asyncio.get_running_loop().create_task(pipeline.resync(link.action))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    return listener
 
 
 def _catalogue(settings: Settings) -> QueueCatalogue | None:

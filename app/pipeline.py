@@ -61,19 +61,21 @@ class Pipeline:
         # PBX clock minus ours (from Timestamp headers): the state machine runs on PBX
         # time, so the ticker must too, or wrap-ups and stale-call sweeps fire early/late.
         self.skew = timedelta(0)
+        self._frame_counts: dict[str, int] = {}
+        self._last_event: ev.DomainEvent | None = None
+        self._last_received: datetime | None = None
         self.listeners: list[Callable[[ev.DomainEvent], None]] = []  # after the state moved
 
     # ---- producers ---------------------------------------------------------------------
 
     def on_ami_frame(self, frame: AmiFrame, received: datetime) -> None:
-        self._count_event(frame.name)
+        # Per-event metric updates are batched: label lookups cost as much as normalising.
+        counts = self._frame_counts
+        counts[frame.name] = counts.get(frame.name, 0) + 1
         event = self.normaliser.normalise(frame, received)
         if event is not None:
-            lag = (received - event.at).total_seconds()
-            if lag >= 0:
-                self.metrics.event_lag.observe(lag)
-            self.skew = event.at - received
-            self.metrics.ami_last_event_timestamp.set(event.at.timestamp())
+            self._last_event = event
+            self._last_received = received
             self._apply(event, received)
 
     def on_event(self, event: ev.DomainEvent) -> None:
@@ -101,9 +103,6 @@ class Pipeline:
             return name
         return "other"
 
-    def _count_event(self, name: str) -> None:
-        self.metrics.ami_events.labels(self._label(name)).inc()
-
     def count_skipped(self, skipped: dict[bytes, int]) -> None:
         """Events the parser dropped by name still count as received."""
         for raw_name, count in skipped.items():
@@ -115,6 +114,19 @@ class Pipeline:
 
     def flush(self) -> None:
         self._flush_scheduled = False
+        if self._frame_counts:
+            for name, count in self._frame_counts.items():
+                self.metrics.ami_events.labels(self._label(name)).inc(count)
+            self._frame_counts = {}
+        last, received = self._last_event, self._last_received
+        if last is not None and received is not None:
+            # One lag sample per read from the socket: the newest event's.
+            self.skew = last.at - received
+            lag = -self.skew.total_seconds()
+            if lag >= 0:
+                self.metrics.event_lag.observe(lag)
+            self.metrics.ami_last_event_timestamp.set(last.at.timestamp())
+            self._last_event = None
         drained = self.centre.drain()
         if self.writer is not None:
             self.writer.submit(drained.records)

@@ -39,6 +39,9 @@ def _json_safe(value: Any) -> Any:
 
 
 _BASE_FIELDS = frozenset({"at", "pbx", "key", "linkedid", "uniqueid", "raw"})
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+# Per event class: the fields that go into the log (computed once; data() is hot).
+_LOG_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,11 +68,17 @@ class DomainEvent:
         return self.SOURCE
 
     def data(self) -> dict[str, Any]:
+        names = _LOG_FIELDS.get(type(self))
+        if names is None:
+            names = _LOG_FIELDS[type(self)] = tuple(
+                f.name
+                for f in dataclasses.fields(self)
+                if f.name not in _BASE_FIELDS and f.metadata.get("log", True)
+            )
         out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            if f.name in _BASE_FIELDS or not f.metadata.get("log", True):
-                continue
-            out[f.name] = _json_safe(getattr(self, f.name))
+        for name in names:
+            value = getattr(self, name)
+            out[name] = value if type(value) in _PLAIN else _json_safe(value)
         return out
 
 

@@ -129,6 +129,7 @@ class Call:
     dialled: str = ""
     caller_uniqueid: str = ""
     channels: dict[str, str] = field(default_factory=dict)  # live uniqueid -> channel
+    known: set[str] = field(default_factory=set)  # every uniqueid ever mapped to this call
     dtmf_keys: list[str] = field(default_factory=list)
     ivr_keys: list[str] = field(default_factory=list)
     ivr_seen: bool = False
@@ -268,7 +269,9 @@ class CallCentre:
                 source=event.source,
                 kind=event.kind,
                 data=event.data(),
-                raw=dict(event.raw) if event.raw is not None else None,
+                raw=event.raw
+                if isinstance(event.raw, dict) or event.raw is None
+                else dict(event.raw),
             )
         )
         handler = _HANDLERS.get(type(event))
@@ -369,6 +372,7 @@ class CallCentre:
             new.started_at = at - timedelta(seconds=first.duration_seconds)
             for chan in chans:
                 new.channels[chan.uniqueid] = chan.channel
+                new.known.add(chan.uniqueid)
                 self._channel_call[chan.uniqueid] = linkedid
             new.caller_uniqueid = first.uniqueid
             self._touch(new, at)
@@ -465,10 +469,8 @@ class CallCentre:
         if call is None:
             return
         self._emit_call(call)
-        for uid in list(call.channels):
-            self._channel_call.pop(uid, None)
-        for uid, lid in list(self._channel_call.items()):
-            if lid == linkedid:
+        for uid in call.known:
+            if self._channel_call.get(uid) == linkedid:
                 del self._channel_call[uid]
 
     def _end_call(self, call: Call, at: datetime, cause: int | None) -> None:
@@ -798,6 +800,7 @@ class Snapshot:
 def _on_channel_created(cc: CallCentre, e: ev.ChannelCreated) -> None:
     call = cc._call(e.linkedid or e.uniqueid, e.at)
     call.channels[e.uniqueid] = e.channel
+    call.known.add(e.uniqueid)
     cc._channel_call[e.uniqueid] = call.linkedid
     if e.uniqueid == call.linkedid or not call.caller_uniqueid:
         # The first channel of a call is the caller's leg.

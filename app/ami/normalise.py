@@ -452,6 +452,20 @@ def _kept_varset(raw: bytes) -> bool:
     return raw[start : end if end >= 0 else len(raw)] in _KEPT_VARIABLE_NAMES
 
 
+# What the service asks Asterisk for (manager.conf include filters): the events the state
+# machine uses, and the PBX's lifecycle. The table above understands more (Newstate,
+# Bridge*, AGIExec*, DeviceStateChange) and logs them if they come, but asking for them
+# would double the stream for nothing: QueueMemberStatus already carries the device state
+# of every agent, and the IVR's own sessions report what AGIExec would.
+CONSUMED_EVENTS = frozenset(HANDLERS) - {
+    "Newstate",
+    "BridgeEnter",
+    "BridgeLeave",
+    "AGIExecStart",
+    "AGIExecEnd",
+    "DeviceStateChange",
+}
+
 # What the parser should decode (with a byte-level test where a name is not enough);
 # everything else is skipped without decoding.
 WANTED_EVENTS: dict[str, RawPredicate | None] = dict.fromkeys(HANDLERS)

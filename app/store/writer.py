@@ -93,6 +93,22 @@ _LINK_SURVEYS = (
 )
 
 
+_EVENT_SPEC = next(s for s in SPECS if s.table == "call_events")
+_EVENT_COLUMNS = list(_EVENT_SPEC.columns)
+# The bulk of the log goes COPY -> a session-private staging table -> INSERT ... ON CONFLICT
+# (COPY itself cannot skip duplicates); measured ~1.5x the rows/s of an unnest insert.
+_STAGE = "acd_stage_call_events"
+_CREATE_STAGE = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
+    "(LIKE call_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+)
+_FROM_STAGE = (
+    f"INSERT INTO call_events ({', '.join(_EVENT_COLUMNS)}) "
+    f"SELECT {', '.join(_EVENT_COLUMNS)} FROM {_STAGE} "
+    "ON CONFLICT (pbx, event_key) DO NOTHING"
+)
+
+
 class PostgresBackend:
     """asyncpg directly: the writer's own connection, no ORM on the hot path."""
 
@@ -106,6 +122,7 @@ class PostgresBackend:
 
         if self.conn is None or self.conn.is_closed():
             self.conn = await asyncpg.connect(self.dsn, timeout=5, command_timeout=30)
+            await self.conn.execute(_CREATE_STAGE)
 
     async def close(self) -> None:
         if self.conn is not None:
@@ -121,6 +138,9 @@ class PostgresBackend:
                     rows = groups.get(spec)
                     if not rows:
                         continue
+                    if spec is _EVENT_SPEC:
+                        await self._copy_events(rows)
+                        continue
                     arrays = _columns(spec, rows, now, json_text=True)
                     await self.conn.execute(self._sql[spec], *arrays)
                 if groups.get(_SURVEY_SPEC):
@@ -129,6 +149,25 @@ class PostgresBackend:
             # A connection in an unknown state is not reused.
             await self.close()
             raise
+
+    async def _copy_events(self, rows: list[Any]) -> None:
+        records = [
+            (
+                r.pbx,
+                r.event_key,
+                r.at,
+                r.received_at,
+                r.linkedid,
+                r.uniqueid,
+                r.source,
+                r.kind,
+                _JSON(r.data),
+                None if r.raw is None else _JSON(r.raw),
+            )
+            for r in rows
+        ]
+        await self.conn.copy_records_to_table(_STAGE, records=records, columns=_EVENT_COLUMNS)
+        await self.conn.execute(_FROM_STAGE)
 
 
 def _columns(spec: TableSpec, rows: list[Any], now: datetime, json_text: bool) -> list[list[Any]]:

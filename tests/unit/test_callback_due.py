@@ -18,7 +18,10 @@ CPH = ZoneInfo("Europe/Copenhagen")
         (datetime(2014, 11, 8, 9, 0, tzinfo=CPH), "2014-11-11"),  # Sat -> Tue
         (datetime(2015, 4, 1, 10, 0, tzinfo=CPH), "2015-04-08"),  # Wed before Easter -> Wed
         (datetime(2014, 12, 23, 10, 0, tzinfo=CPH), "2014-12-30"),  # 24-26 closed: Mon 29, Tue 30
-        (datetime(2023, 5, 4, 10, 0, tzinfo=CPH), "2023-05-09"),  # Store bededag Fri 5 May: Mon 8, Tue 9
+        (
+            datetime(2023, 5, 4, 10, 0, tzinfo=CPH),
+            "2023-05-09",
+        ),  # Store bededag Fri 5 May: Mon 8, Tue 9
         (datetime(2024, 4, 25, 10, 0, tzinfo=CPH), "2024-04-29"),  # no Store bededag in 2024
     ],
 )

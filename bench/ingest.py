@@ -1,0 +1,281 @@
+"""Ingest benchmark: AMI over TCP -> parse -> normalise -> state -> PostgreSQL.
+
+    python bench/ingest.py [--events 200000] [--db postgresql://postgres@127.0.0.1/test]
+
+For a stream built from the captures (>= --events events, fresh ids per copy, Timestamp
+headers), filtered as manager.conf filters it and unfiltered (read = all, no filter):
+- panoramisk's raw parse rate on the same bytes (its AMIProtocol.data_received);
+- the service's end-to-end rate: from the first byte sent to every event durable in
+  PostgreSQL (a scratch database), through the real AmiLink, Pipeline and EventWriter;
+- their ratio (goal: >= 0.5 filtered, >= 0.25 unfiltered);
+- event-to-durable latency percentiles (receive time to commit);
+- lost events: rows in call_events vs the events the normaliser made (must be 0).
+
+Talks only to 127.0.0.1; stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import statistics
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.ami.normalise import Normaliser
+from app.ami.parser import AmiFrame, AmiParser
+from app.main import build_runtime
+from app.privacy import CallerPrivacy
+from app.settings import load_settings
+from app.store import migrate
+from bench.streams import build
+
+CHUNK = 65536
+
+
+def panoramisk_rate(data: bytes) -> tuple[float, int]:
+    """Frames per second through panoramisk's own protocol parser."""
+    from panoramisk.ami_protocol import AMIProtocol
+
+    class Counter:
+        n = 0
+
+        def dispatch(self, message: Any) -> None:
+            Counter.n += 1
+
+    async def run() -> float:
+        proto = AMIProtocol()
+        proto.connection_made(None)
+        proto.factory = Counter()
+        proto.encoding = "utf-8"
+        start = time.perf_counter()
+        for i in range(0, len(data), CHUNK):
+            proto.data_received(data[i : i + CHUNK])
+        return time.perf_counter() - start
+
+    best = min(asyncio.run(run()) for _ in range(3))
+    Counter.n //= 3
+    return Counter.n / best, Counter.n
+
+
+def expected_events(data: bytes) -> int:
+    """How many events the normaliser makes of this stream (what must land)."""
+    parser = AmiParser()
+    normaliser = Normaliser("bench", CallerPrivacy(b"b" * 32))
+    now = datetime.now(UTC)
+    return sum(
+        1
+        for item in parser.feed(data)
+        if isinstance(item, AmiFrame) and normaliser.normalise(item, now) is not None
+    )
+
+
+async def _admin(url: str, sql: str) -> None:
+    import asyncpg  # type: ignore[import-untyped]
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def end_to_end(data: bytes, frames: int, server_url: str) -> dict[str, Any]:
+    from sqlalchemy.engine import make_url
+
+    expected = expected_events(data)  # before the clock starts: it is a parse of its own
+    name = f"acd_bench_{uuid.uuid4().hex[:8]}"
+    await _admin(server_url, f'CREATE DATABASE "{name}"')
+    db = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    db = db.replace("postgresql://", "postgresql+asyncpg://")
+    try:
+        await migrate.upgrade(db)
+        return await _run(data, frames, db, expected)
+    finally:
+        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _fake_asterisk(data: bytes, port_out: Any, started_out: Any) -> None:
+    """Child process: speaks just enough AMI, then streams ``data`` as fast as TCP takes
+    it, from its own process as a real Asterisk would."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"Asterisk Call Manager/11.0.0\r\n")
+        while True:
+            try:
+                raw = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            fields = dict(x.split(": ", 1) for x in raw.decode().split("\r\n") if ": " in x)
+            aid = fields.get("ActionID", "")
+            action = fields.get("Action")
+            head = f"Response: Success\r\nActionID: {aid}\r\n"
+            if action == "Login":
+                writer.write(f"{head}Message: Authentication accepted\r\n\r\n".encode())
+            elif action in ("QueueStatus", "CoreShowChannels"):
+                done = (
+                    f"{action}Complete" if action == "QueueStatus" else "CoreShowChannelsComplete"
+                )
+                writer.write(
+                    f"{head}EventList: start\r\n\r\nEvent: {done}\r\nActionID: {aid}\r\n"
+                    "EventList: Complete\r\nListItems: 0\r\n\r\n".encode()
+                )
+                if action == "CoreShowChannels":
+                    await writer.drain()
+                    started_out.send(time.perf_counter())
+                    for i in range(0, len(data), CHUNK):
+                        writer.write(data[i : i + CHUNK])
+                        await writer.drain()
+            else:
+                writer.write(f"{head}\r\n".encode())
+            await writer.drain()
+
+    async def main() -> None:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port_out.send(server.sockets[0].getsockname()[1])
+        await asyncio.sleep(3600)
+
+    asyncio.run(main())
+
+
+async def _run(data: bytes, frames: int, db: str, expected: int) -> dict[str, Any]:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    port_rx, port_tx = ctx.Pipe(duplex=False)
+    start_rx, start_tx = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_fake_asterisk, args=(data, port_tx, start_tx), daemon=True)
+    child.start()
+    port = port_rx.recv()
+    settings = load_settings(
+        database_url=db,
+        ami_host="127.0.0.1",
+        ami_port=port,
+        ami_secret="x",
+        caller_hash_key="bench-hash-key-0123456789",
+        spill_dir="/tmp/acd-bench-spill",
+        agi_port=_free_port(),
+        log_level="WARNING",
+    )
+    rt = build_runtime(settings)
+    latencies: list[float] = []
+
+    def on_commit(records: Any, _seconds: float) -> None:
+        now = datetime.now(UTC)
+        for r in records:
+            received = getattr(r, "received_at", None)
+            if (
+                received is not None
+                and getattr(r, "event_key", None) is not None
+                and type(r).__name__ == "EventRecord"
+            ):
+                latencies.append((now - received).total_seconds())
+
+    rt.writer.on_commit = on_commit
+    for c in rt.components:
+        await c.start()
+    try:
+        loop = asyncio.get_running_loop()
+        started = await asyncio.wait_for(loop.run_in_executor(None, start_rx.recv), 600)
+        deadline = time.monotonic() + 600
+        while True:
+            rows = await _count(rt)
+            if rows >= expected or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        await asyncio.sleep(0.5)
+        rows = await _count(rt)
+    finally:
+        for c in reversed(rt.components):
+            with contextlib.suppress(Exception):
+                await c.stop()
+        child.terminate()  # our own child, by its handle
+        child.join(5)
+    lat = sorted(latencies)
+    return {
+        "elapsed": elapsed,
+        "events_per_s": frames / elapsed,
+        "expected": expected,
+        "rows": rows,
+        "lost": expected - rows,
+        "p50_ms": 1000 * statistics.median(lat) if lat else float("nan"),
+        "p99_ms": 1000 * lat[int(0.99 * (len(lat) - 1))] if lat else float("nan"),
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+async def _count(rt: Any) -> int:
+    from sqlalchemy import func, select
+
+    from app.store.models import CallEvent
+
+    async with rt.sessions() as s:
+        return int((await s.execute(select(func.count()).select_from(CallEvent))).scalar_one())
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--events", type=int, default=200_000)
+    p.add_argument(
+        "--db",
+        default=os.environ.get(
+            "ACD_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+        ),
+    )
+    p.add_argument("--only", choices=("filtered", "unfiltered"))
+    args = p.parse_args()
+    goals = {"filtered": 0.5, "unfiltered": 0.25}
+    print(
+        f"{'stream':<11} {'events':>8} {'MB':>6} {'panoramisk ev/s':>16} "
+        f"{'end-to-end ev/s':>16} {'ratio':>6} {'goal':>5} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'lost':>5}"
+    )
+    failed = False
+    for kind in ("filtered", "unfiltered"):
+        if args.only and kind != args.only:
+            continue
+        data, frames = build(args.events, filtered=kind == "filtered")
+        raw_rate, _ = panoramisk_rate(data)
+        result = asyncio.run(end_to_end(data, frames, args.db))
+        ratio = result["events_per_s"] / raw_rate
+        ok = ratio >= goals[kind] and result["lost"] == 0
+        failed |= not ok
+        print(
+            f"{kind:<11} {frames:>8} {len(data) / 1e6:>6.1f} {raw_rate:>16,.0f} "
+            f"{result['events_per_s']:>16,.0f} {ratio:>6.2f} {goals[kind]:>5.2f} "
+            f"{result['p50_ms']:>7.1f} {result['p99_ms']:>7.1f} {result['lost']:>5}"
+            f"  {'ok' if ok else 'BELOW GOAL'}"
+        )
+        print(
+            f"{'':<11} normalised events written {result['rows']:,} of "
+            f"{result['expected']:,}; wall {result['elapsed']:.1f} s; "
+            f"peak RSS {result['peak_rss_mb']:.0f} MB"
+        )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
