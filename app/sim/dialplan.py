@@ -232,6 +232,7 @@ class CallRun:
 
     async def queue(self, queue: str, options: str, max_wait: int) -> str:
         pbx, chan = self.pbx, self.chan
+        self.last_queue = queue
         qc = pbx.queue_app(chan, queue, options, max_wait, self.behaviour)
         status = await qc.done.wait()
         self.queue_status = status

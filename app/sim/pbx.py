@@ -319,7 +319,13 @@ class Pbx:
             chan.answered_at = self.now()
         self.chan_event("Newstate", chan)
         self.update_device(chan.device)
-        if state == UP and self.config.noise and self.config.rtcp_interval > 0:
+        # RTCP reports: the captures show them on the trunk (caller) leg only.
+        if (
+            state == UP
+            and self.config.noise
+            and self.config.rtcp_interval > 0
+            and chan.device.lower() == "pjsip/trunk"
+        ):
             self.kernel.call_later(self.config.rtcp_interval, self._rtcp_tick, chan)
 
     def answer(self, chan: Channel) -> None:
