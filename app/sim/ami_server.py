@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from dataclasses import dataclass, field
 
 from app.sim import amiproto
@@ -99,6 +100,7 @@ class AmiServer:
         hard_limit: int = 16 << 20,
         write_timeout: float = 5.0,
         auth_fail_delay: float = 1.0,
+        sndbuf: int | None = None,
     ) -> None:
         self.pbx = pbx
         self.users = users
@@ -111,6 +113,7 @@ class AmiServer:
         self.hard_limit = hard_limit
         self.write_timeout = write_timeout
         self.auth_fail_delay = auth_fail_delay
+        self.sndbuf = sndbuf  # SO_SNDBUF of client sockets (tests shrink it)
         self.clients: set[_Client] = set()
         self.dropped = 0
         self.connections = 0
@@ -160,6 +163,9 @@ class AmiServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        sock = writer.get_extra_info("socket")
+        if self.sndbuf is not None and sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
         client = _Client(self, writer)
         peer = writer.get_extra_info("peername") or ("127.0.0.1", 0)
         local = writer.get_extra_info("sockname") or (self.host, self.port)
