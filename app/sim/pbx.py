@@ -700,9 +700,12 @@ class Pbx:
             self._rtp_qos(agent)
             self.destroy(agent, 16)
         else:
+            self._bridgepeer_clear(caller, agent)
             self.bridge_leave(caller)
             self.bridge_leave(agent)
+            self._queue_vars_noise(caller, conn.queue, twice=True)
             self.soft_hangup(caller, 16)
+            self._rtp_qos(agent)
             self.destroy(agent, 16)
             self.destroy(caller, 16)
             self.agent_complete(conn, "caller", with_dest=False)

@@ -122,3 +122,30 @@ async def test_the_comparison_catches_a_wrong_simulation() -> None:
     ]
     assert not compare_events(cap, relinked)
     assert compare_events(cap, cap)
+
+
+@pytest.mark.parametrize("name", ["01_answered", "04_ringnoanswer", "06_invalid_then_valid"])
+async def test_noise_is_in_the_captures_proportions(name: str) -> None:
+    """With noise on, VarSet/Newexten/RTCPSent come in the captures' numbers (+-10 %)."""
+    import dataclasses
+    from collections import Counter
+
+    sc = SCENARIOS[name]
+    config = dataclasses.replace(sc.config(load_queues(LAB_QUEUES)), noise=True)
+    sim = SimulatedPbx(config, mode="manual", ami_port=None)
+    counts: Counter[str] = Counter()
+    sim.pbx.listeners.append(lambda e: counts.update([e.name]))
+    async with sim:
+        sc.prepare(sim.pbx)
+        sim.call_at(sc.epoch + (sc.call_at or 0), sc.caller(), sc.number)
+        await sim.advance_to(sc.epoch + sc.end)
+        await sim.calls_done()
+    cap = Counter(m.get("Event") for m in capture(name) if m.has("Event"))
+    for event in ("VarSet", "Newexten"):
+        assert abs(counts[event] - cap[event]) <= 0.1 * cap[event], (event, counts, cap)
+    assert abs(counts["RTCPSent"] - cap["RTCPSent"]) <= 2
+    share, cap_share = (
+        counts["VarSet"] / sum(counts.values()),
+        cap["VarSet"] / sum(cap[k] for k in cap if k not in ("FullyBooted", "SuccessfulAuth")),
+    )
+    assert abs(share - cap_share) < 0.05
