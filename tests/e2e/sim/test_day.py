@@ -4,6 +4,7 @@ must be consistent with itself and with the AMI stream, and the day reproducible
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from pathlib import Path
 
@@ -102,7 +103,7 @@ async def test_an_hour_of_traffic_is_consistent(tmp_path: Path) -> None:
     assert sum(len(v) for v in busy.values()) == len(connects)
     for agent, calls in busy.items():
         calls.sort()
-        for (s1, e1, q1), (s2, _, _) in zip(calls, calls[1:], strict=False):
+        for (_, e1, q1), (s2, _, _) in itertools.pairwise(calls):
             assert s2 >= e1, f"{agent} on two calls"
             # time_t arithmetic: a ring may come up to 1 s before end + wrap-up
             offered = [r for r in rings[agent] if e1 <= r < s2]
