@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from app.sim.channels import P_AGI, UP, Channel
 
@@ -204,8 +206,23 @@ def lookup(pbx: Pbx, chan: Channel, name: str) -> str | None:
                 "state": chan.state_desc(),
                 "channeltype": chan.device.split("/", 1)[0],
             }.get(arg, "")
+        if func == "STRFTIME":
+            # STRFTIME(<epoch>,<timezone>,<format>): the PBX's (virtual) local time.
+            parts = [p.strip() for p in m[2].split(",", 2)]
+            try:
+                epoch = float(parts[0]) if parts and parts[0] else pbx.now()
+                tz = (
+                    ZoneInfo(parts[1])
+                    if len(parts) > 1 and parts[1]
+                    else (ZoneInfo(pbx.config.timezone))
+                )
+            except (ValueError, KeyError):
+                return ""
+            fmt = parts[2] if len(parts) > 2 and parts[2] else "%c"
+            return dt.datetime.fromtimestamp(epoch, tz).strftime(fmt)
         return ""
     builtin = {
+        "EPOCH": str(int(pbx.now())),  # the PBX's clock: virtual time in the simulator
         "UNIQUEID": chan.uniqueid,
         "CHANNEL": chan.name,
         "EXTEN": chan.exten,

@@ -10,6 +10,7 @@ after that action's response, as in the captures (the response is written first)
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from app.sim.queue import Dev, QueueError
 
 if TYPE_CHECKING:
     from app.sim.pbx import Pbx
+
+log = logging.getLogger("app.sim.manager")
 
 ALL_CLASSES = frozenset(
     {
@@ -172,15 +175,17 @@ class ManagerSession:
         if need is not None and self.user is not None and need not in self.user.write:
             self.send(amiproto.error(aid, "Permission denied"))
             return
-        if self.hub is None:
-            handler(m, aid)
-            return
-        # Events raised by the action reach every client after this response.
-        self.hub.hold()
+        if self.hub is not None:
+            # Events raised by the action reach every client after this response.
+            self.hub.hold()
         try:
             handler(m, aid)
+        except Exception:  # a simulator bug must not take the manager down
+            log.exception("AMI action %s failed", action)
+            self.send(amiproto.error(aid, "Internal error in the simulated PBX"))
         finally:
-            self.hub.release()
+            if self.hub is not None:
+                self.hub.release()
 
     # --------------------------------------------------------------- events
     def deliver(self, ev: Event) -> None:
@@ -569,9 +574,20 @@ class ManagerSession:
             self.send(amiproto.success(aid, "Variable Set"))
             self.pbx.varset(chan, var, m.get("Value"))
             return
-        # A global: no VarSet event (captures README, point 11).
+        # A global: capture 07 shows a VarSet with "Channel: none" (noise, like VarSet).
         self.pbx.globals[var] = m.get("Value")
         self.send(amiproto.success(aid, "Variable Set"))
+        if self.pbx.config.noise:
+            self.pbx.emit(
+                "VarSet",
+                "dialplan,all",
+                [
+                    ("Channel", "none"),
+                    ("Uniqueid", "none"),
+                    ("Variable", var),
+                    ("Value", m.get("Value")),
+                ],
+            )
 
     def _a_hangup(self, m: Message, aid: str | None) -> None:
         pbx = self.pbx

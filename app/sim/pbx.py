@@ -772,10 +772,16 @@ class Pbx:
         fields += bridge.headers()
         fields += [("IsExternal", "Yes"), ("Context", context), ("Extension", exten)]
         self.emit("BlindTransfer", P_CALL, fields, transferer.linkedid)
-        conn = _conn_of_agent(transferer)
+        # The leg that runs a dialplan here is the caller's. Transferring the agent leg
+        # (the contract's way) sends the caller on; a transfer "of the caller" does the
+        # same here (Asterisk would put the agent leg into that queue as a caller).
+        mover, other = transferee, transferer
+        if transferee.call is None and transferer.call is not None:
+            mover, other = transferer, transferee
+        conn = _conn_of_agent(other)
         if conn is not None:
             self.agent_complete(conn, "transfer")
-        self._move_out_of_bridge(transferee, transferer, bridge, context, exten)
+        self._move_out_of_bridge(mover, other, bridge, context, exten)
         return ""
 
     def redirect(self, chan: Channel, context: str, exten: str, priority: int) -> str:

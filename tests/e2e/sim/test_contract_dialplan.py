@@ -75,12 +75,12 @@ class ScriptedService:
 
 @contextlib.asynccontextmanager
 async def contract_pbx(
-    handlers: dict[str, Handler], **config: object
+    handlers: dict[str, Handler], mode: str = "fast", **config: object
 ) -> AsyncIterator[tuple[SimulatedPbx, ScriptedService, list[Event]]]:
     service = ScriptedService(handlers)
     await service.start()
     cfg = PbxConfig(queues=CATALOGUE, start=T0, agi_address=f"127.0.0.1:{service.port}", **config)  # type: ignore[arg-type]
-    sim = SimulatedPbx(cfg, mode="fast", ami_port=None)
+    sim = SimulatedPbx(cfg, mode=mode, ami_port=None)  # type: ignore[arg-type]
     events: list[Event] = []
     sim.pbx.listeners.append(events.append)
     async with sim:
@@ -295,3 +295,36 @@ async def test_a_hangup_while_the_service_thinks_sends_hangup_at_once() -> None:
         truth = await task
     assert seen == ["HANGUP"]
     assert truth.outcome == "ivr_hangup"
+
+
+@pytest.mark.parametrize("which", ["agent", "caller"])
+async def test_transfers_and_an_ami_hangup_of_the_agent_leg(which: str) -> None:
+    async def ivr(s: Session) -> None:
+        await menu_to(s, "dagpenge")
+
+    async with contract_pbx({"ivr": ivr}, mode="manual") as (sim, _, events):
+        sim.pbx.agents["pjsip/agent1"] = ScriptedAgent([2.0])
+        sim.pbx.agents["pjsip/agent2"] = ScriptedAgent([2.0])
+        caller = ScriptedCaller(
+            replies=[Reply("digits", "1", 1.0)], talks=[Talk(100.0), Talk(100.0)]
+        )
+        task = sim.start_call(caller)
+        await sim.advance_to(T0 + 30)
+        assert sum(e.name == "AgentConnect" for e in events) == 1
+        agent_leg = next(c for c in sim.pbx.channels.values() if c.role == "agent")
+        caller_leg = next(c for c in sim.pbx.channels.values() if c.role == "caller")
+        transferer = agent_leg if which == "agent" else caller_leg
+        assert sim.pbx.blind_transfer(transferer, "acd-queue", "kontanthjaelp") == ""
+        await sim.advance_to(T0 + 60)
+        assert sum(e.name == "AgentConnect" for e in events) == 2
+        second = next(c for c in sim.pbx.channels.values() if c.role == "agent")
+        assert second.device == "PJSIP/agent2"
+        sim.pbx.ami_hangup(second, 16)  # the agent leg hung up over AMI
+        await sim.advance_to(T0 + 300)
+        truth = await task
+    reasons = [e.get("Reason") for e in events if e.name == "AgentComplete"]
+    assert reasons == ["transfer", "agent"]
+    assert truth.queues == ["dagpenge", "kontanthjaelp"] and truth.outcome == "answered"
+    assert not sim.pbx.channels  # nothing left dangling
+    joins = [e for e in events if e.name == "QueueCallerJoin"]
+    assert {e.get("Uniqueid") for e in joins} == {truth.linkedid}

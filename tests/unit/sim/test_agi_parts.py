@@ -105,3 +105,8 @@ def test_variables_functions_and_substitution() -> None:
     assert lookup(pbx, chan, "NOT_SET") is None
     assert substitute(pbx, chan, "${CALLERID(num)}") == "4520001"
     assert substitute(pbx, chan, "${CALLERID(name)}/${EXTEN}/${NOPE}") == "Borger 1/82565683/"
+    # the PBX's clock, which the IVR can read for opening hours: the virtual one
+    assert lookup(pbx, chan, "EPOCH") == "1795362443"
+    assert substitute(pbx, chan, "${STRFTIME(${EPOCH},Europe/Copenhagen,%Y-%m-%d %H:%M)}") == (
+        "2026-11-22 16:47"
+    )
