@@ -292,7 +292,7 @@ class AgiSession:
             host, port_s = address, "4573"
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(host, int(port_s)), cfg.agi_reply_timeout
+                asyncio.open_connection(host, int(port_s)), cfg.agi_connect_timeout
             )
         except (OSError, TimeoutError, ValueError):
             return "FAILURE"

@@ -195,8 +195,6 @@ class AmiServer:
             pass
         finally:
             self.clients.discard(client)
+            # A refused login closes itself once its delayed answer went out.
             if not client.closed and not session.closed:
                 client.close()
-            elif not client.dropped:
-                # A bad login closes only after its delayed answer went out.
-                pass

@@ -95,6 +95,7 @@ class PbxConfig:
     answer_delay: float = 0.0
     prompt_seconds: Callable[[str], float] = default_prompt_seconds
     rtcp_interval: float = 5.0
+    agi_connect_timeout: float = 2.0  # res_agi's MAX_AGI_CONNECT (2000 ms)
     agi_reply_timeout: float = 30.0  # real seconds waiting for the service's next command
     agi_hangup_grace: float = 5.0  # real seconds for the service to close after HANGUP
     agi_version: str = "22.11.0-rc1"
@@ -615,7 +616,8 @@ class Pbx:
             self.bridged_hangup(chan)
             return
         self.soft_hangup(chan, 16)
-        self.destroy(chan, cause)
+        # A channel whose caller already hung up ends with cause 0, as in 03 and 08b.
+        self.destroy(chan, 0 if chan.hangup_requested else cause)
 
     def finalize(self, chan: Channel) -> None:
         """End of the dialplan for a channel the caller already hung up (or not)."""

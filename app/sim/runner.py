@@ -237,7 +237,8 @@ class SimulatedPbx:
                 kernel.now,
                 pbx.config.prompt_seconds,
             )
-            self.start_call(caller)
+            dialled = arrival.dialled
+            self.start_call(caller, dialled if dialled in pbx.config.numbers else None)
             started += 1
             if on_progress is not None:
                 on_progress(started, len(plan.arrivals))

@@ -15,7 +15,8 @@ Arrivals
     opening or after the closing and hear the "closed" message. Weekend days and Danish
     public holidays get the outside-hours trickle only.
 Queue mix
-    The catalogue's ``calls_per_year`` (DOMAIN.md's 2014 table) as weights.
+    The catalogue's ``calls_per_year`` (DOMAIN.md's 2014 table) as weights. 2 % call
+    from abroad (+46/+47/+49 numbers) and dial +4582565682.
 Keys
     The path of digits from the top menu to the target queue comes from a ``KeyPlanner``.
     At each menu prompt a caller presses a wrong key with 6 %, lets the input time out
@@ -220,6 +221,7 @@ class TrafficConfig:
     close_hour: int = 15
     hour_weights: Mapping[int, float] = field(default_factory=lambda: dict(HOUR_WEIGHTS))
     outside_share: float = 0.02
+    abroad_share: float = 0.02  # dial +4582565682 from a foreign number
     wrong_key_share: float = 0.06
     timeout_share: float = 0.04
     menu_hangup_share: float = 0.015
@@ -245,6 +247,7 @@ class Arrival:
     number: str
     name: str
     seed: int
+    dialled: str = "82565682"  # or +4582565682, from abroad
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,9 +347,14 @@ def plan_day(queues: QueuesConfig, cfg: TrafficConfig) -> DayPlan:
     arrivals = []
     for t in times:
         target = rng.choices(names, weights)[0]
-        number = f"{rng.choice('2345')}{rng.randrange(10**7):07d}"
         name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
-        arrivals.append(Arrival(t, target, number, name, rng.randrange(2**31)))
+        if rng.random() < cfg.abroad_share:
+            number = f"+{rng.choice(('46', '47', '49'))}{rng.randrange(10**8):08d}"
+            dialled = "+4582565682"
+        else:
+            number = f"{rng.choice('2345')}{rng.randrange(10**7):07d}"
+            dialled = "82565682"
+        arrivals.append(Arrival(t, target, number, name, rng.randrange(2**31), dialled))
     agents = plan_agents(queues, cfg, volume, working) if working else ()
     start = _local(cfg.date, cfg.open_hour - 0.5, tz) - 300.0
     end = max([a.at for a in arrivals], default=start)

@@ -61,6 +61,10 @@ def test_queue_mix_follows_the_yearly_volumes() -> None:
         got = counts.get(q.name, 0)
         assert abs(got - n * p) <= 4 * math.sqrt(n * p * (1 - p)) + 1, q.name
     assert "erhvervshuset" not in counts  # no 2014 volume, no calls
+    plan = plan_day(QUEUES, TrafficConfig(date=TUESDAY, seed=1))
+    abroad = [a for a in plan.arrivals if a.dialled == "+4582565682"]
+    assert 0.005 < len(abroad) / len(plan.arrivals) < 0.04
+    assert all(a.number.startswith("+") for a in abroad)
 
 
 def test_mornings_are_heavier_and_calls_stay_in_the_hours() -> None:
