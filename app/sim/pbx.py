@@ -16,7 +16,7 @@ import random
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from app.sim.behaviour import AgentBehaviour, CallerBehaviour, ScriptedAgent, Talk
 from app.sim.channels import (
@@ -40,9 +40,6 @@ from app.sim.clock import Kernel, Signal, Timer
 from app.sim.conf import QueuesConfig
 from app.sim.queue import DEV_NAMES, Dev, LeaveInfo, Member, QueueEngine
 from app.sim.truth import CallTruth, TruthLog
-
-if TYPE_CHECKING:
-    pass
 
 Listener = Callable[[Event], None]
 DtmfMode = Literal["info", "rfc4733"]
