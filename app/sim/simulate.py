@@ -172,7 +172,7 @@ async def run_simulate(args: argparse.Namespace, prep: Prepared) -> int:
     sim = SimulatedPbx(
         prep.config,
         mode=mode,
-        speed=max(args.speed, 1.0),
+        speed=args.speed if args.speed > 0 else 1.0,
         ami_host=args.ami_host,
         ami_port=args.ami_port,
         users=prep.users,
