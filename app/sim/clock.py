@@ -226,12 +226,25 @@ class Kernel:
         if self.mode == "real":
             await self._drive_real()
             return
+        loop = asyncio.get_running_loop()
+        quiet = 0
+        last_yield = loop.time()
         while True:
-            await self._wait_idle()
+            # After a batch that woke nobody (a queue re-check that found no agent, say)
+            # the next timer can fire at once; still hand the loop to the sockets every
+            # few batches / milliseconds so AMI and FastAGI I/O keeps flowing.
+            if self._active > 0 or quiet >= 32 or loop.time() - last_yield > 0.002:
+                await self._wait_idle()
+                quiet = 0
+                last_yield = loop.time()
             nxt = self.next_timer()
             if nxt is not None and nxt <= self._horizon:
                 # Fire the whole batch due at this instant, then let tasks run again.
                 self._fire_due(nxt)
+                quiet += 1
+                continue
+            await self._wait_idle()
+            if self.next_timer() != nxt:
                 continue
             if self.mode == "manual" and self._horizon > self._now and self._horizon != math.inf:
                 self._now = self._horizon
