@@ -33,6 +33,7 @@ class _Client:
     closed: bool = False
     stalled_since: float | None = None
     sent_bytes: int = 0
+    peak_pending: int = 0  # most bytes ever waiting in the transport
     dropped: bool = False
     _tasks: set[asyncio.Handle] = field(default_factory=set)
 
@@ -46,6 +47,7 @@ class _Client:
         transport.write(data)
         self.sent_bytes += len(data)
         pending = transport.get_write_buffer_size()
+        self.peak_pending = max(self.peak_pending, pending)
         srv = self.server
         if pending > srv.hard_limit:
             self.drop(f"{pending} bytes unsent")
@@ -144,6 +146,20 @@ class AmiServer:
             if client.session is not None and not client.closed:
                 client.session.deliver(ev)
 
+    async def backpressure(self) -> None:
+        """For benchmarks in fast mode: let logged-in clients drain before virtual time
+        moves on (a real Asterisk does not wait; it drops slow clients). A client that
+        does not drain within ``write_timeout`` is dropped as usual."""
+        for client in tuple(self.clients):
+            if client.closed or client.session is None or not client.session.authenticated:
+                continue
+            if client.writer.transport.get_write_buffer_size() <= self.max_buffer // 4:
+                continue
+            try:
+                await asyncio.wait_for(client.writer.drain(), self.write_timeout)
+            except (TimeoutError, ConnectionError, OSError):
+                client.drop("did not drain in time")
+
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, self.host, self.port)
@@ -166,6 +182,8 @@ class AmiServer:
         sock = writer.get_extra_info("socket")
         if self.sndbuf is not None and sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
+        # drain() (back-pressure) waits below a quarter of the buffer limit
+        writer.transport.set_write_buffer_limits(high=self.max_buffer, low=self.max_buffer // 4)
         client = _Client(self, writer)
         peer = writer.get_extra_info("peername") or ("127.0.0.1", 0)
         local = writer.get_extra_info("sockname") or (self.host, self.port)

@@ -30,7 +30,7 @@ import contextlib
 import heapq
 import itertools
 import math
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, Literal, TypeVar
 
 T = TypeVar("T")
@@ -73,6 +73,8 @@ class Kernel:
         self._reached: asyncio.Event | None = None
         self.timers_fired = 0
         self._error: BaseException | None = None
+        # Optional back-pressure (fast/manual): awaited before virtual time moves on.
+        self.gate: Callable[[], Awaitable[None]] | None = None
 
     # ------------------------------------------------------------------ time
     def now(self) -> float:
@@ -239,6 +241,8 @@ class Kernel:
                 last_yield = loop.time()
             nxt = self.next_timer()
             if nxt is not None and nxt <= self._horizon:
+                if self.gate is not None and nxt > self._now:
+                    await self.gate()
                 # Fire the whole batch due at this instant, then let tasks run again.
                 self._fire_due(nxt)
                 quiet += 1

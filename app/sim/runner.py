@@ -130,6 +130,7 @@ class SimulatedPbx:
         ami_port: int | None = 0,
         users: dict[str, ManagerUser] | None = None,
         ami_options: dict[str, Any] | None = None,
+        ami_backpressure: bool = False,
     ) -> None:
         self.kernel = Kernel(config.start, mode, speed)
         self.pbx = Pbx(self.kernel, config)
@@ -141,6 +142,9 @@ class SimulatedPbx:
             self.ami = AmiServer(
                 self.pbx, users or DEFAULT_USERS, ami_host, ami_port, **(ami_options or {})
             )
+            if ami_backpressure:
+                # Benchmarks: as fast as the AMI clients (the service) read, not faster.
+                self.kernel.gate = self.ami.backpressure
         self._calls: list[asyncio.Task[CallTruth]] = []
 
     # ------------------------------------------------------------ lifecycle
