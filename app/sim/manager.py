@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -265,7 +266,7 @@ class ManagerSession:
                         ("Service", "AMI"),
                         ("EventVersion", "1"),
                         ("AccountID", user.username),
-                        ("SessionID", f"0x{id(self) & 0xFFFFFFFFFFFF:x}"),
+                        ("SessionID", f"0x7f1b{zlib.crc32(self.remote.encode()):08x}"),
                         ("LocalAddress", f"IPV4/TCP/{self.local}"),
                         ("RemoteAddress", f"IPV4/TCP/{self.remote}"),
                         ("UsingPassword", "0"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import uuid
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -229,14 +230,14 @@ class Pbx:
                 ("To", "127.0.0.1:16071"),
                 ("From", "127.0.0.1:20683"),
                 ("MES", "88.1"),
-                ("SSRC", f"0x{abs(hash(chan.uniqueid)) & 0xFFFFFFFF:08x}"),
+                ("SSRC", f"0x{zlib.crc32(chan.uniqueid.encode()):08x}"),
                 ("PT", "200(SR)"),
                 ("ReportCount", "1"),
                 ("SentNTP", f"{self.now():.6f}"),
                 ("SentRTP", str(n * 40000)),
                 ("SentPackets", str(n * 250)),
                 ("SentOctets", str(n * 40000)),
-                ("Report0SourceSSRC", f"0x{abs(hash(chan.name)) & 0xFFFFFFFF:08x}"),
+                ("Report0SourceSSRC", f"0x{zlib.crc32(chan.name.encode()):08x}"),
                 ("Report0FractionLost", "0"),
                 ("Report0CumulativeLost", "0"),
                 ("Report0HighestSequence", str(n * 250 % 65536)),
