@@ -136,6 +136,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(_serve(settings, _print_demo))
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from app.sim.simulate import prepare, run_simulate
+
+    settings = _settings()
+    return asyncio.run(run_simulate(args, prepare(args, settings)))
+
+
 def _safe_url(url: str) -> str:
     """The URL without its password, for messages."""
     from sqlalchemy.engine import make_url
@@ -172,6 +179,12 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", default="acd-demo.db", help="SQLite file (default acd-demo.db)")
 
 
+def _simulate_args(p: argparse.ArgumentParser) -> None:
+    from app.sim.simulate import add_arguments
+
+    add_arguments(p)
+
+
 COMMANDS: list[Command] = [
     Command("serve", "run the service (REST, metrics, AMI link, FastAGI)", cmd_serve, _serve_args),
     Command(
@@ -200,6 +213,12 @@ COMMANDS: list[Command] = [
         "render the flows' Danish prompts to 8 kHz mono WAV (espeak-ng + sox)",
         ivr_commands.cmd_prompts,
         ivr_commands.prompts_args,
+    ),
+    Command(
+        "simulate",
+        "run a simulated day: an AMI server for the service, every call through its FastAGI",
+        cmd_simulate,
+        _simulate_args,
     ),
 ]
 
