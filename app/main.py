@@ -102,7 +102,7 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
     if settings.redis_url is not None:
         rt.redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
         rt.components.append(RedisComponent(rt.redis))
-    rt.components += [writer, pipeline, AgiServer.from_runtime(rt)]
+    rt.components += [writer, pipeline, AgiServer.from_runtime(rt, clock=pipeline.pbx_now)]
     if settings.ami_host is not None:
         rt.ami = AmiLink(
             host=settings.ami_host,

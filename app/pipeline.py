@@ -66,6 +66,12 @@ class Pipeline:
         self._last_received: datetime | None = None
         self.listeners: list[Callable[[ev.DomainEvent], None]] = []  # after the state moved
 
+    def pbx_now(self) -> datetime:
+        """The PBX's time now: our clock plus the skew its Timestamp headers show. The IVR
+        decides on it (opening hours, 09-10 rule) so that it agrees with the PBX whose
+        calls it is deciding; on a real box the two differ by NTP's error."""
+        return self.clock() + self.skew
+
     # ---- producers ---------------------------------------------------------------------
 
     def on_ami_frame(self, frame: AmiFrame, received: datetime) -> None:

@@ -101,9 +101,10 @@ class CallRun:
         self.truth.talk = self.talk
 
     def note_keys(self, prompt: str, digits: str) -> None:
-        if digits:
-            self.truth.keys.append(digits)
         base = prompt.rsplit("/", 1)[-1]
+        if digits and not base.startswith("survey-"):
+            # The menu's keys; survey answers are the survey's (truth.survey).
+            self.truth.keys.append(digits)
         if base.startswith("offer-") and digits[:1] in ("1", "2"):
             self.offer_choice = "callback" if digits[:1] == "1" else "message"
         if base.startswith("survey-") and digits.isdigit():

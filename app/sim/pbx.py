@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from app.ami.normalise import KEPT_VARIABLES as FILTERED_VARIABLES
 from app.sim.behaviour import AgentBehaviour, CallerBehaviour, ScriptedAgent, Talk
 from app.sim.channels import (
     CAUSE_TXT,
@@ -195,10 +196,12 @@ class Pbx:
         fields += list(extra)
         return self.emit(name, privilege, fields, chan.linkedid)
 
-    # noise ---------------------------------------------------------------
+    # variables and noise -------------------------------------------------
     def varset(self, chan: Channel, variable: str, value: str) -> None:
         chan.vars[variable] = value
-        if self.config.noise and not chan.dead:
+        # Without noise the simulator stands for an Asterisk behind the service's
+        # manager.conf, whose eventfilter still passes VarSet for the variables it uses.
+        if (self.config.noise or variable in FILTERED_VARIABLES) and not chan.dead:
             self.chan_event("VarSet", chan, [("Variable", variable), ("Value", value)], P_DIALPLAN)
 
     def noise_var(self, chan: Channel, variable: str, value: str) -> None:

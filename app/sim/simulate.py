@@ -92,13 +92,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def key_planner(queues: QueuesConfig, keys_file: str | None) -> KeyPlanner:
-    """The menu paths callers follow. Plug app/ivr's ``key_path`` in here once it lands:
-    ``FunctionKeyPlanner(key_path, flow)``."""
+def key_planner(
+    queues: QueuesConfig,
+    keys_file: str | None,
+    flows_dir: Path | None = None,
+    flow: str = "jobcenter",
+) -> KeyPlanner:
+    """The menu paths callers follow: a JSON map if given, else the real menu's shortest
+    key path to each queue (``app.ivr.graph.key_paths``), else catalogue order."""
     if keys_file:
         data = json.loads(Path(keys_file).read_text(encoding="utf-8"))
         return MappingKeyPlanner({k: tuple(str(d) for d in v) for k, v in data.items()})
+    if flows_dir is not None and (flows_dir / f"{flow}.yaml").is_file():
+        return flow_key_planner(flows_dir, flow)
     return catalogue_key_planner([q.name for q in queues.queues])
+
+
+def flow_key_planner(flows_dir: Path, flow: str = "jobcenter") -> MappingKeyPlanner:
+    """Every queue's shortest key path in the flow the service runs."""
+    from app.ivr.graph import key_paths
+    from app.ivr.registry import load_flow_set
+
+    paths = key_paths(load_flow_set(flows_dir).flows[flow])
+    return MappingKeyPlanner({queue: tuple(keys) for queue, keys in paths.items()})
 
 
 async def _wait_for_login(sim: SimulatedPbx, seconds: float) -> bool:
@@ -157,7 +173,7 @@ def prepare(args: argparse.Namespace, settings: Any) -> Prepared:
     return Prepared(
         day=day,
         plan=plan,
-        planner=key_planner(queues, args.keys),
+        planner=key_planner(queues, args.keys, Path(settings.ivr_flows)),
         config=config,
         users={settings.ami_username: ManagerUser(settings.ami_username, secret)},
         agi=agi,
