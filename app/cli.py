@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 
 from app.ivr import commands as ivr_commands
@@ -109,31 +111,80 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_demo(settings: Settings) -> None:
+def cmd_demo(args: argparse.Namespace) -> int:
+    return asyncio.run(_demo(args))
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    """The service on embedded defaults (its own SQLite file, in-process live state) with
+    a simulated PBX and agents playing a working day at a realistic pace."""
+    from datetime import UTC, datetime
+
+    from app.sim.harness import demo_day, simulator, wait_logged_in
+
+    base = _settings()  # only for the time zone and the flows folder
+    flows = Path(base.ivr_flows)
+    agi_port = args.agi_port or _free_port()
+    traffic, start = demo_day(datetime.now(UTC), base.timezone, args.seed, args.scale)
+    async with simulator(
+        flows, agi_port, traffic, mode="real", speed=args.speed, backpressure=False, start=start
+    ) as simulation:
+        # Embedded defaults whatever the environment says: own SQLite file, no Redis,
+        # the simulated PBX instead of a real one.
+        settings = _settings(
+            database_url=f"sqlite+aiosqlite:///{args.db}",
+            redis_url="",
+            ami_host="127.0.0.1",
+            ami_port=simulation.ami_port,
+            ami_username="acd",
+            ami_secret="acdsecret",
+            agi_host="127.0.0.1",
+            agi_port=agi_port,
+            http_host=args.host,
+            http_port=args.port,
+        )
+        await _migrate(settings)
+
+        async def play() -> None:
+            await wait_logged_in(simulation.sim, within=60)
+            result = await simulation.sim.run_day(simulation.plan, simulation.keys)
+            log.info("simulated day over: %s", result.summary())
+
+        day = asyncio.create_task(play(), name="acd-demo-day")
+
+        def banner(s: Settings) -> None:
+            _print_demo(s, traffic.date.isoformat(), args.speed, simulation.ami_port, agi_port)
+
+        try:
+            return await _serve(settings, banner)
+        finally:
+            day.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await day
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _print_demo(settings: Settings, day: str, speed: float, ami_port: int, agi_port: int) -> None:
     base = _base_url(settings)
     print(
         "\n"
-        "  ACD demo is running (SQLite, in-process live state).\n"
-        f"  Open:        {base}/docs\n"
-        f"  Health:      {base}/ready\n"
-        f"  Metrics:     {base}/metrics\n"
+        "  ACD demo is running: the service on embedded defaults (SQLite, in-process live\n"
+        f"  state) and a simulated PBX playing {day} at x{speed:g} (AMI :{ami_port},\n"
+        f"  FastAGI :{agi_port}).\n"
+        f"  Open:          {base}/docs\n"
+        f"  Recent calls:  {base}/v1/calls\n"
+        f"  Readiness:     {base}/ready\n"
+        f"  Metrics:       {base}/metrics\n"
         "  Stop with Ctrl-C.\n",
         flush=True,
     )
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    # The demo runs on embedded defaults whatever the environment says: its own SQLite
-    # file, no Redis, no real PBX.
-    settings = _settings(
-        database_url=f"sqlite+aiosqlite:///{args.db}",
-        redis_url="",
-        ami_host="",
-        http_host=args.host,
-        http_port=args.port,
-    )
-    asyncio.run(_migrate(settings))
-    return asyncio.run(_serve(settings, _print_demo))
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -177,6 +228,20 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="listen port (default 8000)")
     p.add_argument("--db", default="acd-demo.db", help="SQLite file (default acd-demo.db)")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="simulated seconds per real second (default 1: real pace)",
+    )
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="traffic relative to Copenhagen's volume (default 1.0)",
+    )
+    p.add_argument("--seed", type=int, default=7, help="traffic seed (default 7)")
+    p.add_argument("--agi-port", type=int, default=0, help="FastAGI port (default: a free one)")
 
 
 def _simulate_args(p: argparse.ArgumentParser) -> None:

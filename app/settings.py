@@ -138,6 +138,17 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown IANA time zone {value!r}") from exc
         return value
 
+    @field_validator("ivr_flows")
+    @classmethod
+    def _ivr_flows(cls, value: Path) -> Path:
+        # A relative folder that is not in the working directory is looked up beside the
+        # package (a checkout run from elsewhere), as the migrations are.
+        if not value.is_absolute() and not value.exists():
+            beside = Path(__file__).resolve().parents[1] / value
+            if beside.is_dir():
+                return beside
+        return value
+
     @field_validator("pbx_id")
     @classmethod
     def _pbx_id(cls, value: str) -> str:
