@@ -141,9 +141,14 @@ class CallRun:
             t.finish("abandoned", now)
         elif self.forwarded:
             t.finish("forwarded", now)
-        elif self.queue_status in ("TIMEOUT", "JOINEMPTY", "LEAVEEMPTY", "FULL", "UNKNOWN"):
+        elif self.queue_status in ("TIMEOUT", "LEAVEEMPTY"):
+            # In the queue and out of it unanswered (the queue gave up, not the caller):
+            # "abandoned" as the service defines it, "left the queue unanswered".
             t.queue = self.last_queue
-            t.wait = self.leave_wait if self.queue_status in ("TIMEOUT", "LEAVEEMPTY") else None
+            t.wait = self.leave_wait
+            t.finish("abandoned", now, self.queue_status.lower())
+        elif self.queue_status in ("JOINEMPTY", "FULL", "UNKNOWN"):
+            t.queue = self.last_queue
             t.finish("failed", now, self.queue_status.lower())
         elif self.recorded:
             t.finish("message", now)

@@ -6,15 +6,16 @@ records. One record per call (keyed by ``linkedid``), written as JSON lines.
 Outcomes (exactly one per call):
 
 ``answered``    an agent took the call (the last queue the caller was in);
-``abandoned``   the caller hung up while waiting in a queue (or while an agent rang);
+``abandoned``   the caller left a queue unanswered: hung up while waiting (or while an
+                agent rang), or the queue gave up (``detail`` timeout / leaveempty);
 ``ivr_hangup``  the caller hung up in the keypad menu, before any queue;
 ``closed``      the service played a ``acd/closed-*`` prompt and ended the call;
 ``forwarded``   the service routed the call to an external number (``ACD_FORWARD``);
 ``message``     the caller left a message (``RECORD FILE``) and the service hung up;
 ``callback``    the caller accepted a call-back offer (``acd/offer-*`` answered ``1``);
-``failed``      the call ended without any of the above: queue timeout, join/leave
-                empty, unknown queue, the service hanging up without a reason, or a
-                caller-less end. ``detail`` says which.
+``failed``      the call ended without any of the above: never got into a queue
+                (joinempty, full, unknown queue), the service hanging up without a
+                reason, or a caller-less end. ``detail`` says which.
 """
 
 from __future__ import annotations
