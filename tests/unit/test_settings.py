@@ -27,7 +27,8 @@ def test_defaults_are_the_embedded_ones() -> None:
     assert (s.agi_host, s.agi_port) == ("127.0.0.1", 4573)
     assert (s.http_host, s.http_port) == ("127.0.0.1", 8000)
     assert s.timezone == "Europe/Copenhagen"
-    assert s.ivr_flows == Path("ivr_flows")
+    # Not in the (empty) working directory: the checkout's own folder is used.
+    assert s.ivr_flows == Path(__file__).resolve().parents[2] / "ivr_flows"
     assert s.pbx_id == "pbx1"
     assert s.caller_hash_key is None
 
@@ -45,6 +46,11 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.ami_secret is not None and s.ami_secret.get_secret_value() == "s3cret"
     assert "s3cret" not in repr(s)
     assert s.http_port == 9000
+
+
+def test_relative_flows_folder_in_the_working_directory_wins(tmp_path: Path) -> None:
+    (tmp_path / "ivr_flows").mkdir()
+    assert load_settings().ivr_flows == Path("ivr_flows")
 
 
 def test_dotenv_file_is_read(tmp_path: Path) -> None:
