@@ -10,45 +10,21 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from app.ami.normalise import CONSUMED_EVENTS, KEPT_VARIABLES
+from tests.ami_replay import SCENARIOS, load_capture
 
-FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "ami"
-SCENARIOS = (
-    "01_answered",
-    "02_agent_hangup",
-    "03_abandon",
-    "04_ringnoanswer",
-    "05_ami_actions",
-    "06_invalid_then_valid",
-    "07_closed",
-    "08_fastagi",
-    "08b_fastagi_hangup",
-    "09_blindtransfer",
-    "09b_redirect",
-    "11_rfc4733_dtmf",
-)
 _ID = re.compile(rb"\b(1795\d{6})\.(\d+)\b")
 T0 = datetime(2014, 11, 4, 8, 0, tzinfo=UTC)
 
 
 def _events(name: str) -> list[tuple[bytes, float]]:
-    raw = (FIXTURES / f"{name}.ami.txt").read_bytes()
-    body = raw[raw.index(b"\r\n") + 2 :]
-    frames = [f for f in body.split(b"\r\n\r\n") if f]
-    times = [
-        float(x.split("\t")[0])
-        for x in (FIXTURES / f"{name}.times.txt").read_text().splitlines()
-        if x.strip()
-    ]
     # Events of calls and agents; not the login's own (FullyBooted, SuccessfulAuth), which
     # a real stream has once per connection, nor action list items.
     return [
         (f, t)
-        for f, t in zip(frames, times, strict=True)
-        if f.startswith(b"Event: ")
-        and b"\r\nActionID: " not in f
+        for f, t in load_capture(name).events()
+        if b"\r\nActionID: " not in f
         and not f.startswith((b"Event: FullyBooted", b"Event: SuccessfulAuth"))
     ]
 
