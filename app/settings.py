@@ -210,9 +210,7 @@ class Settings(BaseSettings):
     @field_validator("dialer_channel")
     @classmethod
     def _dialer_channel(cls, value: str) -> str:
-        if value.count("{number}") != 1 or "/" not in value or "{" in value.replace(
-            "{number}", ""
-        ):
+        if value.count("{number}") != 1 or "/" not in value or "{" in value.replace("{number}", ""):
             raise ValueError("must hold {number} once and look like TECH/...{number}...")
         return value
 
