@@ -8,7 +8,7 @@ record: every role but the agent sees every call).
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, Security
@@ -251,7 +251,8 @@ async def put_disposition(
 ) -> DispositionOut:
     rt = runtime(request)
     work = work_config(rt)
-    now = datetime.now(UTC)
+    # The PBX's clock (ours plus the skew its Timestamps show): the call's times are its.
+    now = rt.pipeline.pbx_now()
     async with rt.sessions.begin() as session:
         found = await registrations.call_and_visits(session, call_id)
         if found is None:
@@ -385,7 +386,7 @@ async def transfer(
             leg.agent or "", await registrations.team_of(session, leg.agent or "")
         ):
             raise forbidden(f"call {call_id} is with an agent outside your team(s)")
-    now = datetime.now(UTC)
+    now = rt.pipeline.pbx_now()  # best contact hours on the PBX's clock, as the menu's
     backup = False
     if body.queue is not None:
         if rt.catalogue is None or rt.catalogue.get(body.queue) is None:
