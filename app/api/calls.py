@@ -34,7 +34,6 @@ from app.api.common import (
     work_config,
 )
 from app.store import registrations, repo
-from app.store.models import Call as CallRow
 
 router = APIRouter(prefix="/v1/calls", tags=["calls"])
 
@@ -371,9 +370,18 @@ async def transfer(
 ) -> TransferOut:
     rt = runtime(request)
     async with rt.sessions() as session:
-        call = await session.get(CallRow, call_id)
-        if call is None:
+        found = await registrations.call_and_visits(session, call_id)
+        if found is None:
             raise not_found(f"no call with id {call_id}")
+        call, visits = found
+        if who.role in ("agent", "supervisor"):
+            # Whose call it was, from the record (the live check below says whose it is).
+            takers = {v.agent for v in visits if v.agent is not None}
+            teams = {await registrations.team_of(session, a) for a in takers}
+            if who.role == "agent" and who.agent_id not in takers:
+                raise forbidden(f"call {call_id} was not taken by you")
+            if who.role == "supervisor" and not (teams & who.teams):
+                raise forbidden(f"call {call_id} was not taken by your team(s)")
         if call.pbx != rt.settings.pbx_id:
             raise conflict(f"call {call_id} is on {call.pbx}, not this service's PBX")
         try:

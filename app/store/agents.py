@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.acd.queues import QueueCatalogue
@@ -146,6 +146,7 @@ class Roster:
         self.by_interface: dict[str, str] = {}
         self.loaded = False
         self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
 
     def agent_of(self, interface: str) -> str:
         return self.by_interface.get(interface.lower()) or default_agent_id(interface)
@@ -157,12 +158,20 @@ class Roster:
         self.by_interface[interface.lower()] = agent_id
 
     async def load(self) -> None:
-        async with self.sessions.begin() as session:
-            if self.catalogue is not None:
-                await sync_queues(session, self.catalogue)
-            rows = (await session.execute(select(Agent.interface, Agent.id))).all()
-        self.by_interface = {iface.lower(): aid for iface, aid in rows}
-        self.loaded = True
+        async with self._lock:
+            for attempt in (1, 2):
+                try:
+                    async with self.sessions.begin() as session:
+                        if self.catalogue is not None:
+                            await sync_queues(session, self.catalogue)
+                        rows = (await session.execute(select(Agent.interface, Agent.id))).all()
+                    break
+                except IntegrityError:
+                    if attempt == 2:
+                        raise
+                    # Another process inserted the same queue rows just now: read again.
+            self.by_interface = {iface.lower(): aid for iface, aid in rows}
+            self.loaded = True
 
     async def ensure_loaded(self) -> None:
         """Before writing skills: the queue rows they point to must exist."""
