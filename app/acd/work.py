@@ -19,7 +19,7 @@ from app.ivr.calendar import WEEKDAYS, Schedule, Weekday, parse_interval
 
 WORK_FILE = "work.yaml"
 CODE = re.compile(r"[a-z][a-z0-9_]{0,39}")
-Code = Annotated[str, Field(pattern=CODE.pattern, max_length=40)]
+Code = Annotated[str, Field(pattern=f"^{CODE.pattern}$", max_length=40)]
 NUMBER = re.compile(r"\+?[0-9]{3,15}")
 
 

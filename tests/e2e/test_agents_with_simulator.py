@@ -402,3 +402,43 @@ async def _status(c: Centre, task_id: int, status: str) -> bool:
 @pytest.fixture(autouse=True)
 def _real_time_budget() -> None:
     """These tests run the PBX at 20x real time; each stays well under a minute."""
+
+
+async def test_wrap_up_is_what_the_pbx_does(
+    pg_url: str, tmp_path: Path, unused_tcp_port: int
+) -> None:
+    """queues.conf's wrapuptime and the state machine's wrap-up come from the same
+    catalogue (dagpenge: 30 s): the PBX rings the agent again only after it, and the stored
+    wrap-up state lasts it."""
+    async with centre(pg_url, tmp_path, unused_tcp_port) as c:
+        assert (await c.post("/v1/agents/agent1/login", c.agent1)).status_code == 200
+        first = c.call("dagpenge", talk=60.0)
+        await asyncio.sleep(20.0 / SPEED)  # the second caller arrives while the first talks
+        second = c.call("dagpenge", talk=10.0, number="4520002")
+        one = await asyncio.wait_for(first, 60)
+        two = await asyncio.wait_for(second, 60)
+        assert (one.agent, two.agent) == ("PJSIP/agent1", "PJSIP/agent1")
+        assert one.ended is not None and two.wait is not None
+        await c.flushed()
+        states = sorted(
+            await c.rows(AgentStateChange, AgentStateChange.interface == "PJSIP/agent1"),
+            key=lambda s: (s.at, s.id),
+        )
+        timeline = [(s.at.timestamp(), s.state) for s in states if s.queue is None or
+                    s.state in ("ringing", "on_call", "wrapup")]  # fmt: skip
+        wrapups = [i for i, (_, st) in enumerate(timeline) if st == "wrapup"]
+        assert wrapups, timeline
+        start, _ = timeline[wrapups[0]]
+        end, after = timeline[wrapups[0] + 1]
+        # app_queue keeps a member's last call in whole seconds (lastcall = time(NULL)), so
+        # it may ring up to 1 s before the exact end; the stored state follows the PBX.
+        assert 29.0 <= end - start < 31.5, timeline
+        assert after in ("available", "ringing")
+        # The PBX's side: the first call ended, then 30 s of wrap-up, then agent1 rang
+        # for the waiting caller (who was answered 2 s after the ring).
+        rows = {r.linkedid: r for r in await c.rows(Call)}
+        answered_at = rows[two.linkedid].answered_at
+        ended_at = rows[one.linkedid].ended_at
+        assert answered_at is not None and ended_at is not None
+        gap = (answered_at - ended_at).total_seconds()
+        assert 29.0 <= gap < 35.0, gap
