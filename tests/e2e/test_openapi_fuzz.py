@@ -127,40 +127,49 @@ def service(pg_url: str, tmp_path: Path) -> Iterator[tuple[Service, dict[str, di
     assert svc.error is None, svc.error
 
 
+def _fuzz(
+    svc: Service,
+    operation: Any,
+    mode: GenerationMode,
+    principals: list[dict[str, str]],
+    seen: dict[str, int],
+    server_errors: list[str],
+) -> None:
+    label = f"{operation.method.upper()} {operation.path}"
+    counter = iter(range(10**6))
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=operation.as_strategy(generation_mode=mode))
+    def probe(case: Any) -> None:
+        headers = principals[next(counter) % len(principals)]
+        response = case.call(base_url=svc.base, headers=headers, timeout=15)
+        seen[label] = seen.get(label, 0) + 1
+        if response.status_code >= 500:
+            server_errors.append(
+                f"{label} [{mode}] -> {response.status_code}: {response.text[:300]}\n"
+                f"    {case.as_curl_command(headers=headers)[:400]}"
+            )
+
+    try:
+        probe()
+    except Unsatisfiable:
+        # Nothing in this operation can be made invalid (no parameters, no body).
+        assert mode is GenerationMode.NEGATIVE, label
+
+
 def test_no_input_makes_a_server_error(service: tuple[Service, dict[str, dict[str, str]]]) -> None:
     svc, who = service
     schema = schemathesis.openapi.from_url(f"{svc.base}/openapi.json")
     server_errors: list[str] = []
     seen: dict[str, int] = {}
-    principals = list(who.values())
     for result in schema.get_all_operations():
-        operation = result.ok()
-        label = f"{operation.method.upper()} {operation.path}"
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            counter = iter(range(10**6))
-
-            @settings(
-                max_examples=EXAMPLES,
-                deadline=None,
-                database=None,
-                derandomize=True,
-                suppress_health_check=list(HealthCheck),
-            )
-            @given(case=operation.as_strategy(generation_mode=mode))
-            def probe(case: Any) -> None:
-                headers = principals[next(counter) % len(principals)]
-                response = case.call(base_url=svc.base, headers=headers, timeout=15)
-                seen[label] = seen.get(label, 0) + 1
-                if response.status_code >= 500:
-                    server_errors.append(
-                        f"{label} [{mode}] -> {response.status_code}: {response.text[:300]}\n"
-                        f"    {case.as_curl_command(headers=headers)[:400]}"
-                    )
-
-            try:
-                probe()
-            except Unsatisfiable:
-                # Nothing in this operation can be made invalid (no parameters, no body).
-                assert mode is GenerationMode.NEGATIVE, label
+            _fuzz(svc, result.ok(), mode, list(who.values()), seen, server_errors)
     assert len(seen) >= 20, sorted(seen)  # every operation was exercised
     assert not server_errors, "\n".join(server_errors[:20])
