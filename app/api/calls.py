@@ -108,9 +108,21 @@ class EventOut(BaseModel):
     data: dict[str, Any]
 
 
+class RegistrationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    agent_id: str
+    queue: str | None
+    reason: str
+    resolved: bool
+    transferred_to: str | None
+    updated_at: datetime
+
+
 class CallDetail(CallOut):
     visits: list[VisitOut]
     events: list[EventOut]
+    registrations: list[RegistrationOut]  # henvendelsesregistrering, one per agent
 
 
 class ErrorOut(BaseModel):
@@ -171,6 +183,7 @@ async def get_call(
 ) -> CallDetail:
     async with request.app.state.rt.sessions() as session:
         found = await repo.get_call(session, call_id)
+        registered = await registrations.dispositions_of(session, call_id) if found else []
     if found is None:
         raise HTTPException(404, f"no call with id {call_id}")
     call, visits, events = found
@@ -181,6 +194,7 @@ async def get_call(
             **CallOut.of(call).model_dump(),
             "visits": [VisitOut.model_validate(v) for v in visits],
             "events": [EventOut.model_validate(e) for e in events],
+            "registrations": [RegistrationOut.model_validate(d) for d in registered],
         }
     )
 

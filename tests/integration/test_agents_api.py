@@ -132,6 +132,11 @@ async def test_registration_by_the_agent_who_took_the_call(db_url: str, tmp_path
         )
         assert (r1.status_code, r2.status_code) == (201, 201)
         assert (r1.json()["queue"], r2.json()["queue"]) == ("dagpenge", "kontanthjaelp")
+        detail = (await o.http.get(f"/v1/calls/{o.calls['both']}", headers=a1)).json()
+        assert [(r["agent_id"], r["reason"]) for r in detail["registrations"]] == [
+            ("agent1", "payment"),
+            ("agent2", "benefit_level"),
+        ]
 
 
 async def test_the_registration_window_is_a_setting(db_url: str, tmp_path: Path) -> None:
