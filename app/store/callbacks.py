@@ -246,11 +246,13 @@ async def dialled(
             .values(status="cancelled", outcome="duplicate", completed_at=now)
         )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
-    row.outcome = outcome
     if row.attempts >= max_attempts:
-        row.status, row.completed_at = "failed", now
+        # Given up: the note keeps the last attempt's result for the people after us.
+        row.status, row.outcome, row.completed_at = "failed", "unreachable", now
+        row.note = f"{row.note}\n" if row.note else ""
+        row.note += f"dialler gave up after {row.attempts} attempts (last: {outcome})"
     else:
-        row.status = "open"
+        row.status, row.outcome = "open", outcome
     return 0
 
 

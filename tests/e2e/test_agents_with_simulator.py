@@ -442,3 +442,37 @@ async def test_wrap_up_is_what_the_pbx_does(
         assert answered_at is not None and ended_at is not None
         gap = (answered_at - ended_at).total_seconds()
         assert 29.0 <= gap < 35.0, gap
+
+
+async def test_an_unanswered_call_back_is_retried_then_given_up(
+    pg_url: str, tmp_path: Path, unused_tcp_port: int
+) -> None:
+    async with centre(
+        pg_url, tmp_path, unused_tcp_port, dialer_enabled=True, dialer_interval=300,
+        dialer_ring_seconds=5, dialer_max_attempts=2, dialer_retry_minutes=1,
+    ) as c:  # fmt: skip
+        c.sim.pbx.callee_factory = lambda number, device: (ScriptedCaller(number=number), None)
+        r = await c.post("/v1/callbacks", c.admin, {"queue": "dagpenge", "number": "20000009"})
+        task = r.json()["id"]
+        assert (await c.post("/v1/agents/agent1/login", c.agent1)).status_code == 200
+        assert [d.task_id for d in await c.rt.dialer.round()] == [task]
+
+        async def attempted(n: int) -> bool:
+            (row,) = await c.rows(Callback, Callback.id == task)
+            return row.attempts == n and row.status != "dialling"
+
+        await until(lambda: attempted(1))
+        (row,) = await c.rows(Callback, Callback.id == task)
+        assert (row.status, row.outcome) == ("open", "no_answer")
+        assert await c.rt.dialer.round() == []  # not again before ACD_DIALER_RETRY_MINUTES
+        async with c.rt.sessions.begin() as s:  # as if the minute had passed
+            found = await s.get(Callback, task)
+            found.last_attempt_at -= dt.timedelta(minutes=2)
+        assert [d.task_id for d in await c.rt.dialer.round()] == [task]
+        await until(lambda: attempted(2))
+        (row,) = await c.rows(Callback, Callback.id == task)
+        assert (row.status, row.outcome) == ("failed", "unreachable")
+        assert "last: no_answer" in (row.note or "")
+        assert await c.rt.dialer.round() == []
+        metrics = (await c.http.get("/metrics")).text
+        assert 'acd_dialer_originations_total{result="no_answer"} 2.0' in metrics

@@ -330,3 +330,26 @@ async def test_profiles_and_bad_input(db_url: str, tmp_path: Path) -> None:
         async with o.rt.sessions() as s:
             n = (await s.execute(select(func.count()).select_from(AuditLog))).scalar_one()
         assert n > 0
+
+
+async def test_tasks_left_dialling_by_a_stop_are_reopened(db_url: str, tmp_path: Path) -> None:
+    from app.store import callbacks as store
+
+    async with office(db_url, tmp_path) as o:
+        made = await o.http.post(
+            "/v1/callbacks",
+            headers=o.who["admin"],
+            json={"queue": "dagpenge", "number": "20304050"},
+        )
+        tid = made.json()["id"]
+        async with o.rt.sessions.begin() as s:
+            assert await store.claim(s, tid, datetime.now(UTC))
+            assert not await store.claim(s, tid, datetime.now(UTC))  # one claim wins
+        busy = await o.http.post(
+            f"/v1/callbacks/{tid}/complete", headers=o.who["admin"], json={"outcome": "reached"}
+        )
+        assert busy.status_code == 409 and "being dialled" in busy.json()["detail"]
+        async with o.rt.sessions.begin() as s:
+            assert await store.release_interrupted(s) == 1
+        (row,) = await o.rows(Callback, Callback.id == tid)
+        assert (row.status, row.outcome, row.attempts) == ("open", "interrupted", 1)

@@ -13,13 +13,23 @@ import yaml
 
 from app.acd import events as ev
 from app.acd.access import ROLES, WRITE_SCOPES, Principal, check_user
-from app.acd.agents import WrongState, plan_login, plan_logout, plan_pause, plan_unpause
+from app.acd.agents import (
+    TalkingLeg,
+    WrongState,
+    plan_login,
+    plan_logout,
+    plan_pause,
+    plan_unpause,
+    talking_leg,
+)
 from app.acd.dialer import Candidate, plan_dials
 from app.acd.state import CallCentre
 from app.acd.work import parse_work
+from app.ami.agent_actions import Pbx, PbxUnavailable, is_state_reply, transfer
 from app.ami.confirm import Confirmations, Step, run_steps
 from app.ivr.catalogue import WorkConfigError, load_catalogue, load_work
 from app.ivr.registry import load_flow_set
+from app.privacy import Caller
 from app.store.auth import hash_secret, new_secret, parse_secret
 from app.store.reports import time_in_states
 
@@ -313,3 +323,65 @@ def test_time_in_states_clips_to_the_period() -> None:
     assert out["available"] == 600 and out["on_call"] == 600 and out["wrapup"] == 60
     assert out["paused"] == 39 * 60 and sum(out.values()) == 3600
     assert time_in_states(None, [], start, until)["logged_out"] == 3600
+
+
+# ---- transfers and the PBX link --------------------------------------------------------
+
+
+class RecordingLink:
+    def __init__(self, state: str = "logged_in") -> None:
+        self.state = state
+        self.sent: list[dict[str, str]] = []
+
+    async def action(self, action: dict[str, str], **_: object) -> dict[str, str]:
+        self.sent.append(action)
+        return {"Response": "Error", "Message": "Transfer not permitted"}
+
+
+def _leg(agent_channel: str | None) -> TalkingLeg:
+    return TalkingLeg("1.1", "agent1", "dagpenge", agent_channel, "PJSIP/trunk-00000001")
+
+
+async def test_transfers_blind_transfer_the_agent_leg_or_redirect_the_caller() -> None:
+    link = RecordingLink()
+    pbx = Pbx(link, Confirmations(), CallCentre("p"), 0.2)
+    result, via = await transfer(pbx, _leg("PJSIP/agent1-00000002"), number="+4582565690")
+    assert via == "blind_transfer" and link.sent[-1] == {
+        "Action": "BlindTransfer",
+        "Channel": "PJSIP/agent1-00000002",
+        "Context": "acd-transfer",
+        "Exten": "+4582565690",
+    }
+    assert result.refused == [("external", "Transfer not permitted")]
+    assert is_state_reply("Transfer not permitted") and not is_state_reply("Out of memory")
+    _, via = await transfer(pbx, _leg(None), queue="kontanthjaelp")
+    assert via == "redirect" and link.sent[-1] == {
+        "Action": "Redirect",
+        "Channel": "PJSIP/trunk-00000001",
+        "Context": "acd-queue",
+        "Exten": "kontanthjaelp",
+        "Priority": "1",
+    }
+    with pytest.raises(WrongState):  # a unit's number needs the agent leg
+        await transfer(pbx, _leg(None), number="+4582565690")
+    with pytest.raises(PbxUnavailable, match="disconnected"):
+        await transfer(
+            Pbx(RecordingLink("disconnected"), Confirmations(), CallCentre("p"), 0.2),
+            _leg("PJSIP/agent1-00000002"),
+            queue="kontanthjaelp",
+        )
+    with pytest.raises(PbxUnavailable, match="no PBX"):
+        Pbx(None, Confirmations(), CallCentre("p"), 0.2).ready()
+
+
+def test_talking_leg_needs_a_live_answered_call() -> None:
+    cc = CallCentre("p")
+    with pytest.raises(WrongState, match="not live"):
+        talking_leg(cc, "1.1")
+    cc.apply(
+        ev.ChannelCreated(at=T0, pbx="p", key="c", linkedid="1.1", uniqueid="1.1",
+                          channel="PJSIP/trunk-1", caller=Caller("h", "d"), context="from-trunk",
+                          exten="82565682", state=4)
+    )  # fmt: skip
+    with pytest.raises(WrongState, match="no agent is talking"):
+        talking_leg(cc, "1.1")
