@@ -157,11 +157,16 @@ async def list_calls(
             raise HTTPException(400, f"{name} needs a time zone (e.g. 2014-11-04T08:00:00+01:00)")
         if value is not None and not (1970 <= value.year <= 2100):
             raise HTTPException(400, f"{name} must be between 1970 and 2100")
-    if who.own_agent is not None:
-        if agent is not None and agent != who.own_agent:
-            raise forbidden("an agent sees only the calls it took")
-        agent = who.own_agent
-    flt = repo.CallFilter(since=since, until=until, queue=queue, outcome=outcome, agent=agent)
+    if who.own_agent is not None and agent is not None and agent != who.own_agent:
+        raise forbidden("an agent sees only the calls it took")
+    flt = repo.CallFilter(
+        since=since,
+        until=until,
+        queue=queue,
+        outcome=outcome,
+        agent=agent,
+        taken_by=who.own_agent,  # an agent: the calls it answered (also transferred ones)
+    )
     async with request.app.state.rt.sessions() as session:
         try:
             rows, next_cursor = await repo.list_calls(session, flt, limit, cursor)

@@ -132,6 +132,10 @@ async def test_registration_by_the_agent_who_took_the_call(db_url: str, tmp_path
         )
         assert (r1.status_code, r2.status_code) == (201, 201)
         assert (r1.json()["queue"], r2.json()["queue"]) == ("dagpenge", "kontanthjaelp")
+        # An agent's list: the calls it answered, also one it transferred on.
+        for name, wanted in (("agent1", {"mine", "old", "both"}), ("agent2", {"theirs", "both"})):
+            listed = (await o.http.get("/v1/calls", headers=o.who[name])).json()["items"]
+            assert {i["id"] for i in listed} == {o.calls[c] for c in wanted}, name
         detail = (await o.http.get(f"/v1/calls/{o.calls['both']}", headers=a1)).json()
         assert [(r["agent_id"], r["reason"]) for r in detail["registrations"]] == [
             ("agent1", "payment"),
