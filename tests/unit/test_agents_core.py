@@ -385,3 +385,38 @@ def test_talking_leg_needs_a_live_answered_call() -> None:
     )  # fmt: skip
     with pytest.raises(WrongState, match="no agent is talking"):
         talking_leg(cc, "1.1")
+
+
+async def test_a_lost_connection_neither_resends_nor_logs_an_originate(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """panoramisk re-queues (and logs, arguments and all) actions without an answer when
+    the connection closes; the link's manager forgets them: no number in any log."""
+    import logging
+
+    from panoramisk.ami_protocol import AMIProtocol
+
+    from app.ami.link import _Manager, _NeverResend
+
+    class Transport:
+        def write(self, data: bytes) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    manager = _Manager(forgetable_actions=_NeverResend())
+    protocol = AMIProtocol()
+    protocol.connection_made(Transport())
+    protocol.factory = manager
+    protocol.log = logging.getLogger("app.ami.link")
+    manager.protocol = protocol
+    manager.link = type("L", (), {"lost": lambda self, exc: None})()
+    future = manager.send_action(
+        {"Action": "Originate", "Channel": "PJSIP/+4520000001@trunk", "Async": "true"}
+    )
+    with caplog.at_level(logging.DEBUG):
+        protocol.close()
+    assert not manager.awaiting_actions
+    assert "20000001" not in caplog.text
+    future.cancel()
