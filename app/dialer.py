@@ -247,3 +247,41 @@ def _read_reply(reply: Any) -> tuple[str, str | None]:
         reason = "failed"
     uniqueid = final.get("Uniqueid") or None
     return reason, uniqueid
+
+
+# --------------------------------------------------------------------------------------
+# Click-to-dial: an agent calls a citizen back from its own phone
+# --------------------------------------------------------------------------------------
+
+AGENT_RING_SECONDS = 20
+
+
+async def dial_for_agent(
+    link: Any,
+    *,
+    interface: str,
+    number: str,
+    task_id: int,
+    caller_id: str,
+    ring_seconds: int = AGENT_RING_SECONDS,
+) -> tuple[str, str | None]:
+    """Ring the agent's phone; when it answers, the PBX dials the citizen
+    (``acd-transfer,<number>``, the same context external transfers use). Returns the
+    agent leg's outcome (``answered``, ``no_answer``, ...) and its call's linkedid. The
+    number goes only into the AMI action; the agent's phone shows the task, not it."""
+    action = {
+        "Action": "Originate",
+        "Channel": interface,
+        "Context": "acd-transfer",
+        "Exten": number,
+        "Priority": "1",
+        "CallerID": f'"Tilbageringning {task_id}" <{caller_id}>',
+        "Timeout": str(ring_seconds * 1000),
+        "Async": "true",
+        "Variable": f"ACD_CALLBACK_ID={task_id}",
+    }
+    try:
+        reply: Any = await link.action(action, within=ring_seconds + 10)
+    except TimeoutError:
+        return "timeout", None
+    return _read_reply(reply)

@@ -26,6 +26,7 @@ from app.api.common import (
     not_found,
     runtime,
 )
+from app.dialer import dial_for_agent
 from app.privacy import canonical_number
 from app.store import agents as roster
 from app.store import callbacks as store
@@ -288,3 +289,71 @@ async def complete(
         out = CallbackOut.of(row, now)
     audit_note(request, outcome=body.outcome)
     return out
+
+
+class DialOut(BaseModel):
+    task: CallbackOut
+    agent_answered: bool  # the agent's phone answered; the PBX is dialling the citizen
+    result: str  # answered | no_answer | busy | congestion | failed | timeout
+
+
+@router.post(
+    "/{callback_id}/dial",
+    response_model=DialOut,
+    summary="Click-to-dial: ring the agent's phone, then the citizen (number never shown)",
+    responses={
+        **ERRORS,
+        404: {"model": ErrorOut},
+        409: {"model": ErrorOut, "description": "not dialable now, or the phone did not answer"},
+        503: {"model": ErrorOut, "description": "no PBX configured, or the AMI link is down"},
+    },
+)
+async def dial(
+    request: Request,
+    callback_id: TaskPath,
+    who: Annotated[Principal, Security(access("callbacks:write", "callback.dial"))],
+) -> DialOut:
+    rt = runtime(request)
+    if who.agent_id is None:
+        raise forbidden("only an agent can call back from its own phone")
+    now = datetime.now(UTC)
+    async with rt.sessions.begin() as session:
+        row = await store.get(session, callback_id, lock=True)
+        if row is None:
+            raise not_found(f"no call-back task {callback_id}")
+        profile = await session.get(Agent, who.agent_id)
+        if profile is None:
+            raise not_found(f"no agent {who.agent_id!r}")
+        if row.assigned_to not in (None, who.agent_id):
+            raise forbidden(f"task {callback_id} is assigned to someone else")
+        if row.assigned_to is None and row.queue not in await roster.skills_of(
+            session, who.agent_id
+        ):
+            raise forbidden(f"task {callback_id} is not for your queues")
+        if rt.ami is None or rt.ami.state != "logged_in":
+            raise HTTPException(503, "no PBX is configured, or the AMI link to it is down")
+        try:
+            store.start_manual_attempt(row, who.agent_id, now)
+        except store.TaskError as exc:
+            raise conflict(str(exc)) from exc
+        sealed, interface = row.number_sealed, profile.interface
+    assert sealed is not None
+    result, linkedid = await dial_for_agent(
+        rt.ami,
+        interface=interface,
+        number=rt.privacy.unseal(sealed),
+        task_id=callback_id,
+        caller_id=rt.settings.dialer_caller_id,
+    )
+    answered = result == "answered"
+    async with rt.sessions.begin() as session:
+        row = await store.get(session, callback_id)
+        assert row is not None
+        row.outcome = "dialled" if answered else f"agent_{result}"
+        row.call_linkedid = linkedid or row.call_linkedid
+        out = CallbackOut.of(row, now)
+    rt.metrics.dialer_originations.labels("agent_" + result).inc()
+    audit_note(request, result=result)
+    if not answered:
+        raise conflict(f"your phone ({interface}) did not answer ({result}); nothing was dialled")
+    return DialOut(task=out, agent_answered=True, result=result)

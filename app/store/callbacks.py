@@ -143,6 +143,19 @@ def complete(row: Callback, outcome: str, note: str | None, now: datetime) -> No
         row.note = note
 
 
+def start_manual_attempt(row: Callback, agent_id: str, now: datetime) -> None:
+    """An agent dials the task from its phone: it is the agent's, one attempt more."""
+    if row.status in FINAL:
+        raise TaskError(f"task {row.id} is {row.status} already")
+    if row.status == "dialling":
+        raise TaskError(f"task {row.id} is being dialled by the service now")
+    if row.kind != "callback" or not row.number_sealed:
+        raise TaskError(f"task {row.id} has no number to call (a message, or a withheld number)")
+    row.status, row.assigned_to = "assigned", agent_id
+    row.attempts += 1
+    row.last_attempt_at = now
+
+
 async def counts_by_queue(
     session: AsyncSession, now: datetime
 ) -> tuple[dict[str, int], dict[str, int]]:

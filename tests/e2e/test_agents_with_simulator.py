@@ -476,3 +476,41 @@ async def test_an_unanswered_call_back_is_retried_then_given_up(
         assert await c.rt.dialer.round() == []
         metrics = (await c.http.get("/metrics")).text
         assert 'acd_dialer_originations_total{result="no_answer"} 2.0' in metrics
+
+
+async def test_an_agent_calls_back_from_its_phone_without_seeing_the_number(
+    pg_url: str, tmp_path: Path, unused_tcp_port: int
+) -> None:
+    async with centre(pg_url, tmp_path, unused_tcp_port) as c:
+        dialled: list[str] = []
+        c.sim.pbx.listeners.append(
+            lambda e: (
+                dialled.append(dict(e.fields).get("DialString", ""))
+                if e.name == "DialBegin"
+                else None
+            )
+        )
+        r = await c.post("/v1/callbacks", c.admin, {"queue": "dagpenge", "number": "+4520304050"})
+        task = r.json()["id"]
+        other = await c.post(f"/v1/callbacks/{task}/dial", c.agent2)
+        assert other.status_code == 403  # not agent2's queue
+        boss = await c.post(f"/v1/callbacks/{task}/dial", c.admin)
+        assert boss.status_code == 403  # no phone of its own
+        r = await c.post(f"/v1/callbacks/{task}/dial", c.agent1)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["agent_answered"] and body["task"]["assigned_to"] == "agent1"
+        assert body["task"]["attempts"] == 1 and "20304050" not in r.text
+        await until(lambda: _true(bool(dialled)))
+        assert dialled == ["+4520304050@trunk"]  # the PBX dialled it; the API never said it
+        done = await c.post(f"/v1/callbacks/{task}/complete", c.agent1, {"outcome": "reached"})
+        assert done.json()["status"] == "done"
+        message = await c.post(
+            "/v1/callbacks", c.admin, {"queue": "dagpenge", "number": "20304051", "kind": "message"}
+        )
+        nothing = await c.post(f"/v1/callbacks/{message.json()['id']}/dial", c.agent1)
+        assert nothing.status_code == 409 and "no number to call" in nothing.json()["detail"]
+
+
+async def _true(value: bool) -> bool:
+    return value

@@ -79,6 +79,7 @@ CASES: list[tuple[str, str, str, Any, set[str]]] = [
         {"outcome": "reached"},
         MEMBERS - {"agent2", "integ"},
     ),
+    ("callback.dial", "POST", "/v1/callbacks/{task}/dial", None, {"agent1"}),
     ("surveys.list", "GET", "/v1/surveys", None, MEMBERS),
     ("surveys.summary", "GET", "/v1/surveys/summary", None, MEMBERS),
     ("work.read", "GET", "/v1/work", None, MEMBERS),
