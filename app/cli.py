@@ -194,6 +194,115 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return asyncio.run(run_simulate(args, prepare(args, settings)))
 
 
+# --------------------------------------------------------------------------------------
+# users: who may call the API
+# --------------------------------------------------------------------------------------
+
+
+async def _users(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from app.store import auth
+    from app.store.db import create_engine, session_factory
+
+    engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
+    now = datetime.now(UTC)
+    try:
+        if args.users_command == "add":
+            hours = args.expires_hours
+            if hours is None and args.expires_days is not None:
+                hours = args.expires_days * 24
+            if args.bearer and hours is None:
+                hours = 12
+            expires = now + timedelta(hours=hours) if hours else None
+            async with sessions.begin() as session:
+                await auth.add_user(
+                    session,
+                    args.name,
+                    args.role,
+                    agent_id=args.agent,
+                    teams=args.team or (),
+                    grants=args.grant or (),
+                )
+                token_id, secret = await auth.issue(
+                    session, args.name, "bearer" if args.bearer else "key", expires
+                )
+            header = "Authorization: Bearer <secret>" if args.bearer else "X-API-Key: <secret>"
+            until = f"expires {expires.isoformat()}" if expires else "does not expire"
+            # Everything but the secret goes to stderr: KEY=$(acd users add ...) works.
+            print(
+                f"user {args.name!r} ({args.role}) created; credential {token_id} {until}.\n"
+                f"Send it as '{header}'. It is shown this once; only a hash is stored.",
+                file=sys.stderr,
+            )
+            print(secret)
+            return 0
+        if args.users_command == "list":
+            async with sessions() as session:
+                rows = await auth.list_users(session, now)
+            for u in rows:
+                extra = [f"agent={u.agent_id}"] if u.agent_id else []
+                extra += [f"teams={','.join(u.teams)}"] if u.teams else []
+                extra += [f"grants={','.join(u.grants)}"] if u.grants else []
+                state = "active" if u.active else "revoked"
+                print(f"{u.name:<24} {u.role:<12} {state:<8} {' '.join(extra)}")
+                for t in u.tokens:
+                    until = t["expires_at"].isoformat() if t["expires_at"] else "never"
+                    print(f"    {t['id']} {t['kind']:<6} {t['state']:<8} expires {until}")
+            return 0
+        if args.users_command == "revoke":
+            async with sessions.begin() as session:
+                n = await auth.revoke(session, args.name, now)
+            print(f"user {args.name!r} deactivated; {n} live credential(s) revoked")
+            return 0
+    except auth.UserError as exc:
+        print(f"acd users: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await engine.dispose()
+    return 2
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    settings = _settings()
+    return asyncio.run(_users(args, settings))
+
+
+def _users_args(p: argparse.ArgumentParser) -> None:
+    from app.acd.access import ROLES, WRITE_SCOPES
+
+    sub = p.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    add = sub.add_parser(
+        "add",
+        help="create a user and print its secret once (API key, or --bearer token)",
+        description="Create an API user with one role and print its secret once (stdout; "
+        "a hint with the header to use goes to stderr). Only a hash is stored.",
+    )
+    add.add_argument("name", help="user name, e.g. anne.agent or crm-integration")
+    add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument("--agent", help="agent role: the agent id this user is")
+    add.add_argument(
+        "--team", action="append", help="supervisor role: a team it leads (repeatable)"
+    )
+    add.add_argument(
+        "--grant",
+        action="append",
+        choices=sorted(WRITE_SCOPES),
+        help="integration role: a write scope beyond reading (repeatable)",
+    )
+    add.add_argument("--expires-days", type=int, help="the key expires after N days")
+    add.add_argument("--expires-hours", type=int, help="expires after N hours")
+    add.add_argument(
+        "--bearer",
+        action="store_true",
+        help="issue a bearer token (Authorization: Bearer; default 12 h) instead of an API key",
+    )
+    sub.add_parser("list", help="users, roles and their credentials (never the secrets)")
+    revoke = sub.add_parser("revoke", help="deactivate a user and revoke all its credentials")
+    revoke.add_argument("name")
+
+
 def _safe_url(url: str) -> str:
     """The URL without its password, for messages."""
     from sqlalchemy.engine import make_url
@@ -278,6 +387,12 @@ COMMANDS: list[Command] = [
         "render the flows' Danish prompts to 8 kHz mono WAV (espeak-ng + sox)",
         ivr_commands.cmd_prompts,
         ivr_commands.prompts_args,
+    ),
+    Command(
+        "users",
+        "API users: `acd users add NAME --role ROLE` (prints the secret once), list, revoke",
+        cmd_users,
+        _users_args,
     ),
     Command(
         "simulate",

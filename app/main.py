@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -22,16 +23,20 @@ from app.acd.estimates import EstimateSource, no_estimates
 from app.acd.events import DomainEvent, PbxLifecycle
 from app.acd.queues import QueueCatalogue
 from app.acd.state import CallCentre
+from app.acd.work import WORK_FILE, WorkConfig
 from app.agi.server import AgiServer
+from app.ami.confirm import Confirmations
 from app.ami.link import AmiLink
 from app.ami.normalise import Normaliser
-from app.api import calls, health, ivr
+from app.api import agents, auth, callbacks, calls, health, ivr, surveys, work
 from app.components import Component, DatabaseComponent, RedisComponent
-from app.ivr.catalogue import CATALOGUE_FILE, load_catalogue
+from app.dialer import CallbackDialer
+from app.ivr.catalogue import CATALOGUE_FILE, load_catalogue, load_work
 from app.metrics import Metrics
 from app.pipeline import Pipeline
 from app.privacy import CallerPrivacy
 from app.settings import Settings
+from app.store.agents import Roster
 from app.store.db import create_engine, session_factory
 from app.store.writer import Backend, EventWriter, PostgresBackend, SqliteBackend
 
@@ -50,9 +55,14 @@ class Runtime:
     centre: CallCentre
     pipeline: Pipeline
     writer: EventWriter
+    roster: Roster
     catalogue: QueueCatalogue | None = None
+    work: WorkConfig | None = None
     redis: Redis | None = None
     ami: AmiLink | None = None
+    # Agent actions wait here for the AMI events that confirm them (app.ami.confirm).
+    confirmations: Confirmations = field(default_factory=Confirmations)
+    dialer: CallbackDialer | None = None
     components: list[Component] = field(default_factory=list)
     # Where producers (AMI normaliser, IVR sessions, API) hand their domain events; each
     # listener must return at once (enqueue into its own bounded queue, never await).
@@ -79,8 +89,15 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
         privacy = CallerPrivacy.ephemeral()
     metrics = metrics or Metrics()
     engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
     catalogue = _catalogue(settings)
-    centre = CallCentre(settings.pbx_id, catalogue, due_at=lambda at: callback_due(at, settings.tz))
+    roster = Roster(sessions, catalogue)
+    centre = CallCentre(
+        settings.pbx_id,
+        catalogue,
+        agent_of=roster.agent_of,
+        due_at=lambda at: callback_due(at, settings.tz),
+    )
     backend: Backend = (
         SqliteBackend(engine) if settings.is_sqlite else PostgresBackend(settings.database_url)
     )
@@ -91,14 +108,17 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
         metrics=metrics,
         privacy=privacy,
         engine=engine,
-        sessions=session_factory(engine),
+        sessions=sessions,
         centre=centre,
         pipeline=pipeline,
         writer=writer,
+        roster=roster,
         catalogue=catalogue,
+        work=_work(settings, catalogue),
     )
     rt.listeners.append(pipeline.on_event)
-    rt.components.append(DatabaseComponent(engine))
+    pipeline.listeners.append(rt.confirmations.on_event)
+    rt.components += [DatabaseComponent(engine), roster]
     if settings.redis_url is not None:
         rt.redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
         rt.components.append(RedisComponent(rt.redis))
@@ -118,6 +138,10 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
         )
         rt.components.append(rt.ami)
         pipeline.listeners.append(_resync_on_reload(pipeline, rt.ami))
+    # Always present: it keeps the overdue call-back gauges; it dials only when
+    # ACD_DIALER_ENABLED and a PBX is configured.
+    rt.dialer = CallbackDialer.from_runtime(rt)
+    rt.components.append(rt.dialer)
     return rt
 
 
@@ -140,6 +164,23 @@ def _catalogue(settings: Settings) -> QueueCatalogue | None:
         log.warning("no queue catalogue at %s: default wrap-up times apply", path)
         return None
     return load_catalogue(settings.ivr_flows)
+
+
+def _work(settings: Settings, catalogue: QueueCatalogue | None) -> WorkConfig | None:
+    """``work.yaml`` (pause reasons, registration reasons, destinations, goals); an
+    invalid file stops the start (``WorkConfigError`` names each problem)."""
+    if not (settings.ivr_flows / WORK_FILE).is_file():
+        log.warning(
+            "no %s: agent pauses, call registration and transfers answer 503",
+            settings.ivr_flows / WORK_FILE,
+        )
+        return None
+    return load_work(settings.ivr_flows, catalogue.names if catalogue is not None else None)
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"detail": "internal error; it has been logged"}, status_code=500)
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
@@ -168,7 +209,17 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.rt = rt
+    app.add_exception_handler(Exception, _internal_error)
+    # Outermost first: the body cap refuses before anything reads; the audit row is
+    # written after the response of every request an ``access`` dependency marked.
+    app.add_middleware(auth.AuditMiddleware)
+    app.add_middleware(auth.BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.include_router(health.router)
+    app.include_router(auth.router)
     app.include_router(calls.router)
     app.include_router(ivr.router)
+    app.include_router(agents.router)
+    app.include_router(callbacks.router)
+    app.include_router(surveys.router)
+    app.include_router(work.router)
     return app

@@ -141,3 +141,35 @@ class Metrics:
             ["result"],
             registry=r,
         )
+
+        # --- API, agents and call-backs ---------------------------------------------
+        self.audit_errors = Counter(
+            "acd_audit_write_errors", "Audit log rows that could not be written", registry=r
+        )
+        self.agent_actions = Counter(
+            "acd_agent_actions",
+            "Agent actions through the API (login, logout, pause, unpause, transfer), by result",
+            ["action", "result"],
+            registry=r,
+        )
+        self.callbacks_overdue = Gauge(
+            "acd_callbacks_overdue",
+            "Call-back and message tasks past their due time and not done, by queue",
+            ["queue"],
+            registry=r,
+        )
+        self.callbacks_open = Gauge(
+            "acd_callbacks_open",
+            "Call-back and message tasks not done yet, by queue",
+            ["queue"],
+            registry=r,
+        )
+        self.dialer_originations = Counter(
+            "acd_dialer_originations",
+            "Call-backs the dialer placed, by result (answered, no_answer, busy, failed, error)",
+            ["result"],
+            registry=r,
+        )
+        self.dialer_in_flight = Gauge(
+            "acd_dialer_in_flight", "Call-backs ringing the citizen now", registry=r
+        )

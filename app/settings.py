@@ -110,6 +110,61 @@ class Settings(BaseSettings):
         default="INFO", description="Log level"
     )
 
+    # --- who may do what (app/api/auth.py) -------------------------------------------
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token /metrics asks for; unset = /metrics is open",
+    )
+    token_ttl_minutes: int = Field(
+        default=480,
+        ge=5,
+        le=10080,
+        description="Lifetime of a bearer token from POST /v1/auth/token, in minutes",
+    )
+    max_body_bytes: int = Field(
+        default=16384,
+        ge=1024,
+        le=1048576,
+        description="Largest request body the API reads; beyond it 413",
+    )
+
+    # --- agents at work (app/api/agents.py, calls.py, callbacks.py) --------------------
+    ami_confirm_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Seconds an agent action waits for the PBX's events before a 504",
+    )
+    disposition_window_minutes: int = Field(
+        default=60,
+        ge=1,
+        le=10080,
+        description="Minutes after a call ends during which its agent may register it",
+    )
+    dialer_enabled: bool = Field(
+        default=False,
+        description="Place call-backs through AMI Originate when agents of the queue are free",
+    )
+    dialer_interval: float = Field(
+        default=2.0, gt=0, le=300, description="Seconds between two looks of the call-back dialer"
+    )
+    dialer_ring_seconds: int = Field(
+        default=30, ge=5, le=120, description="Seconds a call-back rings the citizen"
+    )
+    dialer_max_attempts: int = Field(
+        default=3, ge=1, le=10, description="Call-back attempts before a task is given up"
+    )
+    dialer_retry_minutes: int = Field(
+        default=30, ge=1, le=1440, description="Minutes between two attempts of one call-back"
+    )
+    dialer_channel: str = Field(
+        default="PJSIP/{number}@trunk",
+        description="Originate channel for a call-back; {number} is the citizen's number",
+    )
+    dialer_caller_id: str = Field(
+        default="82565682", description="Caller id a citizen sees on a call-back"
+    )
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
@@ -161,6 +216,20 @@ class Settings(BaseSettings):
     def _hash_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters")
+        return value
+
+    @field_validator("dialer_channel")
+    @classmethod
+    def _dialer_channel(cls, value: str) -> str:
+        if value.count("{number}") != 1 or "/" not in value or "{" in value.replace("{number}", ""):
+            raise ValueError("must hold {number} once and look like TECH/...{number}...")
+        return value
+
+    @field_validator("dialer_caller_id")
+    @classmethod
+    def _dialer_caller_id(cls, value: str) -> str:
+        if not re.fullmatch(r"\+?[0-9]{3,15}", value):
+            raise ValueError("must be a phone number (digits, optional leading +)")
         return value
 
     @property

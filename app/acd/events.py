@@ -236,6 +236,32 @@ class SurveyEnded(IvrEvent):
 
 
 # --------------------------------------------------------------------------------------
+# API events (source "api"): what people did through the REST API, in the call's log
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiEvent(DomainEvent):
+    SOURCE: ClassVar[str] = "api"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallTransferred(ApiEvent):
+    """A transfer through the API that the PBX confirmed (its own BlindTransfer or
+    QueueCallerJoin event came first). Names the target: a queue, or a named external
+    unit (``destination``), never a number; ``recorded`` is what the AMI event put in
+    ``transferred_to`` (the queue, or the unit's number masked), replaced by the name."""
+
+    KIND: ClassVar[str] = "api_transfer"
+    target_type: Literal["queue", "destination"]
+    target: str
+    recorded: str
+    via: str  # blind_transfer | redirect
+    by: str  # the API user
+    backup: bool = False  # outside the unit's best hours: its back-up line (bagvagt)
+
+
+# --------------------------------------------------------------------------------------
 # AMI events (source "ami"): what the normaliser makes of Asterisk's event stream
 # --------------------------------------------------------------------------------------
 

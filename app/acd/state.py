@@ -998,6 +998,17 @@ def _on_blind_transfer(cc: CallCentre, e: ev.BlindTransferred) -> None:
     cc._touch(call, e.at)
 
 
+def _on_api_transfer(cc: CallCentre, e: ev.CallTransferred) -> None:
+    call = cc._call_of(e)
+    if call is None:
+        return
+    # The PBX's event recorded the extension (a unit's number, masked); the API knows
+    # which named unit that was. A later transfer does not overwrite an earlier one.
+    if call.transferred_to in (None, e.recorded):
+        call.transferred_to = e.target
+    cc._touch(call, e.at)
+
+
 def _on_attended_transfer(cc: CallCentre, e: ev.AttendedTransferred) -> None:
     call = cc._call_of(e)
     if call is None or e.result != "Success":
@@ -1184,6 +1195,7 @@ _HANDLERS: dict[type[ev.DomainEvent], Callable[[CallCentre, Any], None]] = {
     ev.AgentDumped: _on_agent_dump,
     ev.BlindTransferred: _on_blind_transfer,
     ev.AttendedTransferred: _on_attended_transfer,
+    ev.CallTransferred: _on_api_transfer,
     ev.ChannelHungUp: _on_hangup,
     ev.MemberAdded: _on_member,
     ev.MemberRemoved: _on_member,

@@ -35,8 +35,13 @@ from app.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-# List items of the resync actions (they carry the action's ActionID).
+# Events that answer an action (they carry its ActionID): the list items of the resync
+# actions, and the OriginateResponse that ends an asynchronous Originate (call-backs).
+# Unlike list items, OriginateResponse is an ordinary event that manager.conf's event
+# filters must let through.
+FILTERED_ANSWERS = ("OriginateResponse",)
 LIST_EVENTS = (
+    *FILTERED_ANSWERS,
     "QueueParams",
     "QueueMember",
     "QueueEntry",
@@ -112,6 +117,16 @@ class _Protocol(AMIProtocol):  # type: ignore[misc]
             link.metrics.ami_malformed.inc(stats.malformed + stats.oversized)
             stats.malformed = stats.oversized = 0
         link.on_batch_end()
+
+
+class _NeverResend:
+    """panoramisk re-queues unanswered actions on a lost connection (and logs each one,
+    arguments and all: an Originate holds a citizen's number). Ours are never re-sent: a
+    QueueAdd or an Originate from a lost session must not run twice; the caller sees the
+    failure and the state is resynced."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
 
 
 class _Manager(Manager):  # type: ignore[misc]
@@ -306,6 +321,7 @@ class AmiLink:
             encoding="utf-8",
             ping_delay=3600,
             reconnect_timeout=3600,
+            forgetable_actions=_NeverResend(),
         )
         manager.link = self
         link = self

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
+from app.api.auth import metrics_allowed
 from app.components import checked
 
 router = APIRouter(tags=["operations"])
@@ -54,7 +55,18 @@ async def ready(request: Request) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (a bearer token when ACD_METRICS_TOKEN is set)",
+    response_class=Response,
+    responses={401: {"description": "ACD_METRICS_TOKEN is set and was not given"}},
+)
 async def metrics(request: Request) -> Response:
+    if not metrics_allowed(request):
+        return JSONResponse(
+            {"detail": "metrics need the bearer token of ACD_METRICS_TOKEN"},
+            status_code=401,
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
     registry = request.app.state.rt.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,18 +1,20 @@
 """IVR operations: reload the menu files without a restart.
 
-Thin on purpose: the use case is ``AgiServer.reload()``; authorisation will be added as a
-dependency on the router when roles exist.
+Thin on purpose: the use case is ``AgiServer.reload()``. Admins only (scope ``ivr:admin``).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, Security
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from app.acd.access import Principal
 from app.agi.server import AgiServer
+from app.api.auth import access
+from app.api.common import ERRORS
 
 router = APIRouter(prefix="/v1/ivr", tags=["ivr"])
 
@@ -43,12 +45,16 @@ def agi_server(request: Request) -> AgiServer:
     "/reload",
     response_model=ReloadOutcome,
     responses={
+        **ERRORS,
         422: {"model": ReloadOutcome, "description": "rejected: the running flows stay"},
         503: {"description": "no FastAGI server in this process"},
     },
     summary="Reload the IVR flow files (as SIGHUP does); a broken set is rejected",
 )
-async def reload_flows(server: AgiServer = Depends(agi_server)) -> JSONResponse:  # noqa: B008
+async def reload_flows(
+    who: Annotated[Principal, Security(access("ivr:admin", "ivr.reload"))],
+    server: AgiServer = Depends(agi_server),  # noqa: B008
+) -> JSONResponse:
     result = await server.reload()
     body = ReloadOutcome(
         status="reloaded" if result.ok else "rejected",

@@ -160,5 +160,14 @@ def render_extensions_conf(
         " same => n(done),Hangup()",
         f" same => n(unanswered),Playback({main.unanswered_prompt})",
         " same => n,Hangup()",
+        "",
+        "[acd-transfer]",
+        "; Transfers by the API to an external unit (a job centre, JKA): AMI BlindTransfer",
+        "; of the agent leg to acd-transfer,<the unit's number>,1. Nothing routes callers",
+        "; here: only the service's manager user sends calls to this context.",
+        f"exten => _X.,1,Dial(PJSIP/${{EXTEN}}@trunk,{FORWARD_TIMEOUT_SECONDS})",
+        " same => n,Hangup()",
+        f"exten => _+X.,1,Dial(PJSIP/${{EXTEN}}@trunk,{FORWARD_TIMEOUT_SECONDS})",
+        " same => n,Hangup()",
     ]
     return "\n".join(out) + "\n"

@@ -8,12 +8,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from app.acd.work import WORK_FILE
 from app.ivr.asterisk_config import (
     DEFAULT_AGI_ADDRESS,
     render_extensions_conf,
     render_queues_conf,
 )
-from app.ivr.catalogue import CATALOGUE_FILE
+from app.ivr.catalogue import CATALOGUE_FILE, WorkConfigError, load_work
 from app.ivr.graph import key_paths
 from app.ivr.model import QueueNode
 from app.ivr.prompts import PromptToolsMissing, render_prompts
@@ -45,6 +46,13 @@ def _validate(args: argparse.Namespace) -> int:
             if path.name == CATALOGUE_FILE:
                 print(f"{path}: ok: {len(catalogue.queues)} queues")
                 continue
+            if path.name == WORK_FILE:
+                work = load_work(path.parent, catalogue.names)
+                print(
+                    f"{path}: ok: {len(work.pause_reasons)} pause reasons, "
+                    f"{len(work.destinations)} destinations"
+                )
+                continue
             flow = load_flow_text(path.read_text(encoding="utf-8"), str(path), catalogue)
         except FlowInvalid as exc:
             failed = True
@@ -54,6 +62,10 @@ def _validate(args: argparse.Namespace) -> int:
         except OSError as exc:
             failed = True
             _err(f"{exc.filename}: cannot read: {exc.strerror}")
+            continue
+        except WorkConfigError as exc:
+            failed = True
+            _err(str(exc))
             continue
         paths = key_paths(flow)
         queue_nodes = {n.queue for n in flow.nodes.values() if isinstance(n, QueueNode)}

@@ -1,9 +1,10 @@
 """The flows the service runs, and reloading them without a restart.
 
 ``load_flow_set(dir)`` reads the queue catalogue (``queues.yaml``) and every flow file
-(``*.yaml`` besides it) and checks them all; ``FlowRegistry.reload()`` swaps the running
-set only when everything is valid: a broken file is rejected with its errors and the
-running flows stay. Sessions keep the (immutable) flow they started with.
+(``*.yaml`` besides it, except ``work.yaml``: app/acd/work.py) and checks them all;
+``FlowRegistry.reload()`` swaps the running set only when everything is valid: a broken
+file is rejected with its errors and the running flows stay. Sessions keep the
+(immutable) flow they started with.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from app.acd.queues import QueueCatalogue
-from app.ivr.catalogue import CATALOGUE_FILE
+from app.ivr.catalogue import CATALOGUE_FILE, NOT_FLOWS
 from app.ivr.model import Flow
 from app.ivr.validate import FlowError, FlowInvalid, line_of, load_flow_text, load_yaml
 
@@ -52,7 +53,7 @@ def flow_files(flows_dir: Path) -> list[Path]:
     return sorted(
         p
         for p in [*flows_dir.glob("*.yaml"), *flows_dir.glob("*.yml")]
-        if p.name != CATALOGUE_FILE and p.is_file()
+        if p.name not in NOT_FLOWS and p.is_file()
     )
 
 

@@ -356,6 +356,8 @@ class ContractDialplan:
     def owns(self, context: str, exten: str) -> bool:
         if context == "from-trunk":
             return exten in self.pbx.config.numbers
+        if context == "acd-transfer":
+            return bool(re.fullmatch(r"\+?[0-9]+", exten))
         return context == "acd-queue" and bool(re.fullmatch(r"[a-z].+", exten))
 
     async def execute(self, run: CallRun, loc: Location) -> Location | None:
@@ -364,6 +366,8 @@ class ContractDialplan:
             return await self._inbound(run)
         if context == "acd-queue" and re.fullmatch(r"[a-z].+", exten):
             return await self._queue(run, exten)
+        if context == "acd-transfer" and re.fullmatch(r"\+?[0-9]+", exten):
+            return await self._transfer_out(run, exten)
         # No such extension: Asterisk hangs the channel up.
         run.pbx.hangup_by_dialplan(run.chan, 16)
         return None
@@ -410,6 +414,16 @@ class ContractDialplan:
                 await _hangup_app(run, 7)
             return None
         await _hangup_app(run, 5, 16)
+        return None
+
+    async def _transfer_out(self, run: CallRun, number: str) -> Location | None:
+        """``[acd-transfer]``: Dial(PJSIP/${EXTEN}@trunk,60), Hangup()."""
+        run.step(1, "Dial", f"PJSIP/{number}@trunk,60")
+        await run.dial_out(number, 60)
+        if run.pending_goto() is not None:
+            return run.pending_goto()
+        if not run.is_dead():
+            await _hangup_app(run, 2)
         return None
 
     async def _queue(self, run: CallRun, queue: str) -> Location | None:

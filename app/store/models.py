@@ -348,13 +348,19 @@ class Callback(Base):
     outcome: Mapped[str | None] = mapped_column(String(32))
     completed_at: Mapped[datetime | None]
     note: Mapped[str | None] = mapped_column(Text)
+    last_attempt_at: Mapped[datetime | None]  # the dialer's last Originate
+    call_linkedid: Mapped[str | None] = mapped_column(String(64))  # the call-back call
+    created_by: Mapped[str | None] = mapped_column(String(64))  # API user; NULL = the menu
 
 
 class AuditLog(Base):
     """Every write and every report read through the API."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_at", "at"),)
+    __table_args__ = (
+        Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_actor_at", "actor", "at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -366,3 +372,46 @@ class AuditLog(Base):
     status_code: Mapped[int] = mapped_column(SmallInteger)
     target: Mapped[str | None] = mapped_column(String(128))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
+
+
+# --------------------------------------------------------------------------------------
+# API users and their credentials (app/api/auth.py)
+# --------------------------------------------------------------------------------------
+
+
+class ApiUser(Base):
+    """Someone (or some system) that may call the API, with one role.
+
+    ``agent_id``: the agent an ``agent`` user is; ``teams``: the teams a ``supervisor``
+    leads; ``grants``: the write scopes an ``integration`` user has beyond reading.
+    """
+
+    __tablename__ = "api_users"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))  # agent | supervisor | admin | integration
+    agent_id: Mapped[str | None] = mapped_column(String(64))
+    teams: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+    grants: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    """An API key or bearer token: only its SHA-256 is kept, never the secret.
+
+    The secret is ``acd<k|t>_<id>_<random>``; ``id`` finds the row, the hash proves it.
+    """
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (Index("ix_api_tokens_user_name", "user_name"),)
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    user_name: Mapped[str] = mapped_column(
+        String(64), ForeignKey("api_users.name", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(String(8))  # key | bearer
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

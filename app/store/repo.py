@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.models import Call, CallEvent, QueueVisit
@@ -39,6 +39,7 @@ class CallFilter:
     queue: str | None = None
     outcome: str | None = None
     agent: str | None = None
+    taken_by: str | None = None  # an agent answered one of the call's queue visits
 
 
 async def list_calls(
@@ -56,6 +57,16 @@ async def list_calls(
         stmt = stmt.where(Call.outcome == flt.outcome)
     if flt.agent is not None:
         stmt = stmt.where(Call.agent == flt.agent)
+    if flt.taken_by is not None:
+        stmt = stmt.where(
+            exists(
+                select(QueueVisit.id).where(
+                    QueueVisit.pbx == Call.pbx,
+                    QueueVisit.linkedid == Call.linkedid,
+                    QueueVisit.agent == flt.taken_by,
+                )
+            )
+        )
     if cursor is not None:
         at, ident = decode_cursor(cursor)
         stmt = stmt.where(or_(Call.started_at < at, and_(Call.started_at == at, Call.id < ident)))

@@ -39,7 +39,9 @@ def _rewrite(flows: Path, old: str, new: str) -> None:
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, int, Path]]:
+def service(
+    tmp_path: Path,
+) -> Iterator[tuple[subprocess.Popen[str], str, int, Path, dict[str, str]]]:
     flows = tmp_path / "ivr_flows"
     shutil.copytree(ROOT / "ivr_flows", flows)
     for day in ("mon", "tue", "wed"):
@@ -78,7 +80,7 @@ def service(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, int, P
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             assert time.monotonic() < deadline, "service did not become ready"
             time.sleep(0.1)
-        yield proc, base, agi_port, flows
+        yield proc, base, agi_port, flows, env
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -96,9 +98,21 @@ def _call(agi_port: int, keys: list[str], uniqueid: str) -> dict[str, str]:
 
 
 def test_serve_runs_the_menu_and_reloads_it(
-    service: tuple[subprocess.Popen[str], str, int, Path],
+    service: tuple[subprocess.Popen[str], str, int, Path, dict[str, str]],
 ) -> None:
-    proc, base, agi_port, flows = service
+    proc, base, agi_port, flows, env = service
+    # An operator with the admin role, made as in production: `acd users add`.
+    made = subprocess.run(
+        [sys.executable, "-m", "app", "users", "add", "ops", "--role", "admin"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    admin = {"X-API-Key": made.stdout.strip()}
+    assert made.stdout.strip() not in made.stderr  # the secret is printed once
+    assert httpx.post(f"{base}/v1/ivr/reload", timeout=5).status_code == 401
     assert _call(agi_port, ["2"], "1.1")["ACD_QUEUE"] == "dagpenge"
     assert _call(agi_port, ["5", "3"], "1.2")["ACD_QUEUE"] == "andre_forvaltninger"
     metrics = httpx.get(f"{base}/metrics", timeout=5).text
@@ -118,11 +132,11 @@ def test_serve_runs_the_menu_and_reloads_it(
 
     # A broken file over the API: rejected with the error; the running menu stays.
     _rewrite(flows, "queue: dagpenge}", "queue: dagpenger}")
-    bad = httpx.post(f"{base}/v1/ivr/reload", timeout=5)
+    bad = httpx.post(f"{base}/v1/ivr/reload", headers=admin, timeout=5)
     assert bad.status_code == 422
     assert "unknown queue 'dagpenger'" in bad.json()["errors"][0]["text"]
     assert _call(agi_port, ["2"], "1.4")["ACD_QUEUE"] == "kontanthjaelp"
 
     _rewrite(flows, "queue: dagpenger}", "queue: dagpenge}")
-    good = httpx.post(f"{base}/v1/ivr/reload", timeout=5)
+    good = httpx.post(f"{base}/v1/ivr/reload", headers=admin, timeout=5)
     assert good.status_code == 200 and good.json()["status"] == "reloaded"

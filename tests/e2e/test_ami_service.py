@@ -30,6 +30,7 @@ from tests.ami_replay import (
     replay_pure,
     stream,
 )
+from tests.auth_support import admin_headers
 from tests.conftest import OwnPostgres
 from tests.expectations import EXPECTED, check_row
 
@@ -57,9 +58,12 @@ async def service(
         spill_dir=str(tmp or "var"),
     )
     app = create_app(settings)
+    headers = await admin_headers(db_url)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://acd") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://acd", headers=headers
+        ) as client:
             yield Running(app, client)
 
 

@@ -20,6 +20,7 @@ from app.sim.harness import simulator, wait_logged_in
 from app.sim.traffic import TrafficConfig
 from app.store.db import create_engine, session_factory
 from app.store.models import Call, Callback, CallEvent, SurveyResponse
+from tests.auth_support import admin_headers
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,7 +65,10 @@ async def test_traffic_matches_the_simulators_truth(
             rt.pipeline.flush()
             await rt.writer.drained(within=60)
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://acd") as c:
+            headers = await admin_headers(pg_url)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://acd", headers=headers
+            ) as c:
                 api = (await c.get("/v1/calls", params={"limit": 500})).json()
     truth = {t.linkedid: t for t in result.truth}
     got = {r.linkedid: r for r in await rows(pg_url)}

@@ -14,6 +14,7 @@ from app.metrics import Metrics
 from app.settings import load_settings
 from app.store.writer import EventWriter
 from tests.ami_replay import SCENARIOS, replay_pure
+from tests.auth_support import admin_headers
 from tests.integration.test_writer import backend_for
 
 
@@ -26,9 +27,12 @@ async def api_with_calls(db_url: str, tmp: Path) -> AsyncIterator[httpx.AsyncCli
     await writer.drained()
     await writer.stop()
     app: FastAPI = create_app(load_settings(database_url=db_url, spill_dir=str(tmp)))
+    headers = await admin_headers(db_url)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://acd") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://acd", headers=headers
+        ) as client:
             yield client
 
 

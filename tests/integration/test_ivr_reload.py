@@ -19,6 +19,7 @@ from app.main import build_runtime, create_app
 from app.settings import load_settings
 from tests.agi_fake_asterisk import Caller, FakeAsterisk
 from tests.agi_support import FLOWS, FakeClock, agi_service, cph
+from tests.auth_support import admin_headers
 
 TUESDAY_1030 = cph(2025, 3, 4, 10, 30)
 
@@ -128,10 +129,12 @@ async def test_start_with_broken_flows_is_not_ready_and_calls_fall_back(tmp_path
 
 
 @asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def running(app: FastAPI, headers: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://acd") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://acd", headers=headers
+        ) as client:
             yield client
 
 
@@ -143,7 +146,7 @@ async def test_post_reload_and_ready(tmp_path: Path, sqlite_url: str) -> None:
     server = AgiServer.from_runtime(rt, clock=FakeClock(TUESDAY_1030))
     rt.components = [c for c in rt.components if not isinstance(c, AgiServer)] + [server]
     app = create_app(settings, rt)
-    async with running(app) as client:
+    async with running(app, await admin_headers(sqlite_url)) as client:
         ready = (await client.get("/ready")).json()
         assert ready["parts"]["agi"]["ok"] is True
         assert ready["parts"]["agi"]["detail"]["flows"] == ["jobcenter"]

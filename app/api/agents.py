@@ -1,0 +1,373 @@
+"""``/v1/agents/{id}``: profiles and skills, login/logout/pause/unpause on the PBX, the
+agent's scorecard for the day.
+
+Thin: the PBX side is ``app.ami.agent_actions`` (each action confirmed by its AMI event
+before the answer), the roster ``app.store.agents``, the scorecard ``app.store.reports``.
+``GET /v1/agents`` (the live list) belongs to the live-state router, not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, Security
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.acd.access import Principal
+from app.acd.agents import view
+from app.ami import agent_actions as actions
+from app.ami.confirm import StepsResult
+from app.api import pbx as pbx_http
+from app.api.auth import access, audit_note, forbidden
+from app.api.common import (
+    ERRORS,
+    PATH_AGENT,
+    Code,
+    ErrorOut,
+    Interface,
+    Name,
+    QueueName,
+    Team,
+    conflict,
+    not_found,
+    runtime,
+    work_config,
+)
+from app.store import agents as roster
+from app.store import reports
+
+if TYPE_CHECKING:
+    from app.main import Runtime
+
+router = APIRouter(prefix="/v1/agents", tags=["agents"])
+
+AgentPath = Annotated[str, Path(pattern=PATH_AGENT, max_length=64, description="agent id")]
+ACTION_ERRORS: dict[int | str, dict[str, object]] = {
+    **ERRORS,
+    404: {"model": ErrorOut, "description": "unknown agent or queue"},
+    409: {"model": ErrorOut, "description": "wrong state (e.g. pause while logged out)"},
+    502: {"model": ErrorOut, "description": "the PBX refused the action"},
+    503: {"model": ErrorOut, "description": "no PBX configured, or the AMI link is down"},
+    504: {"model": ErrorOut, "description": "the PBX did not confirm in time"},
+}
+
+
+# ---- schemas -------------------------------------------------------------------------
+
+
+class Skill(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    queue: QueueName
+    penalty: int = Field(0, ge=0, le=100, description="skill level: lower is preferred")
+
+
+class ProfileIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    interface: Interface = Field(description="the agent's phone, e.g. PJSIP/agent1")
+    team: Team | None = None
+    active: bool = True
+    skills: list[Skill] = Field(default_factory=list, max_length=50)
+
+
+class ProfileOut(BaseModel):
+    id: str
+    name: str
+    interface: str
+    team: str | None
+    active: bool
+    skills: list[Skill]
+
+
+class LoginQueue(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    queue: QueueName
+    penalty: int | None = Field(None, ge=0, le=100, description="default: the profile's")
+
+
+class LoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    queues: list[LoginQueue] | None = Field(
+        None, min_length=1, max_length=50, description="default: every skill of the profile"
+    )
+
+
+class PauseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Code = Field(description="a pause reason of work.yaml (lunch, meeting, ...)")
+    queue: QueueName | None = Field(None, description="default: every queue of the agent")
+
+
+class UnpauseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    queue: QueueName | None = None
+
+
+class QueueStateOut(BaseModel):
+    queue: str
+    penalty: int
+    paused: bool
+    reason: str | None
+
+
+class AgentStateOut(BaseModel):
+    agent_id: str
+    name: str
+    interface: str
+    state: str  # logged_out | available | ringing | on_call | wrapup | paused | unavailable
+    since: datetime | None
+    reason: str | None
+    queues: list[QueueStateOut]
+    confirmed: list[str] = Field(default_factory=list, description="queues the PBX confirmed")
+
+
+# ---- helpers -------------------------------------------------------------------------
+
+
+def _profile_out(p: roster.Profile) -> ProfileOut:
+    return ProfileOut(
+        id=p.id,
+        name=p.name,
+        interface=p.interface,
+        team=p.team,
+        active=p.active,
+        skills=[Skill(queue=q, penalty=pen) for q, pen in p.skills],
+    )
+
+
+async def _profile(rt: Runtime, who: Principal, agent_id: str) -> roster.Profile:
+    if who.role == "agent" and who.agent_id != agent_id:
+        raise forbidden("an agent acts only on itself")
+    async with rt.sessions() as session:
+        profile = await roster.get_profile(session, agent_id)
+    if profile is None:
+        raise not_found(f"no agent {agent_id!r}")
+    if not who.reaches(profile.id, profile.team):
+        raise forbidden(f"agent {agent_id!r} is not in your team(s)")
+    return profile
+
+
+def _known_queue(rt: Runtime, queue: str | None) -> None:
+    if queue is not None and (rt.catalogue is None or rt.catalogue.get(queue) is None):
+        raise not_found(f"no queue {queue!r}")
+
+
+def _state(rt: Runtime, profile: roster.Profile, confirmed: list[str]) -> AgentStateOut:
+    v = view(rt.centre, profile.interface)
+    return AgentStateOut(
+        agent_id=profile.id,
+        name=profile.name,
+        interface=profile.interface,
+        state=v.state,
+        since=v.since,
+        reason=v.reason,
+        queues=[
+            QueueStateOut(queue=q.queue, penalty=q.penalty, paused=q.paused, reason=q.reason)
+            for q in v.queues
+        ],
+        confirmed=confirmed,
+    )
+
+
+async def _act(
+    rt: Runtime, request: Request, action: str, profile: roster.Profile, run: Awaitable[StepsResult]
+) -> AgentStateOut:
+    result = await pbx_http.attempt(rt, action, f"agent {profile.id!r}", run)
+    pbx_http.check(rt, request, action, result)
+    return _state(rt, profile, result.confirmed)
+
+
+# ---- profiles ------------------------------------------------------------------------
+
+
+@router.put(
+    "/{agent_id}",
+    response_model=ProfileOut,
+    summary="Create or replace an agent's profile and skills (queues with penalty)",
+    responses={**ERRORS, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+)
+async def put_agent(
+    request: Request,
+    agent_id: AgentPath,
+    body: ProfileIn,
+    who: Annotated[Principal, Security(access("agents:admin", "agent.profile"))],
+) -> ProfileOut:
+    rt = runtime(request)
+    for skill in body.skills:
+        _known_queue(rt, skill.queue)
+    if len({s.queue for s in body.skills}) != len(body.skills):
+        raise HTTPException(422, "each queue may be listed once in skills")
+    await rt.roster.ensure_loaded()
+    async with rt.sessions.begin() as session:
+        existing = await roster.get_profile(session, agent_id)
+        if who.role == "supervisor":
+            if existing is not None and not who.reaches(agent_id, existing.team):
+                raise forbidden(f"agent {agent_id!r} is not in your team(s)")
+            if not who.reaches(agent_id, body.team):
+                raise forbidden("a supervisor keeps agents within its own team(s)")
+        try:
+            profile, created = await roster.put_profile(
+                session,
+                agent_id,
+                name=body.name,
+                interface=body.interface,
+                team=body.team,
+                active=body.active,
+                skills=[(s.queue, s.penalty) for s in body.skills],
+            )
+        except roster.RosterError as exc:
+            raise conflict(str(exc)) from exc
+    rt.roster.set(profile.interface, profile.id)
+    audit_note(request, created=created, skills=[q for q, _ in profile.skills])
+    return _profile_out(profile)
+
+
+# ---- actions on the PBX --------------------------------------------------------------
+
+
+@router.post(
+    "/{agent_id}/login",
+    response_model=AgentStateOut,
+    summary="Log in to queues (the profile's skills, or those given): AMI QueueAdd",
+    responses=ACTION_ERRORS,
+)
+async def login(
+    request: Request,
+    agent_id: AgentPath,
+    who: Annotated[Principal, Security(access("agents:write", "agent.login"))],
+    body: Annotated[LoginIn | None, Body()] = None,
+) -> AgentStateOut:
+    rt = runtime(request)
+    profile = await _profile(rt, who, agent_id)
+    if not profile.active:
+        raise conflict(f"agent {agent_id!r} is deactivated")
+    skills = dict(profile.skills)
+    if body is not None and body.queues is not None:
+        wanted: list[tuple[str, int]] = []
+        for item in body.queues:
+            _known_queue(rt, item.queue)
+            if item.queue not in skills:
+                raise conflict(
+                    f"agent {agent_id!r} has no skill for {item.queue!r}; add it to the profile"
+                )
+            wanted.append(
+                (item.queue, skills[item.queue] if item.penalty is None else item.penalty)
+            )
+    else:
+        wanted = list(profile.skills)
+    if not wanted:
+        raise conflict(f"agent {agent_id!r} has no queues in its profile")
+    audit_note(request, queues=[q for q, _ in wanted])
+    run = actions.login(pbx_http.pbx(rt), profile.interface, profile.name, wanted)
+    return await _act(rt, request, "login", profile, run)
+
+
+@router.post(
+    "/{agent_id}/logout",
+    response_model=AgentStateOut,
+    summary="Log out of every queue: AMI QueueRemove",
+    responses=ACTION_ERRORS,
+)
+async def logout(
+    request: Request,
+    agent_id: AgentPath,
+    who: Annotated[Principal, Security(access("agents:write", "agent.logout"))],
+) -> AgentStateOut:
+    rt = runtime(request)
+    profile = await _profile(rt, who, agent_id)
+    return await _act(
+        rt, request, "logout", profile, actions.logout(pbx_http.pbx(rt), profile.interface)
+    )
+
+
+@router.post(
+    "/{agent_id}/pause",
+    response_model=AgentStateOut,
+    summary="Pause with a reason from work.yaml: AMI QueuePause",
+    responses=ACTION_ERRORS,
+)
+async def pause(
+    request: Request,
+    agent_id: AgentPath,
+    body: PauseIn,
+    who: Annotated[Principal, Security(access("agents:write", "agent.pause"))],
+) -> AgentStateOut:
+    rt = runtime(request)
+    work = work_config(rt)
+    if work.pause_reason(body.reason) is None:
+        raise HTTPException(
+            422,
+            f"unknown pause reason {body.reason!r}; one of "
+            + ", ".join(c.code for c in work.pause_reasons),
+        )
+    _known_queue(rt, body.queue)
+    profile = await _profile(rt, who, agent_id)
+    audit_note(request, reason=body.reason, queue=body.queue)
+    run = actions.pause(pbx_http.pbx(rt), profile.interface, body.reason, body.queue)
+    return await _act(rt, request, "pause", profile, run)
+
+
+@router.post(
+    "/{agent_id}/unpause",
+    response_model=AgentStateOut,
+    summary="End the pause: AMI QueuePause Paused=false",
+    responses=ACTION_ERRORS,
+)
+async def unpause(
+    request: Request,
+    agent_id: AgentPath,
+    who: Annotated[Principal, Security(access("agents:write", "agent.unpause"))],
+    body: Annotated[UnpauseIn | None, Body()] = None,
+) -> AgentStateOut:
+    rt = runtime(request)
+    queue = body.queue if body is not None else None
+    _known_queue(rt, queue)
+    profile = await _profile(rt, who, agent_id)
+    run = actions.unpause(pbx_http.pbx(rt), profile.interface, queue)
+    return await _act(rt, request, "unpause", profile, run)
+
+
+# ---- the scorecard -------------------------------------------------------------------
+
+
+@router.get(
+    "/{agent_id}/today",
+    response_model=reports.Scorecard,
+    summary="The agent's day: calls, handle time, FCR, registration, satisfaction, states",
+    responses={**ERRORS, 404: {"model": ErrorOut}},
+)
+async def today(
+    request: Request,
+    agent_id: AgentPath,
+    who: Annotated[Principal, Security(access("agents:read", "agent.scorecard"))],
+    day: Annotated[
+        date | None,
+        Query(alias="date", description="another day (local date); default today"),
+    ] = None,
+) -> reports.Scorecard:
+    rt = runtime(request)
+    profile = await _profile(rt, who, agent_id)
+    work = work_config(rt)
+    now = datetime.now(UTC)
+    local_today = now.astimezone(rt.settings.tz).date()
+    if day is not None and not (date(2000, 1, 1) <= day <= local_today):
+        raise HTTPException(422, "date must be between 2000-01-01 and today")
+    async with rt.sessions() as session:
+        return await reports.scorecard(
+            session,
+            agent_id=profile.id,
+            interface=profile.interface,
+            name=profile.name,
+            day=day or local_today,
+            tz=rt.settings.tz,
+            now=now,
+            goals=work.goals,
+        )

@@ -1,0 +1,359 @@
+"""``/v1/callbacks``: call-back and message tasks (from the menu, or created here), due
+within 2 working days (Danish holidays excluded); assign them, complete them.
+
+Caller numbers never leave the service: a task shows ``caller`` (masked); the number is
+sealed at rest and only the dialer unseals it, into its Originate.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Security
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.acd.access import Principal
+from app.acd.callbacks import callback_due
+from app.api.auth import access, audit_note, forbidden
+from app.api.common import (
+    ERRORS,
+    AgentId,
+    ErrorOut,
+    Note,
+    QueueName,
+    conflict,
+    not_found,
+    runtime,
+)
+from app.dialer import dial_for_agent
+from app.privacy import canonical_number
+from app.store import agents as roster
+from app.store import callbacks as store
+from app.store import repo
+from app.store.models import Agent, Callback
+
+router = APIRouter(prefix="/v1/callbacks", tags=["callbacks"])
+
+Status = Literal["open", "assigned", "dialling", "done", "failed", "cancelled"]
+Kind = Literal["callback", "message"]
+TaskPath = Annotated[int, Path(ge=1, le=2**62, description="callbacks.id")]
+
+
+class CallbackOut(BaseModel):
+    id: int
+    kind: str
+    queue: str
+    caller: str  # masked display form, never the number
+    requested_at: datetime  # the caller's place in line
+    due_at: datetime
+    overdue: bool
+    status: str
+    assigned_to: str | None
+    attempts: int
+    last_attempt_at: datetime | None
+    outcome: str | None
+    completed_at: datetime | None
+    note: str | None
+    from_menu: bool  # created by the menu (a call) rather than through the API
+
+    @classmethod
+    def of(cls, row: Callback, now: datetime) -> CallbackOut:
+        return cls(
+            id=row.id,
+            kind=row.kind,
+            queue=row.queue,
+            caller=row.caller_display,
+            requested_at=row.requested_at,
+            due_at=row.due_at,
+            overdue=row.status in store.LIVE and row.due_at < now,
+            status=row.status,
+            assigned_to=row.assigned_to,
+            attempts=row.attempts,
+            last_attempt_at=row.last_attempt_at,
+            outcome=row.outcome,
+            completed_at=row.completed_at,
+            note=row.note,
+            from_menu=row.linkedid is not None,
+        )
+
+
+class CallbackPage(BaseModel):
+    items: list[CallbackOut]
+    next_cursor: str | None
+
+
+class CallbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Kind = "callback"
+    queue: QueueName
+    number: str = Field(
+        pattern=r"^\+?[0-9 ]{8,20}$", max_length=20, description="the citizen's number"
+    )
+    note: Note | None = None
+
+
+class AssignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agent: AgentId | None = Field(None, description="default: yourself (agents)")
+
+
+class CompleteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Literal[
+        "reached", "forwarded", "unreachable", "wrong_number", "duplicate", "cancelled"
+    ]
+    note: Note | None = None
+
+
+@router.get(
+    "",
+    response_model=CallbackPage,
+    summary="Call-back and message tasks, oldest request first, with filters",
+    responses={**ERRORS, 400: {"model": ErrorOut}},
+)
+async def list_callbacks(
+    request: Request,
+    who: Annotated[Principal, Security(access("callbacks:read", "callbacks.list"))],
+    status: Status | None = None,
+    queue: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{1,40}$")] = None,
+    kind: Kind | None = None,
+    assigned_to: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")] = None,
+    overdue: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> CallbackPage:
+    rt = runtime(request)
+    mine = None
+    if who.role == "agent":
+        assert who.agent_id is not None
+        async with rt.sessions() as session:
+            mine = (await roster.skills_of(session, who.agent_id), who.agent_id)
+    flt = store.TaskFilter(
+        status=status,
+        queue=queue,
+        kind=kind,
+        assigned_to=assigned_to,
+        overdue=overdue,
+        queues_or_assignee=mine,
+    )
+    now = datetime.now(UTC)
+    async with rt.sessions() as session:
+        try:
+            rows, next_cursor = await store.list_tasks(session, flt, now, limit, cursor)
+        except repo.BadCursor as exc:
+            raise HTTPException(400, str(exc)) from exc
+    return CallbackPage(items=[CallbackOut.of(r, now) for r in rows], next_cursor=next_cursor)
+
+
+@router.post(
+    "",
+    response_model=CallbackOut,
+    status_code=201,
+    summary="Create a call-back or message task (the number is sealed, never shown again)",
+    responses={**ERRORS, 404: {"model": ErrorOut}},
+)
+async def create_callback(
+    request: Request,
+    body: CallbackIn,
+    who: Annotated[Principal, Security(access("callbacks:write", "callback.create"))],
+) -> CallbackOut:
+    rt = runtime(request)
+    if rt.catalogue is None or rt.catalogue.get(body.queue) is None:
+        raise not_found(f"no queue {body.queue!r}")
+    number = canonical_number(body.number)
+    if not number:
+        raise HTTPException(422, "number holds no phone number")
+    caller = rt.privacy.caller(number)
+    now = datetime.now(UTC)
+    async with rt.sessions.begin() as session:
+        row = await store.create(
+            session,
+            kind=body.kind,
+            pbx=rt.settings.pbx_id,
+            queue=body.queue,
+            caller_hash=caller.hash,
+            caller_display=caller.display,
+            number_sealed=rt.privacy.seal(number),
+            now=now,
+            due_at=callback_due(now, rt.settings.tz),
+            note=body.note,
+            created_by=who.name,
+        )
+        out = CallbackOut.of(row, now)
+    audit_note(request, target=f"callback:{out.id}", queue=body.queue, kind=body.kind)
+    return out
+
+
+@router.get(
+    "/{callback_id}",
+    response_model=CallbackOut,
+    summary="One task",
+    responses={**ERRORS, 404: {"model": ErrorOut}},
+)
+async def get_callback(
+    request: Request,
+    callback_id: TaskPath,
+    who: Annotated[Principal, Security(access("callbacks:read", "callback.get"))],
+) -> CallbackOut:
+    rt = runtime(request)
+    async with rt.sessions() as session:
+        row = await store.get(session, callback_id)
+        if row is None:
+            raise not_found(f"no call-back task {callback_id}")
+        if who.role == "agent" and row.assigned_to != who.agent_id:
+            assert who.agent_id is not None
+            if row.queue not in await roster.skills_of(session, who.agent_id):
+                raise forbidden(f"task {callback_id} is not for your queues")
+    return CallbackOut.of(row, datetime.now(UTC))
+
+
+@router.post(
+    "/{callback_id}/assign",
+    response_model=CallbackOut,
+    summary="Give the task to an agent (agents: to themselves)",
+    responses={**ERRORS, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+)
+async def assign(
+    request: Request,
+    callback_id: TaskPath,
+    body: AssignIn,
+    who: Annotated[Principal, Security(access("callbacks:write", "callback.assign"))],
+) -> CallbackOut:
+    rt = runtime(request)
+    agent_id = body.agent or who.agent_id
+    if agent_id is None:
+        raise HTTPException(422, "say which agent in 'agent'")
+    if who.role == "agent" and agent_id != who.agent_id:
+        raise forbidden("an agent takes tasks for itself only")
+    now = datetime.now(UTC)
+    async with rt.sessions.begin() as session:
+        row = await store.get(session, callback_id, lock=True)
+        if row is None:
+            raise not_found(f"no call-back task {callback_id}")
+        profile = await session.get(Agent, agent_id)
+        if profile is None:
+            raise not_found(f"no agent {agent_id!r}")
+        if who.role == "supervisor" and not who.reaches(agent_id, profile.team):
+            raise forbidden(f"agent {agent_id!r} is not in your team(s)")
+        if (
+            row.status == "assigned"
+            and row.assigned_to not in (None, agent_id)
+            and (who.role == "agent")
+        ):
+            raise conflict(f"task {callback_id} is assigned to {row.assigned_to}")
+        try:
+            store.assign(row, agent_id)
+        except store.TaskError as exc:
+            raise conflict(str(exc)) from exc
+        out = CallbackOut.of(row, now)
+    audit_note(request, agent=agent_id)
+    return out
+
+
+@router.post(
+    "/{callback_id}/complete",
+    response_model=CallbackOut,
+    summary="Close the task with an outcome (reached, forwarded, unreachable, ...)",
+    responses={**ERRORS, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+)
+async def complete(
+    request: Request,
+    callback_id: TaskPath,
+    body: CompleteIn,
+    who: Annotated[Principal, Security(access("callbacks:write", "callback.complete"))],
+) -> CallbackOut:
+    rt = runtime(request)
+    now = datetime.now(UTC)
+    async with rt.sessions.begin() as session:
+        row = await store.get(session, callback_id, lock=True)
+        if row is None:
+            raise not_found(f"no call-back task {callback_id}")
+        if who.role == "agent":
+            assert who.agent_id is not None
+            if row.assigned_to not in (None, who.agent_id):
+                raise forbidden(f"task {callback_id} is assigned to someone else")
+            if row.assigned_to is None and row.queue not in await roster.skills_of(
+                session, who.agent_id
+            ):
+                raise forbidden(f"task {callback_id} is not for your queues")
+            if row.status == "open":
+                row.assigned_to = who.agent_id
+        try:
+            store.complete(row, body.outcome, body.note, now)
+        except store.TaskError as exc:
+            raise conflict(str(exc)) from exc
+        out = CallbackOut.of(row, now)
+    audit_note(request, outcome=body.outcome)
+    return out
+
+
+class DialOut(BaseModel):
+    task: CallbackOut
+    agent_answered: bool  # the agent's phone answered; the PBX is dialling the citizen
+    result: str  # answered | no_answer | busy | congestion | failed | timeout
+
+
+@router.post(
+    "/{callback_id}/dial",
+    response_model=DialOut,
+    summary="Click-to-dial: ring the agent's phone, then the citizen (number never shown)",
+    responses={
+        **ERRORS,
+        404: {"model": ErrorOut},
+        409: {"model": ErrorOut, "description": "not dialable now, or the phone did not answer"},
+        503: {"model": ErrorOut, "description": "no PBX configured, or the AMI link is down"},
+    },
+)
+async def dial(
+    request: Request,
+    callback_id: TaskPath,
+    who: Annotated[Principal, Security(access("callbacks:write", "callback.dial"))],
+) -> DialOut:
+    rt = runtime(request)
+    if who.agent_id is None:
+        raise forbidden("only an agent can call back from its own phone")
+    now = datetime.now(UTC)
+    async with rt.sessions.begin() as session:
+        row = await store.get(session, callback_id, lock=True)
+        if row is None:
+            raise not_found(f"no call-back task {callback_id}")
+        profile = await session.get(Agent, who.agent_id)
+        if profile is None:
+            raise not_found(f"no agent {who.agent_id!r}")
+        if row.assigned_to not in (None, who.agent_id):
+            raise forbidden(f"task {callback_id} is assigned to someone else")
+        if row.assigned_to is None and row.queue not in await roster.skills_of(
+            session, who.agent_id
+        ):
+            raise forbidden(f"task {callback_id} is not for your queues")
+        if rt.ami is None or rt.ami.state != "logged_in":
+            raise HTTPException(503, "no PBX is configured, or the AMI link to it is down")
+        try:
+            store.start_manual_attempt(row, who.agent_id, now)
+        except store.TaskError as exc:
+            raise conflict(str(exc)) from exc
+        sealed, interface = row.number_sealed, profile.interface
+    assert sealed is not None
+    result, linkedid = await dial_for_agent(
+        rt.ami,
+        interface=interface,
+        number=rt.privacy.unseal(sealed),
+        task_id=callback_id,
+        caller_id=rt.settings.dialer_caller_id,
+    )
+    answered = result == "answered"
+    async with rt.sessions.begin() as session:
+        row = await store.get(session, callback_id)
+        assert row is not None
+        row.outcome = "dialled" if answered else f"agent_{result}"
+        row.call_linkedid = linkedid or row.call_linkedid
+        out = CallbackOut.of(row, now)
+    rt.metrics.dialer_originations.labels("agent_" + result).inc()
+    audit_note(request, result=result)
+    if not answered:
+        raise conflict(f"your phone ({interface}) did not answer ({result}); nothing was dialled")
+    return DialOut(task=out, agent_answered=True, result=result)

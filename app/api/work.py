@@ -1,0 +1,61 @@
+"""``/v1/work``: what agents choose from (pause reasons, registration reasons per queue,
+transfer destinations with their best contact hours) and the scorecard goals."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Request, Security
+from pydantic import BaseModel
+
+from app.acd.access import Principal
+from app.acd.work import Choice, Goals
+from app.api.auth import access
+from app.api.common import ERRORS, runtime, work_config
+
+router = APIRouter(prefix="/v1/work", tags=["agents"])
+
+
+class DestinationOut(BaseModel):
+    name: str
+    title: str
+    number: str  # the unit's public number
+    hours: dict[str, list[str]]
+    backup: bool
+
+
+class WorkOut(BaseModel):
+    pause_reasons: list[Choice]
+    dispositions: dict[str, list[Choice]]  # queue -> the reasons an agent may register
+    destinations: list[DestinationOut]
+    goals: Goals
+
+
+@router.get(
+    "",
+    response_model=WorkOut,
+    summary="Pause reasons, registration reasons, units",
+    responses=ERRORS,
+)
+async def get_work(
+    request: Request,
+    who: Annotated[Principal, Security(access("calls:read", "work.read"))],
+) -> WorkOut:
+    rt = runtime(request)
+    work = work_config(rt)
+    queues = rt.catalogue.names if rt.catalogue is not None else tuple(work.dispositions.queues)
+    return WorkOut(
+        pause_reasons=list(work.pause_reasons),
+        dispositions={q: list(work.dispositions.for_queue(q)) for q in queues},
+        destinations=[
+            DestinationOut(
+                name=d.name,
+                title=d.title,
+                number=d.number,
+                hours={day: list(v) for day, v in d.hours.items()},
+                backup=d.backup_number is not None,
+            )
+            for d in work.destinations
+        ],
+        goals=work.goals,
+    )

@@ -1,0 +1,287 @@
+"""The call-back dialer: places call-backs through AMI Originate when agents are free, and
+keeps the call-back gauges (open, overdue) for Prometheus.
+
+Every ``ACD_DIALER_INTERVAL`` seconds it looks at the live state (``app.acd.dialer`` decides
+who to call, purely); only when some agent is free does it read the open tasks. A chosen
+task is claimed in the database (``open`` -> ``dialling``, one attempt more) before the
+Originate is sent, so a crash cannot dial it twice unnoticed; the citizen's number is
+unsealed only into the AMI action and never logged. The Originate is asynchronous
+(``Async: true``, the manager session is not blocked while it rings) and answered by
+Asterisk's ``OriginateResponse`` (Reason 4: answered, the citizen is put in the queue's
+``acd-queue`` extension and gets the free agent; 3/5/8: no answer, busy, congestion).
+
+Switched off with ``ACD_DIALER_ENABLED=false`` (the default): the gauges are still kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.acd.dialer import Dial, free_agents, plan_dials, waiting_counts
+from app.components import Health
+from app.store import callbacks as store
+
+if TYPE_CHECKING:
+    from app.main import Runtime
+
+log = logging.getLogger(__name__)
+
+# OriginateResponse Reason (Asterisk's AST_CONTROL_* of the outgoing channel)
+REASONS = {"4": "answered", "3": "no_answer", "1": "no_answer", "5": "busy", "8": "congestion"}
+GAUGE_EVERY = 15.0  # seconds between two refreshes of the call-back gauges
+HOLD_AFTER_ANSWER = 5.0  # seconds an answered call-back keeps its agent counted
+
+
+@dataclass
+class _InFlight:
+    dial: Dial
+    task: asyncio.Task[None]
+    release_at: float | None = None  # loop time; None while ringing
+
+
+class CallbackDialer:
+    """Component (see module doc)."""
+
+    name = "dialer"
+    required = False
+
+    def __init__(self, rt: Runtime, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+        self.rt = rt
+        s = rt.settings
+        self.enabled = s.dialer_enabled and rt.ami is not None
+        self.interval = s.dialer_interval
+        self.ring_seconds = s.dialer_ring_seconds
+        self.max_attempts = s.dialer_max_attempts
+        self.retry = timedelta(minutes=s.dialer_retry_minutes)
+        self.channel = s.dialer_channel
+        self.caller_id = s.dialer_caller_id
+        self.clock = clock
+        self.in_flight: dict[int, _InFlight] = {}
+        self.placed = 0
+        self._task: asyncio.Task[None] | None = None
+        self._gauges_at = 0.0
+        self._released = False
+
+    @classmethod
+    def from_runtime(cls, rt: Runtime) -> CallbackDialer:
+        return cls(rt)
+
+    # ---- component -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="acd-dialer")
+
+    async def stop(self) -> None:
+        tasks = [f.task for f in self.in_flight.values()]
+        if self._task is not None:
+            tasks.append(self._task)
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+
+    async def check(self) -> Health:
+        return Health(
+            True,
+            "dialling" if self.enabled else "disabled",
+            {"in_flight": len(self.in_flight), "placed": self.placed},
+        )
+
+    # ---- the loop ----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                if loop.time() >= self._gauges_at:
+                    await self.refresh_gauges()
+                    self._gauges_at = loop.time() + GAUGE_EVERY
+                if self.enabled:
+                    await self.round()
+            except asyncio.CancelledError:
+                raise
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("call-back dialer: database unreachable (%s)", type(exc).__name__)
+            except Exception:
+                log.exception("call-back dialer round failed")
+            await asyncio.sleep(self.interval)
+
+    async def refresh_gauges(self) -> None:
+        async with self.rt.sessions() as session:
+            live, late = await store.counts_by_queue(session, self.clock())
+        names = set(live) | set(late)
+        if self.rt.catalogue is not None:
+            names |= set(self.rt.catalogue.names)
+        m = self.rt.metrics
+        for queue in names:
+            m.callbacks_open.labels(queue).set(live.get(queue, 0))
+            m.callbacks_overdue.labels(queue).set(late.get(queue, 0))
+
+    async def round(self) -> list[Dial]:
+        """One look: place what the rules allow now; the dials placed."""
+        link = self.rt.ami
+        if link is None or link.state != "logged_in":
+            return []
+        if not self._released:
+            async with self.rt.sessions.begin() as session:
+                n = await store.release_interrupted(session)
+            if n:
+                log.warning("call-back dialer: %d tasks left dialling by a stop reopened", n)
+            self._released = True
+        now_loop = asyncio.get_running_loop().time()
+        for task_id, f in list(self.in_flight.items()):
+            if f.release_at is not None and now_loop >= f.release_at:
+                del self.in_flight[task_id]
+        self.rt.metrics.dialer_in_flight.set(
+            sum(1 for f in self.in_flight.values() if f.release_at is None)
+        )
+        centre = self.rt.centre
+        free = free_agents(centre)
+        reserved = {f.dial.interface for f in self.in_flight.values()}
+        if not any(i not in reserved for i in free):
+            return []
+        queues = {q for i, qs in free.items() if i not in reserved for q in qs}
+        now = self.clock()
+        async with self.rt.sessions() as session:
+            tasks = await store.dial_candidates(session, queues, now, self.max_attempts, self.retry)
+        sealed = {t.candidate.task_id: t.number_sealed for t in tasks}
+        plan = plan_dials(
+            [t.candidate for t in tasks],
+            free,
+            waiting_counts(centre),
+            reserved,
+            {f.dial.caller_hash for f in self.in_flight.values()},
+        )
+        placed = []
+        for dial in plan:
+            async with self.rt.sessions.begin() as session:
+                if not await store.claim(session, dial.task_id, now):
+                    continue
+            task = asyncio.create_task(
+                self._originate(dial, sealed[dial.task_id]), name=f"callback-{dial.task_id}"
+            )
+            self.in_flight[dial.task_id] = _InFlight(dial, task)
+            placed.append(dial)
+            self.placed += 1
+        self.rt.metrics.dialer_in_flight.set(
+            sum(1 for f in self.in_flight.values() if f.release_at is None)
+        )
+        return placed
+
+    # ---- one call-back -----------------------------------------------------------------
+
+    def _action(self, dial: Dial, number: str) -> dict[str, str]:
+        return {
+            "Action": "Originate",
+            "Channel": self.channel.format(number=number),
+            "Context": "acd-queue",
+            "Exten": dial.queue,
+            "Priority": "1",
+            "CallerID": f'"Jobcenter" <{self.caller_id}>',
+            "Timeout": str(self.ring_seconds * 1000),
+            "Async": "true",
+            "Variable": f"ACD_CALLBACK_ID={dial.task_id}",
+        }
+
+    async def _originate(self, dial: Dial, number_sealed: str) -> None:
+        outcome, linkedid = "error", None
+        try:
+            link = self.rt.ami
+            if link is None:
+                raise ConnectionError("no PBX")
+            action = self._action(dial, self.rt.privacy.unseal(number_sealed))
+            # as_list=None: panoramisk keeps an async Originate open until the
+            # OriginateResponse event with the same ActionID (or the deadline).
+            reply: Any = await link.action(action, within=self.ring_seconds + 15)
+            outcome, linkedid = _read_reply(reply)
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError:
+            outcome = "timeout"
+        except Exception as exc:  # never the action itself: it holds the number
+            log.warning("call-back %d: Originate failed (%s)", dial.task_id, type(exc).__name__)
+        reached = outcome == "answered"
+        self.rt.metrics.dialer_originations.labels(outcome).inc()
+        log.info("call-back %d (%s): %s", dial.task_id, dial.queue, outcome)
+        try:
+            async with self.rt.sessions.begin() as session:
+                duplicates = await store.dialled(
+                    session,
+                    dial.task_id,
+                    reached=reached,
+                    outcome=outcome,
+                    call_linkedid=linkedid,
+                    now=self.clock(),
+                    max_attempts=self.max_attempts,
+                )
+            if duplicates:
+                log.info("call-back %d: %d duplicate tasks closed", dial.task_id, duplicates)
+        except (SQLAlchemyError, OSError):
+            log.exception("call-back %d: could not record the attempt", dial.task_id)
+        flight = self.in_flight.get(dial.task_id)
+        if flight is not None:
+            loop = asyncio.get_running_loop()
+            flight.release_at = loop.time() + (HOLD_AFTER_ANSWER if reached else 0.0)
+
+
+def _read_reply(reply: Any) -> tuple[str, str | None]:
+    """(outcome, linkedid of the call-back call) from Originate's reply."""
+    messages = reply if isinstance(reply, list) else [reply]
+    first = messages[0] if messages else None
+    if first is None or first.get("Response") != "Success":
+        return "failed", None
+    final = next((m for m in messages if m.get("Event") == "OriginateResponse"), None)
+    if final is None:
+        return "failed", None
+    reason = REASONS.get(str(final.get("Reason", "")), "failed")
+    if final.get("Response") != "Success" and reason == "answered":
+        reason = "failed"
+    uniqueid = final.get("Uniqueid") or None
+    return reason, uniqueid
+
+
+# --------------------------------------------------------------------------------------
+# Click-to-dial: an agent calls a citizen back from its own phone
+# --------------------------------------------------------------------------------------
+
+AGENT_RING_SECONDS = 20
+
+
+async def dial_for_agent(
+    link: Any,
+    *,
+    interface: str,
+    number: str,
+    task_id: int,
+    caller_id: str,
+    ring_seconds: int = AGENT_RING_SECONDS,
+) -> tuple[str, str | None]:
+    """Ring the agent's phone; when it answers, the PBX dials the citizen
+    (``acd-transfer,<number>``, the same context external transfers use). Returns the
+    agent leg's outcome (``answered``, ``no_answer``, ...) and its call's linkedid. The
+    number goes only into the AMI action; the agent's phone shows the task, not it."""
+    action = {
+        "Action": "Originate",
+        "Channel": interface,
+        "Context": "acd-transfer",
+        "Exten": number,
+        "Priority": "1",
+        "CallerID": f'"Tilbageringning {task_id}" <{caller_id}>',
+        "Timeout": str(ring_seconds * 1000),
+        "Async": "true",
+        "Variable": f"ACD_CALLBACK_ID={task_id}",
+    }
+    try:
+        reply: Any = await link.action(action, within=ring_seconds + 10)
+    except TimeoutError:
+        return "timeout", None
+    return _read_reply(reply)
