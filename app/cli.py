@@ -144,6 +144,7 @@ async def _demo(args: argparse.Namespace) -> int:
             http_port=args.port,
         )
         await _migrate(settings)
+        api_key = await _demo_key(settings)
 
         async def play() -> None:
             await wait_logged_in(simulation.sim, within=60)
@@ -153,7 +154,9 @@ async def _demo(args: argparse.Namespace) -> int:
         day = asyncio.create_task(play(), name="acd-demo-day")
 
         def banner(s: Settings) -> None:
-            _print_demo(s, traffic.date.isoformat(), args.speed, simulation.ami_port, agi_port)
+            _print_demo(
+                s, traffic.date.isoformat(), args.speed, simulation.ami_port, agi_port, api_key
+            )
 
         try:
             return await _serve(settings, banner)
@@ -161,6 +164,18 @@ async def _demo(args: argparse.Namespace) -> int:
             day.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await day
+
+
+async def _demo_key(settings: Settings) -> str:
+    """An admin API key for the demo's own database (older demo keys revoked)."""
+    from app.store.auth import demo_admin_key
+    from app.store.db import create_engine, session_factory
+
+    engine = create_engine(settings.database_url)
+    try:
+        return await demo_admin_key(session_factory(engine))
+    finally:
+        await engine.dispose()
 
 
 def _free_port() -> int:
@@ -171,7 +186,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _print_demo(settings: Settings, day: str, speed: float, ami_port: int, agi_port: int) -> None:
+def _print_demo(
+    settings: Settings, day: str, speed: float, ami_port: int, agi_port: int, api_key: str
+) -> None:
     base = _base_url(settings)
     print(
         "\n"
@@ -182,6 +199,9 @@ def _print_demo(settings: Settings, day: str, speed: float, ami_port: int, agi_p
         f"  Recent calls:  {base}/v1/calls\n"
         f"  Readiness:     {base}/ready\n"
         f"  Metrics:       {base}/metrics\n"
+        f"  API key:       {api_key}\n"
+        '                 (header X-API-Key, or "Authorize" in /docs; admin role, this\n'
+        "                 demo database only)\n"
         "  Stop with Ctrl-C.\n",
         flush=True,
     )

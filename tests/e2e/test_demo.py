@@ -48,14 +48,16 @@ def test_demo_prints_where_to_look_and_calls_flow(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(4)]
+        lines = [proc.stdout.readline() for _ in range(10)]
         text = "".join(lines)
         assert "simulated PBX" in text
+        key = next(x.split("API key:")[1].strip() for x in lines if "API key:" in x)
+        headers = {"X-API-Key": key}
         deadline = time.monotonic() + 60
         items: list[dict[str, object]] = []
         while time.monotonic() < deadline:
             try:
-                r = httpx.get(f"{base}/v1/calls", params={"limit": 50}, timeout=5)
+                r = httpx.get(f"{base}/v1/calls", params={"limit": 50}, headers=headers, timeout=5)
                 items = r.json()["items"]
                 if sum(1 for i in items if i["outcome"]) >= 3:
                     break
@@ -64,6 +66,7 @@ def test_demo_prints_where_to_look_and_calls_flow(tmp_path: Path) -> None:
             time.sleep(0.5)
         assert sum(1 for i in items if i["outcome"]) >= 3, items
         assert all(i["dialled"] in ("82565682", "+4582565682") for i in items)
+        assert httpx.get(f"{base}/v1/calls", timeout=5).status_code == 401
         ready = httpx.get(f"{base}/ready", timeout=5)
         assert ready.status_code == 200, ready.text
         assert ready.json()["parts"]["ami"]["state"] == "logged_in"
