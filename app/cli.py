@@ -142,6 +142,7 @@ async def _demo(args: argparse.Namespace) -> int:
             agi_port=agi_port,
             http_host=args.host,
             http_port=args.port,
+            dialer_enabled=True,  # call-backs the simulated callers asked for are placed
         )
         await _migrate(settings)
         api_key = await _demo_key(settings)
