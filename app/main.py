@@ -9,25 +9,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import date
 
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.acd.board import QueueInfo
 from app.acd.callbacks import callback_due
 from app.acd.estimates import EstimateSource, no_estimates
 from app.acd.events import DomainEvent, PbxLifecycle
+from app.acd.kpi import DayBook, KpiConfig, VisitFacts
 from app.acd.queues import QueueCatalogue
 from app.acd.state import CallCentre
 from app.agi.server import AgiServer
 from app.ami.link import AmiLink
 from app.ami.normalise import Normaliser
-from app.api import calls, health, ivr
+from app.api import calls, health, ivr, live, wallboard
 from app.components import Component, DatabaseComponent, RedisComponent
 from app.ivr.catalogue import CATALOGUE_FILE, load_catalogue
+from app.live.collector import LiveCollector
+from app.live.history import visits_of_day
+from app.live.hub import LiveHub
+from app.live.mirror import RedisMirror, RedisReader
+from app.live.queries import estimate_from
+from app.live.store import LiveStore
 from app.metrics import Metrics
 from app.pipeline import Pipeline
 from app.privacy import CallerPrivacy
@@ -59,6 +69,11 @@ class Runtime:
     listeners: list[Callable[[DomainEvent], None]] = field(default_factory=list)
     # Live queue figures for the IVR (replaced by the live state once it runs).
     estimates: EstimateSource = no_estimates
+    # The live picture this process serves (REST, stream, gauges); ``hub`` builds it on
+    # the process that owns the AMI link, ``reader`` follows the Redis mirror on a replica.
+    live: LiveStore | None = None
+    hub: LiveHub | None = None
+    reader: RedisReader | None = None
 
     def emit(self, event: DomainEvent) -> None:
         for listener in self.listeners:
@@ -99,10 +114,15 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
     )
     rt.listeners.append(pipeline.on_event)
     rt.components.append(DatabaseComponent(engine))
+    # A process without AMI but with Redis is an API replica: it serves the live picture
+    # the AMI owner mirrors to Redis. The owner works on without Redis (not required).
+    is_reader = settings.redis_url is not None and settings.ami_host is None
     if settings.redis_url is not None:
         rt.redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
-        rt.components.append(RedisComponent(rt.redis))
-    rt.components += [writer, pipeline, AgiServer.from_runtime(rt, clock=pipeline.pbx_now)]
+        rt.components.append(RedisComponent(rt.redis, required=is_reader))
+    rt.components += [writer, pipeline]
+    _live(rt, is_reader)
+    rt.components.append(AgiServer.from_runtime(rt, clock=pipeline.pbx_now))
     if settings.ami_host is not None:
         rt.ami = AmiLink(
             host=settings.ami_host,
@@ -119,6 +139,69 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
         rt.components.append(rt.ami)
         pipeline.listeners.append(_resync_on_reload(pipeline, rt.ami))
     return rt
+
+
+def _live(rt: Runtime, is_reader: bool) -> None:
+    """The live picture: built here (owner) or followed from Redis (replica)."""
+    settings, catalogue = rt.settings, rt.catalogue
+    store = LiveStore(
+        first_version=int(time.time() * 1000),
+        max_clients=settings.stream_max_clients,
+        on_drop=rt.metrics.stream_dropped.inc,
+    )
+    rt.live = store
+    names = tuple(catalogue.names) if catalogue is not None else None
+
+    def queue_names() -> tuple[str, ...]:
+        if names is not None:
+            return names
+        snap = store.snapshot
+        return tuple(snap["queues"]) if snap is not None else ()
+
+    rt.metrics.registry.register(LiveCollector(store, queue_names))
+    if is_reader:
+        assert rt.redis is not None
+        rt.reader = RedisReader(rt.redis, settings.pbx_id, store)
+        rt.components.append(rt.reader)
+        rt.estimates = estimate_from(store)
+        return
+    infos = (
+        [QueueInfo(q.name, q.title, q.wrapup_seconds) for q in catalogue.queues]
+        if catalogue is not None
+        else []
+    )
+    mirror = (
+        RedisMirror(
+            rt.redis, settings.pbx_id, rt.metrics, ttl=max(10.0, 10 * settings.live_interval)
+        )
+        if rt.redis is not None
+        else None
+    )
+
+    async def load_day(day: date) -> list[VisitFacts]:
+        return await visits_of_day(rt.sessions, settings.pbx_id, day, settings.tz)
+
+    hub = LiveHub(
+        rt.centre,
+        rt.pipeline.pbx_now,
+        store,
+        DayBook(
+            settings.tz,
+            KpiConfig(settings.short_abandon_seconds, settings.service_level_seconds),
+        ),
+        infos,
+        rt.metrics,
+        interval=settings.live_interval,
+        load_day=load_day,
+        sink=mirror,
+        queue_label=rt.pipeline.queue_label,
+    )
+    rt.hub = hub
+    rt.pipeline.drain_hooks.append(hub.on_drained)
+    rt.components.append(hub)
+    if mirror is not None:
+        rt.components.append(mirror)
+    rt.estimates = hub.estimate
 
 
 def _resync_on_reload(pipeline: Pipeline, link: AmiLink) -> Callable[[DomainEvent], None]:
@@ -169,6 +252,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     )
     app.state.rt = rt
     app.include_router(health.router)
+    # Before calls: /v1/calls/live must not be taken for /v1/calls/{call_id}.
+    app.include_router(live.router)
     app.include_router(calls.router)
     app.include_router(ivr.router)
+    app.include_router(wallboard.router)
     return app
