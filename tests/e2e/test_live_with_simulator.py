@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from app.acd.kpi import CENTRE, KpiConfig, figures
+from app.acd.kpi import CENTRE, KpiConfig
 from app.api.live import AgentsOut, LiveCallsOut, QueueDetailOut, QueuesOut
 from app.live.history import book_of_visits, replay_day, visits_of_day
 from app.main import create_app
@@ -73,9 +73,9 @@ def check_gauges_match_rest(body: dict[str, Any], samples: dict[Any, float]) -> 
         name = q["name"]
         assert metric(samples, "acd_calls_waiting", queue=name) == q["waiting"]
         assert metric(samples, "acd_longest_wait_seconds", queue=name) == q["longest_wait_seconds"]
-        assert metric(samples, "acd_estimated_wait_seconds", queue=name) == q[
-            "estimated_wait_seconds"
-        ]
+        assert (
+            metric(samples, "acd_estimated_wait_seconds", queue=name) == q["estimated_wait_seconds"]
+        )
         for state, n in q["agents"].items():
             if state != "paused_reasons":
                 assert metric(samples, "acd_agents", queue=name, state=state) == n, (name, state)
@@ -133,9 +133,10 @@ async def run_traffic(
             LiveCallsOut.model_validate((await client.get("/v1/calls/live")).json())
             detail = (await client.get("/v1/queues/dagpenge")).json()
             QueueDetailOut.model_validate(detail)
-            assert detail["today"] == next(q for q in body["queues"] if q["name"] == "dagpenge")[
-                "today"
-            ]
+            assert (
+                detail["today"]
+                == next(q for q in body["queues"] if q["name"] == "dagpenge")["today"]
+            )
     return body, samples, during
 
 
