@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -219,11 +219,11 @@ def local_day(at: datetime, tz: ZoneInfo) -> date:
 
 
 def day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
-    """The UTC-aware [start, end) of a local day (23 or 25 hours on DST change days)."""
+    """The [start, end) of a local day in UTC (23 or 25 hours on DST change days)."""
     start = datetime(day.year, day.month, day.day, tzinfo=tz)
     nxt = day + timedelta(days=1)
     end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=tz)
-    return start, end
+    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 @dataclass

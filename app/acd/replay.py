@@ -24,14 +24,15 @@ from app.acd.state import CallCentre, Drained, Visit
 from app.privacy import Caller
 
 
-def _concrete(cls: type[ev.DomainEvent]) -> Iterable[type[ev.DomainEvent]]:
-    for sub in cls.__subclasses__():
-        if "KIND" in sub.__dict__:
-            yield sub
-        yield from _concrete(sub)
+def _concrete() -> Iterable[type[ev.DomainEvent]]:
+    # From the module, not __subclasses__(): a slots dataclass replaces its class, and the
+    # replaced one may linger among the subclasses.
+    for value in vars(ev).values():
+        if isinstance(value, type) and issubclass(value, ev.DomainEvent) and "KIND" in vars(value):
+            yield value
 
 
-KINDS: dict[str, type[ev.DomainEvent]] = {c.KIND: c for c in _concrete(ev.DomainEvent)}
+KINDS: dict[str, type[ev.DomainEvent]] = {c.KIND: c for c in _concrete()}
 _HINTS: dict[type, dict[str, Any]] = {}
 
 
