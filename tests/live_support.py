@@ -7,10 +7,15 @@ in and pause, callers join queues, agents ring, answer and hang up, callers aban
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
-from collections.abc import Callable
+import json
+import socket
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from app.acd import events as ev
 from app.privacy import Caller
@@ -179,3 +184,87 @@ class Feed:
                 cause_txt="Normal Clearing",
             )
         )
+
+
+# --------------------------------------------------------------------------------------
+# A service on a real port (streams need one: httpx's ASGI transport buffers responses)
+# --------------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """Run ``app`` (lifespan included) under uvicorn on a free port; yields its base URL."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.01)
+    if not server.started:
+        await task
+        raise RuntimeError("uvicorn did not start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+
+
+@dataclass
+class SseClient:
+    """Follows /v1/stream like a browser's EventSource: keeps the picture, and the last
+    event id for a reconnect."""
+
+    state: dict[str, Any] | None = None
+    last_id: int | None = None
+    events: list[tuple[str, int]] = field(default_factory=list)
+
+    def take(self, event: str, ident: int, data: dict[str, Any]) -> None:
+        from app.live.store import apply_update
+
+        self.events.append((event, ident))
+        if event == "snapshot":
+            self.state = data
+        else:
+            assert self.state is not None and ident == self.state["version"] + 1, (
+                ident,
+                self.state and self.state["version"],
+            )
+            self.state = apply_update(self.state, data)
+        self.last_id = ident
+
+    async def follow(
+        self,
+        client: Any,
+        url: str,
+        until: Callable[[SseClient], bool],
+        within: float = 10.0,
+    ) -> None:
+        """Read events until ``until(self)`` holds (then disconnect)."""
+        headers = {} if self.last_id is None else {"Last-Event-ID": str(self.last_id)}
+
+        async def run() -> None:
+            async with client.stream("GET", url + "/v1/stream", headers=headers) as response:
+                assert response.status_code == 200, response.status_code
+                assert response.headers["content-type"].startswith("text/event-stream")
+                fields: dict[str, str] = {}
+                async for line in response.aiter_lines():
+                    if line == "":
+                        if "event" in fields:
+                            self.take(
+                                fields["event"], int(fields["id"]), json.loads(fields["data"])
+                            )
+                            if until(self):
+                                return
+                        fields = {}
+                    elif not line.startswith(":") and ": " in line:
+                        key, value = line.split(": ", 1)
+                        fields[key] = value
+
+        await asyncio.wait_for(run(), within)

@@ -76,10 +76,14 @@ class RedisMirror(SnapshotSink):
                 self._task = asyncio.get_running_loop().create_task(self._write())
 
     async def _write(self) -> None:
-        snapshot, updates = self._snapshot, self._updates
-        self._snapshot, self._updates = None, []
-        if snapshot is None:
-            return
+        # What was pushed while a write was in flight goes in the next round, at once.
+        while self._snapshot is not None:
+            snapshot, updates = self._snapshot, self._updates
+            self._snapshot, self._updates = None, []
+            if not await self._write_once(snapshot, updates):
+                return  # the next tick's push tries again
+
+    async def _write_once(self, snapshot: bytes, updates: list[bytes]) -> bool:
         try:
             pipe = self.client.pipeline(transaction=False)
             pipe.set(self.key, snapshot, px=self.ttl_ms)
@@ -92,12 +96,13 @@ class RedisMirror(SnapshotSink):
             if self._healthy is not False:
                 log.warning("live mirror: Redis write failed (%s); retrying every tick", exc)
             self._healthy = False
-            return
+            return False
         self.writes += 1
         self.metrics.live_mirror_up.set(1)
         if self._healthy is False:
             log.info("live mirror: Redis is back; snapshot rebuilt")
         self._healthy = True
+        return True
 
     async def start(self) -> None:
         return None
