@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -59,6 +60,11 @@ async def _serve(settings: Settings, banner: Callable[[Settings], None] | None =
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             super().handle_exit(sig, frame)
             self._captured_signals.clear()
+            # Live streams never end by themselves; uvicorn waits for open responses.
+            store = app.state.rt.live
+            if store is not None:
+                with contextlib.suppress(RuntimeError):  # no loop running: nothing is open
+                    asyncio.get_running_loop().call_soon_threadsafe(store.close_streams)
 
     app = create_app(settings)
     config = uvicorn.Config(
@@ -68,6 +74,7 @@ async def _serve(settings: Settings, banner: Callable[[Settings], None] | None =
         log_level=settings.log_level.lower(),
         lifespan="on",
         access_log=False,
+        timeout_graceful_shutdown=10,  # a backstop for responses that hold the shutdown
     )
     server = Server(config)
     task = asyncio.create_task(server.serve())

@@ -23,6 +23,7 @@ and never slows anyone else down.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import deque
 from collections.abc import Callable
@@ -194,6 +195,15 @@ class LiveStore:
 
     def unsubscribe(self, sub: Subscriber) -> None:
         self._subscribers.discard(sub)
+
+    def close_streams(self) -> None:
+        """End every stream (the server is stopping: a stream would hold its shutdown);
+        clients reconnect with their last id, to this process's successor or a replica."""
+        for sub in list(self._subscribers):
+            sub.dropped = True
+            with contextlib.suppress(asyncio.QueueFull):
+                sub.queue.put_nowait(b"")  # wake it; a full queue wakes it anyway
+        self._subscribers.clear()
 
     def _snapshot_frame(self) -> bytes:
         assert self.snapshot is not None

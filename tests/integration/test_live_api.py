@@ -26,16 +26,14 @@ def live_app(db: str, **extra: Any) -> Any:
     with socket.socket() as s:  # each app its own FastAGI port (tests run two at once)
         s.bind(("127.0.0.1", 0))
         agi_port = s.getsockname()[1]
-    return create_app(
-        load_settings(
-            database_url=db,
-            agi_port=agi_port,
-            ivr_flows=str(ROOT / "ivr_flows"),
-            live_interval=10.0,
-            caller_hash_key="live-api-test-key-0123456789",
-            **extra,
-        )
-    )
+    options: dict[str, Any] = {
+        "database_url": db,
+        "agi_port": agi_port,
+        "ivr_flows": str(ROOT / "ivr_flows"),
+        "live_interval": 10.0,
+        "caller_hash_key": "live-api-test-key-0123456789",
+    }
+    return create_app(load_settings(**{**options, **extra}))
 
 
 def staff(feed: Feed) -> None:
