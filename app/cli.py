@@ -122,6 +122,7 @@ def _print_demo(settings: Settings) -> None:
         "\n"
         "  ACD demo is running (SQLite, in-process live state).\n"
         f"  Open:        {base}/docs\n"
+        f"  Wallboard:   {base}/wallboard\n"
         f"  Health:      {base}/ready\n"
         f"  Metrics:     {base}/metrics\n"
         "  Stop with Ctrl-C.\n",

@@ -298,6 +298,7 @@ class IngestLoop:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
                 text=True,
+                start_new_session=True,  # its own process group: it and its fake Asterisk
             )
             out, _ = self.proc.communicate()
             if not self.stop.is_set():
@@ -310,8 +311,14 @@ class IngestLoop:
 
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()  # our own child, by its handle
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            # Ctrl-C: it drops its scratch database and stops its fake Asterisk itself.
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)  # the group we started, by its id
         self.thread.join(30)
 
 
