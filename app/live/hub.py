@@ -174,6 +174,8 @@ class LiveHub:
                     log.warning("loading %s from the database failed (%s); retrying", day, exc)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 15.0)
+                    if self.book.day_of(self.clock()) != day:
+                        return  # that day is over: its figures are no longer shown
             counted = 0
             for v in visits:
                 if self.book.decided(v):
