@@ -53,7 +53,7 @@ async def _migrate(settings: Settings, downgrade: str | None = None) -> None:
 async def _serve(settings: Settings, banner: Callable[[Settings], None] | None = None) -> int:
     import uvicorn
 
-    from app.main import create_app
+    from app.main import create_app, settle_heap
 
     class Server(uvicorn.Server):
         # uvicorn re-raises SIGINT/SIGTERM after its graceful shutdown, turning a clean
@@ -61,6 +61,11 @@ async def _serve(settings: Settings, banner: Callable[[Settings], None] | None =
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             super().handle_exit(sig, frame)
             self._captured_signals.clear()
+            # Live streams never end by themselves; uvicorn waits for open responses.
+            store = app.state.rt.live
+            if store is not None:
+                with contextlib.suppress(RuntimeError):  # no loop running: nothing is open
+                    asyncio.get_running_loop().call_soon_threadsafe(store.close_streams)
 
     app = create_app(settings)
     config = uvicorn.Config(
@@ -70,14 +75,17 @@ async def _serve(settings: Settings, banner: Callable[[Settings], None] | None =
         log_level=settings.log_level.lower(),
         lifespan="on",
         access_log=False,
+        timeout_graceful_shutdown=10,  # a backstop for responses that hold the shutdown
     )
     server = Server(config)
     task = asyncio.create_task(server.serve())
     # uvicorn sets ``started`` once the socket is bound but offers no event to await.
     while not server.started and not task.done():  # noqa: ASYNC110
         await asyncio.sleep(0.05)
-    if server.started and banner is not None:
-        banner(settings)
+    if server.started:
+        settle_heap()
+        if banner is not None:
+            banner(settings)
     await task
     return 0 if server.started else 1
 
@@ -197,6 +205,7 @@ def _print_demo(
         f"  state) and a simulated PBX playing {day} at x{speed:g} (AMI :{ami_port},\n"
         f"  FastAGI :{agi_port}).\n"
         f"  Open:          {base}/docs\n"
+        f"  Wallboard:     {base}/wallboard#key={api_key}\n"
         f"  Recent calls:  {base}/v1/calls\n"
         f"  Readiness:     {base}/ready\n"
         f"  Metrics:       {base}/metrics\n"

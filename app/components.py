@@ -68,10 +68,12 @@ class DatabaseComponent:
 
 class RedisComponent:
     name = "redis"
-    required = True
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, required: bool = True) -> None:
         self.client = client
+        # Required on an API replica (its live picture comes from Redis); not on the
+        # process that handles calls, whose work goes on without Redis.
+        self.required = required
 
     async def start(self) -> None:
         return None

@@ -8,19 +8,24 @@ environment: settings come in from the caller (``acd serve`` or a test).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import date
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.acd.board import QueueInfo
 from app.acd.callbacks import callback_due
 from app.acd.estimates import EstimateSource, no_estimates
 from app.acd.events import DomainEvent, PbxLifecycle
+from app.acd.kpi import DayBook, KpiConfig, VisitFacts
 from app.acd.queues import QueueCatalogue
 from app.acd.state import CallCentre
 from app.acd.work import WORK_FILE, WorkConfig
@@ -28,10 +33,16 @@ from app.agi.server import AgiServer
 from app.ami.confirm import Confirmations
 from app.ami.link import AmiLink
 from app.ami.normalise import Normaliser
-from app.api import agents, auth, callbacks, calls, health, ivr, surveys, work
+from app.api import agents, auth, callbacks, calls, health, ivr, live, surveys, wallboard, work
 from app.components import Component, DatabaseComponent, RedisComponent
 from app.dialer import CallbackDialer
 from app.ivr.catalogue import CATALOGUE_FILE, load_catalogue, load_work
+from app.live.collector import LiveCollector
+from app.live.history import visits_of_day
+from app.live.hub import LiveHub
+from app.live.mirror import RedisMirror, RedisReader
+from app.live.queries import estimate_from
+from app.live.store import LiveStore
 from app.metrics import Metrics
 from app.pipeline import Pipeline
 from app.privacy import CallerPrivacy
@@ -69,6 +80,11 @@ class Runtime:
     listeners: list[Callable[[DomainEvent], None]] = field(default_factory=list)
     # Live queue figures for the IVR (replaced by the live state once it runs).
     estimates: EstimateSource = no_estimates
+    # The live picture this process serves (REST, stream, gauges); ``hub`` builds it on
+    # the process that owns the AMI link, ``reader`` follows the Redis mirror on a replica.
+    live: LiveStore | None = None
+    hub: LiveHub | None = None
+    reader: RedisReader | None = None
 
     def emit(self, event: DomainEvent) -> None:
         for listener in self.listeners:
@@ -119,10 +135,15 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
     rt.listeners.append(pipeline.on_event)
     pipeline.listeners.append(rt.confirmations.on_event)
     rt.components += [DatabaseComponent(engine), roster]
+    # A process without AMI but with Redis is an API replica: it serves the live picture
+    # the AMI owner mirrors to Redis. The owner works on without Redis (not required).
+    is_reader = settings.redis_url is not None and settings.ami_host is None
     if settings.redis_url is not None:
         rt.redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
-        rt.components.append(RedisComponent(rt.redis))
-    rt.components += [writer, pipeline, AgiServer.from_runtime(rt, clock=pipeline.pbx_now)]
+        rt.components.append(RedisComponent(rt.redis, required=is_reader))
+    rt.components += [writer, pipeline]
+    _live(rt, is_reader)
+    rt.components.append(AgiServer.from_runtime(rt, clock=pipeline.pbx_now))
     if settings.ami_host is not None:
         rt.ami = AmiLink(
             host=settings.ami_host,
@@ -143,6 +164,69 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
     rt.dialer = CallbackDialer.from_runtime(rt)
     rt.components.append(rt.dialer)
     return rt
+
+
+def _live(rt: Runtime, is_reader: bool) -> None:
+    """The live picture: built here (owner) or followed from Redis (replica)."""
+    settings, catalogue = rt.settings, rt.catalogue
+    store = LiveStore(
+        first_version=int(time.time() * 1000),
+        max_clients=settings.stream_max_clients,
+        on_drop=rt.metrics.stream_dropped.inc,
+    )
+    rt.live = store
+    names = tuple(catalogue.names) if catalogue is not None else None
+
+    def queue_names() -> tuple[str, ...]:
+        if names is not None:
+            return names
+        snap = store.snapshot
+        return tuple(snap["queues"]) if snap is not None else ()
+
+    rt.metrics.registry.register(LiveCollector(store, queue_names))
+    if is_reader:
+        assert rt.redis is not None
+        rt.reader = RedisReader(rt.redis, settings.pbx_id, store)
+        rt.components.append(rt.reader)
+        rt.estimates = estimate_from(store)
+        return
+    infos = (
+        [QueueInfo(q.name, q.title, q.wrapup_seconds) for q in catalogue.queues]
+        if catalogue is not None
+        else []
+    )
+    mirror = (
+        RedisMirror(
+            rt.redis, settings.pbx_id, rt.metrics, ttl=max(10.0, 10 * settings.live_interval)
+        )
+        if rt.redis is not None
+        else None
+    )
+
+    async def load_day(day: date) -> list[VisitFacts]:
+        return await visits_of_day(rt.sessions, settings.pbx_id, day, settings.tz)
+
+    hub = LiveHub(
+        rt.centre,
+        rt.pipeline.pbx_now,
+        store,
+        DayBook(
+            settings.tz,
+            KpiConfig(settings.short_abandon_seconds, settings.service_level_seconds),
+        ),
+        infos,
+        rt.metrics,
+        interval=settings.live_interval,
+        load_day=load_day,
+        sink=mirror,
+        queue_label=rt.pipeline.queue_label,
+    )
+    rt.hub = hub
+    rt.pipeline.drain_hooks.append(hub.on_drained)
+    rt.components.append(hub)
+    if mirror is not None:
+        rt.components.append(mirror)
+    rt.estimates = hub.estimate
 
 
 def _resync_on_reload(pipeline: Pipeline, link: AmiLink) -> Callable[[DomainEvent], None]:
@@ -183,6 +267,16 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal error; it has been logged"}, status_code=500)
 
 
+def settle_heap() -> None:
+    """Once the service is up: what exists now (modules, flows, ORM metadata, the
+    catalogue) lives as long as the process, so keep it out of the cyclic collector's full
+    scans, which otherwise paused the event loop for up to 100 ms (bench/api.py's p99).
+    Everything made later is collected as usual. For the serving process only (tests
+    build many apps in one process)."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     rt = runtime or build_runtime(settings)
 
@@ -216,10 +310,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.add_middleware(auth.BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(auth.router)
+    # Before calls: /v1/calls/live must not be taken for /v1/calls/{call_id}.
+    app.include_router(live.router)
     app.include_router(calls.router)
     app.include_router(ivr.router)
     app.include_router(agents.router)
     app.include_router(callbacks.router)
     app.include_router(surveys.router)
     app.include_router(work.router)
+    app.include_router(wallboard.router)
     return app

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # Waits and talk times: buckets include the service goals (20 s, 60 s, 150 s avg, 180 s SL).
 WAIT_BUCKETS = (5.0, 10.0, 20.0, 30.0, 60.0, 90.0, 120.0, 150.0, 180.0, 240.0, 300.0, 600.0)
+EWT_ERROR_BUCKETS = (-300.0, -120.0, -60.0, -30.0, -10.0, 0.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 TALK_BUCKETS = (20.0, 60.0, 120.0, 150.0, 180.0, 300.0, 450.0, 600.0, 900.0, 1800.0)
 
 
@@ -63,13 +64,14 @@ class Metrics:
         # --- calls ------------------------------------------------------------------
         self.calls = Counter(
             "acd_calls",
-            "Ended queue visits and calls, by queue and outcome",
+            "Decided queue visits by queue and outcome (answered, abandoned, timeout, empty, "
+            "transferred); calls that reached no queue under queue=none with the call outcome",
             ["queue", "outcome"],
             registry=r,
         )
         self.wait_seconds = Histogram(
             "acd_wait_seconds",
-            "Queue wait until answer or abandon",
+            "Queue wait of every decided visit, until answered or until it left the queue",
             ["queue"],
             buckets=WAIT_BUCKETS,
             registry=r,
@@ -79,6 +81,35 @@ class Metrics:
             "Talk time of answered calls",
             ["queue"],
             buckets=TALK_BUCKETS,
+            registry=r,
+        )
+
+        # --- expected wait and the live picture ------------------------------------
+        self.ewt_error = Histogram(
+            "acd_ewt_error_seconds",
+            "Answered visits: actual wait minus the expected wait the menu had at routing",
+            ["queue"],
+            buckets=EWT_ERROR_BUCKETS,
+            registry=r,
+        )
+        self.ewt_abs_error = Histogram(
+            "acd_ewt_abs_error_seconds",
+            "Answered visits: |actual wait - expected wait at routing|",
+            ["queue"],
+            buckets=(5.0, 10.0, 20.0, 30.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0),
+            registry=r,
+        )
+        self.live_mirror_up = Gauge(
+            "acd_live_mirror_up",
+            "1 when the last write of the live mirror to Redis worked",
+            registry=r,
+        )
+        self.live_mirror_errors = Counter(
+            "acd_live_mirror_errors", "Failed writes of the live mirror to Redis", registry=r
+        )
+        self.stream_dropped = Counter(
+            "acd_stream_clients_dropped",
+            "Stream (SSE) clients dropped for falling too far behind",
             registry=r,
         )
 

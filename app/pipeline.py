@@ -20,7 +20,7 @@ from typing import Any
 from panoramisk.message import Message
 
 from app.acd import events as ev
-from app.acd.state import CallCentre, LiveChannel, LiveEntry, Snapshot
+from app.acd.state import CallCentre, Drained, LiveChannel, LiveEntry, Snapshot
 from app.ami.normalise import Normaliser
 from app.ami.parser import AmiFrame
 from app.components import Health
@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 _EVENT_LABEL = re.compile(r"[A-Za-z0-9_]{1,40}")
 _MAX_EVENT_LABELS = 300
+_QUEUE_LABEL = re.compile(r"[a-z][a-z0-9_]{1,40}")
+_MAX_QUEUE_LABELS = 100
 
 
 class Pipeline:
@@ -65,6 +67,14 @@ class Pipeline:
         self._last_event: ev.DomainEvent | None = None
         self._last_received: datetime | None = None
         self.listeners: list[Callable[[ev.DomainEvent], None]] = []  # after the state moved
+        # Called with every drain() in flush(), after the writer got its records; each must
+        # return at once (the live figures count the decided visits here).
+        self.drain_hooks: list[Callable[[Drained], None]] = []
+        catalogue = centre.catalogue
+        self._queue_names: frozenset[str] | None = (
+            frozenset(catalogue.names) if catalogue is not None else None
+        )
+        self._queue_labels: set[str] = set()
 
     def pbx_now(self) -> datetime:
         """The PBX's time now: our clock plus the skew its Timestamp headers show. The IVR
@@ -109,6 +119,17 @@ class Pipeline:
             return name
         return "other"
 
+    def queue_label(self, queue: str) -> str:
+        """Queue names as metric labels: the catalogue's, else a bounded set; "other"."""
+        if self._queue_names is not None:
+            return queue if queue in self._queue_names else "other"
+        if queue in self._queue_labels:
+            return queue
+        if len(self._queue_labels) < _MAX_QUEUE_LABELS and _QUEUE_LABEL.fullmatch(queue):
+            self._queue_labels.add(queue)
+            return queue
+        return "other"
+
     def count_skipped(self, skipped: dict[bytes, int]) -> None:
         """Events the parser dropped by name still count as received."""
         for raw_name, count in skipped.items():
@@ -138,17 +159,23 @@ class Pipeline:
             self.writer.submit(drained.records)
         m = self.metrics
         for visit in drained.decided:
-            m.calls.labels(visit.queue, visit.outcome or "unknown").inc()
+            queue = self.queue_label(visit.queue)
+            m.calls.labels(queue, visit.outcome or "unknown").inc()
             wait = visit.wait_seconds
-            if wait is not None and visit.outcome in ("answered", "abandoned"):
-                m.wait_seconds.labels(visit.queue).observe(wait)
+            if wait is not None:
+                m.wait_seconds.labels(queue).observe(wait)
         for visit in drained.talked:
             talk = visit.talk_seconds
             if talk is not None:
-                m.talk_seconds.labels(visit.queue).observe(talk)
+                m.talk_seconds.labels(self.queue_label(visit.queue)).observe(talk)
         for call in drained.calls_ended:
             if not call.visits:
                 m.calls.labels("none", call.outcome or "unknown").inc()
+        for hook in self.drain_hooks:
+            try:
+                hook(drained)
+            except Exception:
+                log.exception("drain hook failed")
 
     async def start(self) -> None:
         self._ticker = asyncio.create_task(self._tick_loop(), name="acd-tick")

@@ -106,6 +106,29 @@ class Settings(BaseSettings):
         description="Folder for the event log's spill file while the database is away",
     )
 
+    # --- live figures ---------------------------------------------------------------
+    short_abandon_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=120,
+        description="Abandons within this many seconds do not count against the answer rate",
+    )
+    service_level_seconds: float = Field(
+        default=180.0,
+        gt=0,
+        le=3600,
+        description="Service level: share answered within this many seconds",
+    )
+    live_interval: float = Field(
+        default=1.0,
+        ge=0.1,
+        le=10,
+        description="Seconds between live snapshots (REST, stream, Redis mirror)",
+    )
+    stream_max_clients: int = Field(
+        default=500, ge=1, le=20000, description="Concurrent /v1/stream clients"
+    )
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level"
     )

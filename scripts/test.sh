@@ -19,6 +19,8 @@ command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)
 command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || need_pkgs+=(docker-compose)
 command -v espeak-ng >/dev/null 2>&1 || need_pkgs+=(espeak-ng)  # acd prompts
 command -v sox >/dev/null 2>&1 || need_pkgs+=(sox)
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)  # the wallboard test (headless)
+command -v chromedriver >/dev/null 2>&1 || need_pkgs+=(chromium-driver)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing Debian packages: ${need_pkgs[*]}"

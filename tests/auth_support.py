@@ -41,3 +41,14 @@ def bearer(secret: str) -> dict[str, str]:
 
 async def admin_headers(db_url: str, name: str = "admin") -> dict[str, str]:
     return key(await make_user(db_url, name, "admin"))
+
+
+_viewers = 0
+
+
+async def viewer_headers(app: object) -> dict[str, str]:
+    """A read-only key (role integration) in the database of a running ``app``."""
+    global _viewers
+    _viewers += 1
+    url = app.state.rt.settings.database_url  # type: ignore[attr-defined]
+    return key(await make_user(url, f"viewer{_viewers}", "integration"))

@@ -32,12 +32,14 @@ SCOPES: dict[str, str] = {
     "callbacks:write": "create, assign and complete call-back tasks",
     "surveys:read": "read survey answers and averages (an agent: its own)",
     "ivr:admin": "reload the menu",
+    "live:read": "the live picture: queues, agents, calls in progress, the stream",
 }
 READ_SCOPES = frozenset(s for s in SCOPES if s.endswith(":read"))
 WRITE_SCOPES = frozenset(SCOPES) - READ_SCOPES
 
 _AGENT = frozenset(
     {
+        "live:read",  # agents see the live situation too and plan their breaks by it
         "calls:read",
         "calls:write",
         "agents:read",

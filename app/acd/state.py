@@ -101,6 +101,7 @@ class Visit:
     reported_hold: int | None = None  # Asterisk's HoldTime, to cross-check
     reported_talk: int | None = None
     data_gap: bool = False
+    linkedid: str = ""  # of its call: the visit's identity with ``seq`` (KPIs count it once)
 
     @property
     def waiting(self) -> bool:
@@ -389,6 +390,7 @@ class CallCentre:
                     entered_at=at - timedelta(seconds=entry.wait_seconds),
                     position=entry.position,
                     data_gap=True,
+                    linkedid=call.linkedid,
                 )
                 call.visits.append(visit)
                 self._touch(call, at)
@@ -873,6 +875,7 @@ def _on_queue_join(cc: CallCentre, e: ev.QueueCallerJoined) -> None:
             position=e.position,
             # What the menu expected when it sent the caller here (for EWT accuracy).
             estimated_wait=call.ivr_estimate if not call.visits else None,
+            linkedid=call.linkedid,
         )
     )
     cc._touch(call, e.at)

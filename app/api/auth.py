@@ -26,6 +26,7 @@ import binascii
 import hmac
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -80,6 +81,7 @@ class AuditMark:
     role: str = "-"
     target: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    quiet: bool = False  # audited only when denied (live status reads, see ``access``)
 
 
 def audit_note(request: Request, *, target: str | None = None, **detail: Any) -> None:
@@ -97,7 +99,34 @@ def _target(path_params: dict[str, Any]) -> str | None:
     return ",".join(parts)[:128] or None
 
 
-async def _principal(request: Request, api_key: str | None, authorization: str | None) -> Principal:
+# Live status views are polled (a wallboard, an integration at 200 requests/s): for those
+# alone a checked credential is trusted for a short while, so a poll costs no database
+# round trip. A revoked key can then still *look* at the live picture for this long;
+# every write and every report read checks the database each time.
+LIVE_CACHE_SECONDS = 2.0
+_LIVE_CACHE_MAX = 10_000
+_live_cache: dict[str, tuple[float, Principal]] = {}
+
+
+def _cached(secret: str) -> Principal | None:
+    hit = _live_cache.get(secret)
+    if hit is None:
+        return None
+    if hit[0] < time.monotonic():
+        _live_cache.pop(secret, None)
+        return None
+    return hit[1]
+
+
+def _remember(secret: str, principal: Principal) -> None:
+    if len(_live_cache) >= _LIVE_CACHE_MAX:
+        _live_cache.clear()
+    _live_cache[secret] = (time.monotonic() + LIVE_CACHE_SECONDS, principal)
+
+
+async def _principal(
+    request: Request, api_key: str | None, authorization: str | None, cached: bool = False
+) -> Principal:
     if api_key:
         secret, kind = api_key.strip(), "key"
     elif authorization:
@@ -107,6 +136,10 @@ async def _principal(request: Request, api_key: str | None, authorization: str |
         secret, kind = value.strip(), "bearer"
     else:
         raise unauthorized("credentials needed: an X-API-Key header or a bearer token")
+    if cached:
+        hit = _cached(secret)
+        if hit is not None:
+            return hit
     rt = request.app.state.rt
     try:
         async with rt.sessions() as session:
@@ -120,20 +153,26 @@ async def _principal(request: Request, api_key: str | None, authorization: str |
             if kind == "key"
             else "invalid bearer token (unknown, expired or revoked)"
         )
+    if cached:
+        _remember(secret, principal)
     return principal
 
 
-def access(scope: str, action: str) -> Callable[..., Awaitable[Principal]]:
-    """The dependency an endpoint needs: authenticated, holding ``scope``, audited."""
+def access(scope: str, action: str, *, quiet: bool = False) -> Callable[..., Awaitable[Principal]]:
+    """The dependency an endpoint needs: authenticated, holding ``scope``, audited.
+
+    ``quiet``: for live status reads (the picture a wallboard polls every second): not a
+    write and not a report, so only a refusal is audited, not every look.
+    """
 
     async def dependency(
         request: Request,
         api_key: str | None = Security(api_key_header),
         authorization: str | None = Security(oauth2_bearer),
     ) -> Principal:
-        mark = AuditMark(action=action, target=_target(request.path_params))
+        mark = AuditMark(action=action, target=_target(request.path_params), quiet=quiet)
         request.scope[AUDIT_KEY] = mark
-        principal = await _principal(request, api_key, authorization)
+        principal = await _principal(request, api_key, authorization, cached=quiet)
         mark.actor, mark.role = principal.name, principal.role
         request.state.principal = principal
         if not principal.has(scope):
@@ -171,7 +210,7 @@ class AuditMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             mark: AuditMark | None = scope.get(AUDIT_KEY)
-            if mark is not None:
+            if mark is not None and (not mark.quiet or status in (401, 403)):
                 await self._write(scope, mark, status)
 
     async def _write(self, scope: Scope, mark: AuditMark, status: int) -> None:

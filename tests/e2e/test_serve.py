@@ -72,11 +72,32 @@ def test_migrate_then_serve_answers_health_ready_metrics(tmp_path: Path) -> None
         assert ready.status_code == 200, ready.text
         metrics = httpx.get(f"{base}/metrics", timeout=5)
         assert "acd_ami_connected" in metrics.text
+        # A live stream is open (the wallboard) when the service is told to stop.
+        users = subprocess.run(
+            [sys.executable, "-m", "app", "users", "add", "wall", "--role", "integration"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        key = users.stdout.strip().splitlines()[-1]
+        stream = socket.create_connection(("127.0.0.1", port), timeout=5)
+        stream.sendall(f"GET /v1/stream HTTP/1.1\r\nHost: acd\r\nX-API-Key: {key}\r\n\r\n".encode())
+        got = b""
+        while b"event: snapshot" not in got:
+            chunk = stream.recv(65536)
+            assert chunk, got
+            got += chunk
     finally:
         proc.send_signal(signal.SIGINT)
+        stopping = time.monotonic()
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
     assert proc.returncode == 0
+    assert time.monotonic() - stopping < 5, "the open stream held the shutdown"
+    stream.close()

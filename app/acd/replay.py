@@ -1,0 +1,154 @@
+"""The event log read back: ``call_events`` rows into domain events, and a replay of them
+through a fresh ``CallCentre`` into the same KPI code the live figures use.
+
+Pure: rows come in as plain values (the store adapter reads them), nothing is awaited.
+A replay applies the events in the order the service applied them (the log's insertion
+order); it needs no ticks, because nothing a queue figure depends on is decided by the
+passing of time alone (only agents' wrap-ups end and ended calls are forgotten).
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from app.acd import events as ev
+from app.acd.ewt import HandleTimes
+from app.acd.kpi import DayBook, VisitFacts
+from app.acd.queues import QueueCatalogue
+from app.acd.state import CallCentre, Drained, Visit
+from app.privacy import Caller
+
+
+def _concrete() -> Iterable[type[ev.DomainEvent]]:
+    # From the module, not __subclasses__(): a slots dataclass replaces its class, and the
+    # replaced one may linger among the subclasses.
+    for value in vars(ev).values():
+        if isinstance(value, type) and issubclass(value, ev.DomainEvent) and "KIND" in vars(value):
+            yield value
+
+
+KINDS: dict[str, type[ev.DomainEvent]] = {c.KIND: c for c in _concrete()}
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls, vars(ev))
+    return hints
+
+
+def _types_of(hint: Any) -> tuple[Any, ...]:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return typing.get_args(hint)
+    return (hint,)
+
+
+def _decode(hint: Any, value: Any) -> Any:
+    kinds = _types_of(hint)
+    if Caller in kinds and isinstance(value, dict):
+        return Caller(hash=str(value.get("hash", "")), display=str(value.get("display", "")))
+    if datetime in kinds and isinstance(value, str):
+        return datetime.fromisoformat(value)
+    return value
+
+
+class UnknownEvent(ValueError):
+    pass
+
+
+def event_from_log(
+    kind: str,
+    *,
+    at: datetime,
+    pbx: str,
+    key: str,
+    linkedid: str | None,
+    uniqueid: str | None,
+    data: dict[str, Any],
+) -> ev.DomainEvent:
+    """One ``call_events`` row as the domain event it was (``raw`` is not restored)."""
+    cls = KINDS.get(kind)
+    if cls is None:
+        raise UnknownEvent(f"unknown event kind {kind!r}")
+    hints = _hints(cls)
+    fields = {k: _decode(hints[k], v) for k, v in data.items() if k in hints}
+    try:
+        return cls(
+            at=at, pbx=pbx, key=key, linkedid=linkedid or "", uniqueid=uniqueid or "", **fields
+        )
+    except TypeError as exc:  # a field missing from an old row
+        raise UnknownEvent(f"{kind}: {exc}") from exc
+
+
+def visit_facts(visit: Visit) -> VisitFacts:
+    return VisitFacts(
+        linkedid=visit.linkedid,
+        seq=visit.seq,
+        queue=visit.queue,
+        entered_at=visit.entered_at,
+        outcome=visit.outcome,
+        wait_seconds=visit.wait_seconds,
+        talk_seconds=visit.talk_seconds,
+        ring_seconds=visit.ring_seconds,
+        estimated_wait_seconds=visit.estimated_wait,
+    )
+
+
+def take(book: DayBook, drained: Drained, handle: HandleTimes | None = None) -> list[VisitFacts]:
+    """Count what a ``drain()`` says became known; returns the decisions counted."""
+    counted = []
+    for visit in drained.decided:
+        facts = visit_facts(visit)
+        if book.decided(facts):
+            counted.append(facts)
+            if handle is not None and facts.outcome == "answered" and facts.ring_seconds:
+                handle.add_ring(facts.queue, facts.ring_seconds)
+    for visit in drained.talked:
+        facts = visit_facts(visit)
+        if book.talked(facts) and handle is not None and facts.talk_seconds is not None:
+            handle.add_talk(facts.queue, facts.talk_seconds)
+    return counted
+
+
+@dataclass
+class Replay:
+    """A fresh state machine fed logged events, counting into its own ``DayBook``."""
+
+    centre: CallCentre
+    book: DayBook
+    skipped: int = 0
+
+    @classmethod
+    def new(cls, pbx: str, book: DayBook, catalogue: QueueCatalogue | None = None) -> Replay:
+        return cls(CallCentre(pbx, catalogue), book)
+
+    def apply(self, event: ev.DomainEvent) -> None:
+        self.centre.apply(event, event.at)
+        take(self.book, self.centre.drain())
+
+    def apply_rows(self, rows: Iterable[Any]) -> None:
+        """Rows with ``kind, at, pbx, event_key, linkedid, uniqueid, data`` attributes."""
+        for n, row in enumerate(rows, start=1):
+            try:
+                event = event_from_log(
+                    row.kind,
+                    at=row.at,
+                    pbx=row.pbx,
+                    key=row.event_key,
+                    linkedid=row.linkedid,
+                    uniqueid=row.uniqueid,
+                    data=row.data,
+                )
+            except UnknownEvent:
+                self.skipped += 1
+                continue
+            self.centre.apply(event, event.at)
+            if n % 2000 == 0:  # keep the drained records bounded
+                take(self.book, self.centre.drain())
+        take(self.book, self.centre.drain())

@@ -1,0 +1,326 @@
+"""The live picture: ``/v1/queues``, ``/v1/agents``, ``/v1/calls/live``, ``/v1/stream``.
+
+Thin on purpose: the documents are built by ``app.live.queries`` from the process's
+``LiveStore`` (its own state on the process that owns the AMI link, the Redis mirror on
+a replica); the models below document them (and a test validates the responses against
+them). Authorisation will be added as a dependency on the router when roles exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response, Security
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict
+
+from app.acd.access import Principal
+from app.api.auth import access
+from app.api.common import ERRORS
+from app.live import queries
+from app.live.store import LiveStore, Subscriber, TooManyClients
+
+# Every live view needs credentials with live:read; looking is not audited (a wallboard
+# looks every second), a refusal is.
+router = APIRouter(prefix="/v1", tags=["live"], responses=ERRORS)
+
+
+def live_view(action: str) -> Any:
+    return Security(access("live:read", action, quiet=True))
+
+
+HEARTBEAT_SECONDS = 15.0
+AgentState = Literal[
+    "logged_out", "available", "ringing", "on_call", "wrapup", "paused", "unavailable"
+]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TodayOut(_Out):
+    """Today's figures of a queue (or the centre); definitions in docs/kpis.md."""
+
+    offered: int
+    answered: int
+    abandoned: int
+    short_abandoned: int
+    timeout: int
+    empty: int
+    transferred: int
+    answered_within_sl: int
+    abandoned_after_sl: int
+    answer_rate: float | None
+    answer_rate_raw: float | None
+    abandon_rate: float | None
+    avg_wait_seconds: float | None
+    asa_seconds: float | None
+    service_level: float | None
+    service_level_abandons: float | None
+    avg_talk_seconds: float | None
+    max_wait_seconds: float | None
+    talked: int
+    ewt_samples: int
+    ewt_mean_error_seconds: float | None
+    ewt_mean_abs_error_seconds: float | None
+
+
+class AgentCounts(_Out):
+    logged_in: int
+    available: int
+    ringing: int
+    on_call: int
+    wrapup: int
+    paused: int
+    unavailable: int
+    paused_reasons: dict[str, int]
+
+
+class QueueOut(_Out):
+    name: str
+    title: str
+    waiting: int
+    longest_wait_seconds: float
+    estimated_wait_seconds: float | None  # for a caller joining now; None = no agent staffed
+    agents: AgentCounts
+    today: TodayOut
+
+
+class CentreOut(_Out):
+    waiting: int
+    longest_wait_seconds: float
+    agents: dict[str, int]
+    today: TodayOut
+
+
+class KpiConfigOut(_Out):
+    short_abandon_seconds: float
+    service_level_seconds: float
+
+
+class GoalsOut(_Out):
+    answer_rate: float
+    answer_rate_ambition: float
+    answer_rate_warning: float
+    avg_wait_seconds: float
+    avg_wait_warning_seconds: float
+    service_level: float
+    service_level_warning: float
+
+
+class _Head(_Out):
+    version: int
+    as_of: datetime  # the PBX's time of this snapshot
+    day: date  # the local day "today" means
+    history_loaded: bool  # False until today's earlier visits are read back after a restart
+
+
+class QueuesOut(_Head):
+    config: KpiConfigOut
+    goals: GoalsOut
+    centre: CentreOut
+    queues: list[QueueOut]
+
+
+class LiveCallOut(_Out):
+    linkedid: str
+    started_at: datetime
+    caller: str  # masked
+    keys: str
+    state: Literal["ivr", "waiting", "talking", "after_queue"]
+    queue: str | None
+    position: int | None
+    entered_at: datetime | None
+    waited_seconds: float | None
+    estimated_wait_seconds: float | None  # expected rest of the wait, position-aware
+    ringing: list[str]
+    agent: str | None
+    answered_at: datetime | None
+    data_gap: bool
+
+
+class QueueDetailOut(QueueOut, _Head):
+    config: KpiConfigOut
+    goals: GoalsOut
+    waiting_calls: list[LiveCallOut]
+
+
+class AgentCallOut(_Out):
+    linkedid: str
+    queue: str | None
+    answered_at: datetime | None
+    caller: str
+
+
+class MembershipOut(_Out):
+    queue: str
+    paused: bool
+    reason: str | None
+    penalty: int
+
+
+class AgentOut(_Out):
+    id: str
+    name: str
+    interface: str
+    state: AgentState
+    since: datetime | None
+    reason: str | None
+    call: AgentCallOut | None
+    wrapup_until: datetime | None
+    queues: list[MembershipOut]
+
+
+class AgentsOut(_Head):
+    agents: list[AgentOut]
+
+
+class LiveCallsOut(_Head):
+    calls: list[LiveCallOut]
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+NOT_YET: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorOut, "description": "no live picture yet (or the owner is gone)"}
+}
+
+
+def _store(request: Request) -> LiveStore:
+    store: LiveStore | None = getattr(request.app.state.rt, "live", None)
+    if store is None:
+        raise HTTPException(503, "the live state is not part of this service")
+    return store
+
+
+def _json(body: bytes | None) -> Response:
+    if body is None:
+        raise HTTPException(503, "no live picture yet")
+    return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+@router.get(
+    "/queues",
+    response_model=QueuesOut,
+    responses=NOT_YET,
+    summary="Every queue now: waiting, longest wait, agents by state, expected wait, today",
+)
+async def list_queues(
+    request: Request, _: Annotated[Principal, live_view("queues.list")]
+) -> Response:
+    return _json(queries.queues(_store(request)))
+
+
+@router.get(
+    "/queues/{name}",
+    response_model=QueueDetailOut,
+    responses={404: {"model": ErrorOut}, **NOT_YET},
+    summary="One queue now, with its waiting callers in line order",
+)
+async def get_queue(
+    request: Request,
+    name: Annotated[str, Path(max_length=64, pattern=r"^[a-z0-9_]+$")],
+    _: Annotated[Principal, live_view("queues.get")],
+) -> Response:
+    store = _store(request)
+    if store.snapshot is None:
+        raise HTTPException(503, "no live picture yet")
+    body = queries.queue(store, name)
+    if body is None:
+        raise HTTPException(404, f"no queue {name!r}")
+    return _json(body)
+
+
+@router.get(
+    "/agents",
+    response_model=AgentsOut,
+    responses=NOT_YET,
+    summary="Every agent now: state, since when, current call, queues",
+)
+async def list_agents(
+    request: Request, _: Annotated[Principal, live_view("agents.list")]
+) -> Response:
+    return _json(queries.agents(_store(request)))
+
+
+@router.get(
+    "/calls/live",
+    response_model=LiveCallsOut,
+    responses=NOT_YET,
+    summary="Calls in progress: in the menu, waiting (position, expected wait) or talking",
+)
+async def list_live_calls(
+    request: Request, _: Annotated[Principal, live_view("calls.live")]
+) -> Response:
+    return _json(queries.live_calls(_store(request)))
+
+
+def _dropped(sub: Subscriber) -> bool:
+    return sub.dropped
+
+
+def _last_id(header: str | None, query: int | None) -> int | None:
+    if query is not None:
+        return query
+    if header is None:
+        return None
+    try:
+        return int(header.strip())
+    except ValueError:
+        return None  # not one of ours: start from a snapshot
+
+
+@router.get(
+    "/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "Server-Sent Events: `snapshot` (the whole picture, as the REST "
+            "documents show it), then `update` events numbered by `id:` with what changed "
+            "(changed queues/agents/calls, removed ones as null). Reconnect with "
+            "`Last-Event-ID` to get the missed updates, or a snapshot if they are too old.",
+        },
+        503: {"model": ErrorOut, "description": "too many stream clients"},
+    },
+    summary="Live updates (SSE): a snapshot, then numbered updates",
+)
+async def stream(
+    request: Request,
+    _: Annotated[Principal, live_view("stream.open")],
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=40)] = None,
+    since: Annotated[int | None, Query(ge=0, description="as Last-Event-ID")] = None,
+) -> StreamingResponse:
+    store = _store(request)
+    try:
+        sub, first = store.subscribe(_last_id(last_event_id, since))
+    except TooManyClients as exc:
+        raise HTTPException(503, str(exc)) from exc
+
+    async def frames() -> AsyncIterator[bytes]:
+        try:
+            yield b"retry: 2000\n\n"
+            for frame in first:
+                yield frame
+            while True:
+                try:
+                    frame = await asyncio.wait_for(sub.queue.get(), HEARTBEAT_SECONDS)
+                except TimeoutError:
+                    frame = b": keepalive\n\n"
+                if _dropped(sub):
+                    break  # too far behind: the client reconnects and catches up by number
+                yield frame
+        finally:
+            store.unsubscribe(sub)
+
+    return StreamingResponse(
+        frames(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

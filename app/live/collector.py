@@ -1,0 +1,109 @@
+"""Prometheus gauges of the live picture, read from the ``LiveStore`` at scrape time.
+
+The same snapshot the REST API and the stream serve, so a scrape agrees with
+``GET /v1/queues`` of the same ``acd_live_version``. Queue labels come from the
+catalogue only (``_all`` is the whole centre), never from what the PBX or a caller sends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from app.acd.board import MEMBER_STATES
+from app.acd.kpi import CENTRE
+from app.live.store import LiveStore
+
+AGENT_STATES = ("logged_in", *MEMBER_STATES)
+
+# Today's figures exported as gauges: field of the "today" dict -> (metric suffix, help).
+TODAY_FIGURES: dict[str, str] = {
+    "offered": "Queue visits decided today (answered, abandoned, timeout, empty, transferred)",
+    "answered": "Visits answered today",
+    "abandoned": "Visits abandoned today (short abandons included)",
+    "short_abandoned": "Visits abandoned today within the short-abandon threshold",
+    "timeout": "Visits that reached the queue's max wait today",
+    "empty": "Visits that left because no agent was left, today",
+    "transferred": "Visits moved to another queue while waiting, today",
+    "answered_within_sl": "Visits answered within the service-level time today",
+    "abandoned_after_sl": "Visits abandoned after the service-level time today",
+    "answer_rate": "Answered / (offered - short abandons), today",
+    "answer_rate_raw": "Answered / offered, today",
+    "abandon_rate": "(Abandoned - short) / (offered - short), today",
+    "avg_wait_seconds": "Average wait of the visits decided today",
+    "asa_seconds": "Average speed of answer (wait of answered visits), today",
+    "service_level": "Answered within the service-level time / answered, today",
+    "service_level_abandons": "Answered within T / (answered + abandoned after T), today",
+    "avg_talk_seconds": "Average talk time of today's visits whose talk ended",
+    "max_wait_seconds": "Longest wait of a visit decided today",
+    "talked": "Visits whose talk ended, today",
+    "ewt_samples": "Answered visits with an expected wait given at routing, today",
+    "ewt_mean_error_seconds": "Mean (actual wait - expected wait at routing), today",
+    "ewt_mean_abs_error_seconds": "Mean |actual wait - expected wait at routing|, today",
+}
+
+
+class LiveCollector(Collector):
+    def __init__(self, store: LiveStore, queues: Callable[[], Sequence[str]]) -> None:
+        self.store = store
+        self.queues = queues
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        return list(self._families(None))
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        return list(self._families(self.store.snapshot))
+
+    def _families(self, snap: dict[str, Any] | None) -> Iterable[GaugeMetricFamily]:
+        version = GaugeMetricFamily(
+            "acd_live_version", "Version of the live snapshot these gauges come from"
+        )
+        waiting = GaugeMetricFamily("acd_calls_waiting", "Callers waiting now", labels=["queue"])
+        longest = GaugeMetricFamily(
+            "acd_longest_wait_seconds",
+            "Wait so far of the longest-waiting caller",
+            labels=["queue"],
+        )
+        ewt = GaugeMetricFamily(
+            "acd_estimated_wait_seconds", "Expected wait for a caller joining now", labels=["queue"]
+        )
+        agents = GaugeMetricFamily(
+            "acd_agents",
+            "Queue members by state (logged_in = all members)",
+            labels=["queue", "state"],
+        )
+        today = {
+            name: GaugeMetricFamily(f"acd_today_{name}", text, labels=["queue"])
+            for name, text in TODAY_FIGURES.items()
+        }
+        if snap is not None:
+            version.add_metric([], float(snap["version"]))
+            queues: dict[str, Any] = snap.get("queues", {})
+            for name in self.queues():
+                q = queues.get(name)
+                if q is None:
+                    continue
+                waiting.add_metric([name], q["waiting"])
+                longest.add_metric([name], q["longest_wait_seconds"])
+                if q["estimated_wait_seconds"] is not None:
+                    ewt.add_metric([name], q["estimated_wait_seconds"])
+                for state in AGENT_STATES:
+                    agents.add_metric([name, state], q["agents"].get(state, 0))
+                self._today(today, name, q["today"])
+            self._today(today, CENTRE, snap["centre"]["today"])
+        yield version
+        yield waiting
+        yield longest
+        yield ewt
+        yield agents
+        yield from today.values()
+
+    @staticmethod
+    def _today(families: dict[str, GaugeMetricFamily], queue: str, figures: Any) -> None:
+        for name, family in families.items():
+            value = figures.get(name)
+            if value is not None:
+                family.add_metric([queue], float(value))
