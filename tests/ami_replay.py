@@ -145,7 +145,7 @@ class ReplayServer:
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
-                await self._server.wait_closed()
+                await asyncio.wait_for(self._server.wait_closed(), 5)
             self._server = None
 
     def drop_clients(self) -> None:
