@@ -16,7 +16,6 @@ Switched off with ``ACD_DIALER_ENABLED=false`` (the default): the gauges are sti
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.acd.dialer import Dial, free_agents, plan_dials, waiting_counts
-from app.components import Health
+from app.components import Health, cancel_tasks
 from app.store import callbacks as store
 
 if TYPE_CHECKING:
@@ -80,14 +79,7 @@ class CallbackDialer:
         self._task = asyncio.create_task(self._run(), name="acd-dialer")
 
     async def stop(self) -> None:
-        tasks = [f.task for f in self.in_flight.values()]
-        if self._task is not None:
-            tasks.append(self._task)
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await cancel_tasks(self._task, *(f.task for f in self.in_flight.values()))
 
     async def check(self) -> Health:
         return Health(

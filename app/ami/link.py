@@ -30,7 +30,7 @@ from panoramisk.message import Message
 
 from app.ami.normalise import WANTED_EVENTS
 from app.ami.parser import AmiFrame, AmiParser, Banner, RawPredicate
-from app.components import Health
+from app.components import Health, cancel_tasks
 from app.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -190,17 +190,17 @@ class AmiLink:
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._logged_in_this_time = False
+        self._stopping = False
 
     # ---- component -------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="acd-ami")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        self._stopping = True  # a cancel lost in a race must not let the loop go on
+        await cancel_tasks(self._task)
         self._close()
         self.metrics.ami_connected.set(0)
 
@@ -269,7 +269,7 @@ class AmiLink:
 
     async def _run(self) -> None:
         attempt = 0
-        while True:
+        while not self._stopping:
             refused = False
             self._logged_in_this_time = False
             try:
@@ -331,9 +331,8 @@ class AmiLink:
                 super().__init__()
                 self.link = link
 
-        _transport, protocol = await asyncio.wait_for(
-            loop.create_connection(Protocol, self.host, self.port), self.connect_timeout
-        )
+        async with asyncio.timeout(self.connect_timeout):
+            _transport, protocol = await loop.create_connection(Protocol, self.host, self.port)
         manager.protocol = protocol
         protocol.factory = manager
         protocol.log = log
@@ -342,17 +341,14 @@ class AmiLink:
         manager.responses = protocol.responses
         self._manager = manager
 
-        response = await asyncio.wait_for(
-            manager.send_action(
-                {
-                    "Action": "Login",
-                    "Username": self.username,
-                    "Secret": self._secret,
-                    "Events": "on",
-                }
-            ),
-            self.connect_timeout,
-        )
+        login = {
+            "Action": "Login",
+            "Username": self.username,
+            "Secret": self._secret,
+            "Events": "on",
+        }
+        async with asyncio.timeout(self.connect_timeout):
+            response = await manager.send_action(login)
         if not response.success:
             raise LoginRefused(response.get("Message", "no reason given"))
         self.version = getattr(protocol, "version", None)
@@ -364,15 +360,17 @@ class AmiLink:
         log.info("AMI logged in to %s:%d as %r", self.host, self.port, self.username)
         if self.on_connected is not None:
             await self.on_connected(self)
-        while not self._lost.is_set():
+        while not self._lost.is_set() and not self._stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._lost.wait(), self.ping_interval)
-            if self._lost.is_set():
+                async with asyncio.timeout(self.ping_interval):
+                    await self._lost.wait()
+            if self._lost.is_set() or self._stopping:
                 break
             try:
-                await asyncio.wait_for(manager.send_action({"Action": "Ping"}), self.ping_timeout)
+                async with asyncio.timeout(self.ping_timeout):
+                    await manager.send_action({"Action": "Ping"})
             except TimeoutError:
-                log.warning("AMI ping unanswered for %.0f s; reconnecting", self.ping_timeout)
+                log.warning("AMI ping unanswered for %g s; reconnecting", self.ping_timeout)
                 self._close()
                 raise ConnectionError("ping timeout") from None
         raise ConnectionError("connection lost")

@@ -14,7 +14,6 @@ counted twice. Until the load succeeds (it is retried) ``history_loaded`` says s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -26,7 +25,7 @@ from app.acd.ewt import HandleTimes
 from app.acd.kpi import DayBook, KpiConfig, VisitFacts
 from app.acd.replay import take
 from app.acd.state import CallCentre, Drained
-from app.components import Health
+from app.components import Health, cancel_tasks
 from app.live.store import LiveStore, dumps
 from app.metrics import Metrics
 
@@ -122,12 +121,7 @@ class LiveHub:
         self._task = asyncio.create_task(self._loop(), name="live-hub")
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._task, *self._loading.values()) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_tasks(self._task, *self._loading.values())
 
     async def check(self) -> Health:
         return Health(

@@ -26,7 +26,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from app.components import Health
+from app.components import Health, cancel_tasks
 from app.live.hub import SnapshotSink
 from app.live.store import LiveStore
 from app.metrics import Metrics
@@ -140,10 +140,7 @@ class RedisReader:
         self._task = asyncio.create_task(self._run(), name="live-reader")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_tasks(self._task)
 
     async def check(self) -> Health:
         if not self.connected:

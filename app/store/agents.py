@@ -8,7 +8,6 @@ the ``queues`` table in step with the catalogue (the skills' foreign key needs t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.acd.queues import QueueCatalogue
 from app.acd.state import default_agent_id
-from app.components import Health
+from app.components import Health, cancel_tasks
 from app.store.models import Agent, AgentSkill, Queue
 
 log = logging.getLogger(__name__)
@@ -194,10 +193,7 @@ class Roster:
         self._task = asyncio.create_task(self._keep_trying(), name="acd-roster")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_tasks(self._task)
 
     async def check(self) -> Health:
         state = "up" if self.loaded else "loading"

@@ -32,7 +32,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.acd.records import Record
-from app.components import Health
+from app.components import Health, cancel_tasks
 from app.metrics import Metrics
 from app.store import models
 from app.store.tables import EXTRA_TYPES, NOW, SPECS, TableSpec, decode, encode, spec_of
@@ -435,9 +435,7 @@ class EventWriter:
             try:
                 await asyncio.wait_for(self._task, grace)
             except (TimeoutError, asyncio.CancelledError):
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._task
+                await cancel_tasks(self._task)
         if self._queue:
             self._start_spilling("stopping with the database unreachable")
         self.spill.close()
@@ -493,7 +491,8 @@ class EventWriter:
             if not self.spilling and len(self._queue) < self.batch and not self._stopping:
                 # Wait for a full batch, or flush what there is after ``interval``.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.interval)
+                    async with asyncio.timeout(self.interval):
+                        await self._wake.wait()
                 self._wake.clear()
             if self._stopping and not self._queue and not self.spilling:
                 return

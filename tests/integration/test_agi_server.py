@@ -18,8 +18,21 @@ FAST = AgiLimits(env_timeout=0.3, reply_timeout=0.3, hangup_grace=0.2, session_s
 
 
 async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bytes:
-    """Everything the server sent until it closed the socket (fails if it does not)."""
-    return await asyncio.wait_for(reader.read(), seconds)
+    """Everything the server sent until it closed the socket (fails if it does not).
+
+    A server that closes while our unread bytes sit in its socket makes the kernel send a
+    reset rather than a FIN: that is a close too, after what had arrived before it."""
+
+    async def until_closed() -> bytes:
+        got = b""
+        try:
+            while chunk := await reader.read(65536):
+                got += chunk
+        except ConnectionResetError:
+            pass
+        return got
+
+    return await asyncio.wait_for(until_closed(), seconds)
 
 
 async def until(condition: Callable[[], bool], seconds: float) -> None:

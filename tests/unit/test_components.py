@@ -1,0 +1,72 @@
+"""Stopping components: ``cancel_tasks`` must end a task even when a cancel is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from app.components import cancel_tasks
+
+
+async def _stops_within(seconds: float, *tasks: asyncio.Task[None]) -> bool:
+    """Run ``cancel_tasks`` and report whether it returned in time. ``asyncio.wait`` does
+    not cancel the stopper on time-out (``wait_for`` would, and so unstick it)."""
+    stopper = asyncio.create_task(cancel_tasks(*tasks))
+    done, _ = await asyncio.wait({stopper}, timeout=seconds)
+    if not done:
+        stopper.cancel()
+    return bool(done)
+
+
+async def test_a_task_whose_cancel_is_lost_in_wait_for_is_still_stopped() -> None:
+    """Python 3.11's ``wait_for`` returns the inner result and drops the cancellation
+    when both land in the same loop pass; a plain cancel-and-await then hangs for ever."""
+    reply: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    went_on = asyncio.Event()
+
+    async def session() -> None:
+        await asyncio.wait_for(reply, 10)  # the login answer and the stop arrive together
+        went_on.set()
+        await asyncio.sleep(3600)  # ... and the session pings on
+
+    task = asyncio.create_task(session(), name="session")
+    await asyncio.sleep(0)
+    reply.set_result("Success")
+    assert await _stops_within(3, task)
+    assert went_on.is_set() and task.cancelled()  # the first cancel was lost, not the stop
+
+
+async def test_a_task_that_swallows_one_cancel_is_cancelled_again() -> None:
+    swallowed = 0
+
+    async def stubborn() -> None:
+        nonlocal swallowed
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                swallowed += 1
+                if swallowed >= 3:
+                    raise
+
+    task = asyncio.create_task(stubborn())
+    await asyncio.sleep(0)
+    assert await _stops_within(5, task)
+    assert task.cancelled() and swallowed == 3
+
+
+async def test_a_failed_task_is_logged_and_the_others_still_stopped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken() -> None:
+        raise RuntimeError("boom")
+
+    failed = asyncio.create_task(broken(), name="broken-part")
+    sleeper = asyncio.create_task(asyncio.sleep(3600))
+    await asyncio.sleep(0.01)
+    with caplog.at_level(logging.ERROR, logger="app.components"):
+        await cancel_tasks(failed, None, sleeper)
+    assert sleeper.cancelled()
+    assert "broken-part ended with an error" in caplog.text and "boom" in caplog.text
