@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -47,6 +48,7 @@ from app.metrics import Metrics
 from app.pipeline import Pipeline
 from app.privacy import CallerPrivacy
 from app.settings import Settings
+from app.store import restore
 from app.store.agents import Roster
 from app.store.db import create_engine, session_factory
 from app.store.writer import Backend, EventWriter, PostgresBackend, SqliteBackend
@@ -119,6 +121,7 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
     )
     writer = EventWriter(backend, metrics, settings.spill_dir / f"spill-{settings.pbx_id}.jsonl")
     pipeline = Pipeline(centre, Normaliser(settings.pbx_id, privacy), metrics, writer)
+    pipeline.restore_from = partial(restore.open_calls, sessions, settings.pbx_id)
     rt = Runtime(
         settings=settings,
         metrics=metrics,

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,8 +23,9 @@ from app.acd import events as ev
 from app.acd.state import CallCentre, Drained, LiveChannel, LiveEntry, Snapshot
 from app.ami.normalise import Normaliser
 from app.ami.parser import AmiFrame
-from app.components import Health
+from app.components import Health, cancel_tasks
 from app.metrics import Metrics
+from app.store.restore import OpenCalls
 from app.store.writer import EventWriter
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ _EVENT_LABEL = re.compile(r"[A-Za-z0-9_]{1,40}")
 _MAX_EVENT_LABELS = 300
 _QUEUE_LABEL = re.compile(r"[a-z][a-z0-9_]{1,40}")
 _MAX_QUEUE_LABELS = 100
+RESTORE_TIMEOUT = 10.0  # seconds the start waits for the log (the database may be down)
 
 
 class Pipeline:
@@ -75,6 +77,9 @@ class Pipeline:
             frozenset(catalogue.names) if catalogue is not None else None
         )
         self._queue_labels: set[str] = set()
+        # Reads back the calls the previous process left open (app/store/restore.py), at
+        # start: before the AMI link, whose events would otherwise start them afresh.
+        self.restore_from: Callable[[datetime], Awaitable[OpenCalls]] | None = None
 
     def pbx_now(self) -> datetime:
         """The PBX's time now: our clock plus the skew its Timestamp headers show. The IVR
@@ -178,13 +183,12 @@ class Pipeline:
                 log.exception("drain hook failed")
 
     async def start(self) -> None:
+        if self.restore_from is not None:
+            await self._restore(self.restore_from)
         self._ticker = asyncio.create_task(self._tick_loop(), name="acd-tick")
 
     async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+        await cancel_tasks(self._ticker)
         self.flush()
 
     async def check(self) -> Health:
@@ -223,6 +227,27 @@ class Pipeline:
             closed,
         )
         return closed
+
+    async def _restore(self, source: Callable[[datetime], Awaitable[OpenCalls]]) -> None:
+        try:
+            if self.writer is not None and self.writer.spill.pending:
+                # The previous run's spill file first: the log read back must be whole.
+                await self.writer.drained(within=RESTORE_TIMEOUT)
+            found = await asyncio.wait_for(source(self.clock() + self.skew), RESTORE_TIMEOUT)
+        except Exception as exc:  # the database down: the PBX's view alone, as before
+            log.warning(
+                "could not read the calls left open from the log (%s); calls still up are "
+                "followed from the PBX's view alone",
+                exc,
+            )
+            return
+        self.flush()  # restore() drops what the replay produces; hand the rest on first
+        restored = self.centre.restore(found.events, found.last_event_at, found.open_gap_from)
+        log.info(
+            "restored %d calls left open by the previous run from %d logged events",
+            restored,
+            len(found.events),
+        )
 
 
 def _items(result: Any) -> list[Message]:

@@ -86,6 +86,19 @@ def event_from_log(
         raise UnknownEvent(f"{kind}: {exc}") from exc
 
 
+def event_of_row(row: Any) -> ev.DomainEvent:
+    """A row with ``kind, at, pbx, event_key, linkedid, uniqueid, data`` attributes."""
+    return event_from_log(
+        row.kind,
+        at=row.at,
+        pbx=row.pbx,
+        key=row.event_key,
+        linkedid=row.linkedid,
+        uniqueid=row.uniqueid,
+        data=row.data,
+    )
+
+
 def visit_facts(visit: Visit) -> VisitFacts:
     return VisitFacts(
         linkedid=visit.linkedid,
@@ -136,15 +149,7 @@ class Replay:
         """Rows with ``kind, at, pbx, event_key, linkedid, uniqueid, data`` attributes."""
         for n, row in enumerate(rows, start=1):
             try:
-                event = event_from_log(
-                    row.kind,
-                    at=row.at,
-                    pbx=row.pbx,
-                    key=row.event_key,
-                    linkedid=row.linkedid,
-                    uniqueid=row.uniqueid,
-                    data=row.data,
-                )
+                event = event_of_row(row)
             except UnknownEvent:
                 self.skipped += 1
                 continue

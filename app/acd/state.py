@@ -240,6 +240,12 @@ class CallCentre:
         self.calls: dict[str, Call] = {}  # live and recently ended, by linkedid
         self._channel_call: dict[str, str] = {}  # uniqueid -> linkedid
         self.members: dict[tuple[str, str], Member] = {}  # (queue, interface)
+        # The same members by interface and by queue (each in the order first seen), so
+        # that an agent's or a queue's members are not a scan of every membership: with
+        # thousands of agents that scan ran several times per call event. Changed only
+        # through _add_member/_pop_member.
+        self._by_interface: dict[str, dict[str, Member]] = {}
+        self._by_queue: dict[str, dict[str, Member]] = {}
         self.agents: dict[str, Agent] = {}  # interface
         self.now: datetime | None = None
         self._dirty_calls: set[str] = set()
@@ -249,6 +255,7 @@ class CallCentre:
         self._decided: list[Visit] = []
         self._talked: list[Visit] = []
         self._gap_from: datetime | None = None
+        self._gap_reason = "ami link down"
         # Link sessions: events stream in while the resync's actions are in flight, so a
         # call or member heard of since the link came back is alive whatever the (older)
         # snapshot says; only what was last heard of before the loss is in doubt.
@@ -324,12 +331,41 @@ class CallCentre:
 
     # ---- link gaps and resync ----------------------------------------------------
 
-    def link_lost(self, at: datetime) -> None:
+    def link_lost(self, at: datetime, reason: str = "ami link down") -> None:
         """The AMI link went down at ``at``: what follows until resync is a gap."""
         self._link += 1
         if self._gap_from is None:
-            self._gap_from = at
-            self._records.append(GapRecord(self.pbx, at, None, 0, "ami link down"))
+            self._gap_from, self._gap_reason = at, reason
+            self._records.append(GapRecord(self.pbx, at, None, 0, reason))
+
+    def restore(
+        self,
+        events: Iterable[ev.DomainEvent],
+        down_since: datetime | None,
+        open_gap: datetime | None = None,
+    ) -> int:
+        """Calls that were up when the previous process stopped, rebuilt from their logged
+        events (in the log's order) before the AMI link starts. Returns calls restored.
+
+        Everything the replay produces is in the log already, so it is drained and
+        dropped: call ``drain()`` (flush) before, or pending records are lost with it.
+        The time the service was not watching is a gap, closed by the next ``resync``:
+        from ``open_gap`` (the gap the previous process opened when it stopped) or, after
+        a crash with calls up, from ``down_since`` (the log's last event). That resync
+        closes the restored calls the PBX no longer has, as ``data_gap``, and continues
+        the others with their keys, visits and visit numbering.
+        """
+        before = set(self.calls)
+        for event in events:
+            self.apply(event, event.at)
+        self.drain()
+        restored = [c for lid, c in self.calls.items() if lid not in before and c.ended_at is None]
+        if open_gap is not None:
+            self.link_lost(open_gap, "service restart")
+        elif restored:
+            last = max((c.last_at or c.started_at) for c in restored)
+            self.link_lost(down_since or last, "service restart")
+        return len(restored)
 
     def resync(self, snapshot: Snapshot, at: datetime) -> int:
         """Rebuild from the PBX's own view after a (re)connect. Returns calls closed.
@@ -349,17 +385,22 @@ class CallCentre:
             if not alive:
                 call.data_gap = True
                 for v in call.visits:
-                    if v.waiting or v.talking:
+                    if v.outcome is None or v.talking:  # what the gap hid is a guess
                         v.data_gap = True
                 self._end_call(call, self._gap_from or at, cause=None)
                 closed += 1
             else:
-                # Channels that hung up during the gap are gone.
+                # Channels that hung up during the gap are gone; new ones are the call's.
                 alive_ids = {c.uniqueid for c in alive}
                 for uid in list(call.channels):
                     if uid not in alive_ids:
                         call.channels.pop(uid, None)
                         self._channel_call.pop(uid, None)
+                for chan in alive:
+                    if chan.uniqueid not in call.channels:
+                        call.channels[chan.uniqueid] = chan.channel
+                        call.known.add(chan.uniqueid)
+                        self._channel_call[chan.uniqueid] = linkedid
         for linkedid, chans in live.items():
             if linkedid in self.calls:
                 continue
@@ -396,7 +437,7 @@ class CallCentre:
                 self._touch(call, at)
         self._resync_members(snapshot.members, at)
         if self._gap_from is not None:
-            self._records.append(GapRecord(self.pbx, self._gap_from, at, closed, "ami link down"))
+            self._records.append(GapRecord(self.pbx, self._gap_from, at, closed, self._gap_reason))
             self._gap_from = None
         return closed
 
@@ -415,7 +456,31 @@ class CallCentre:
         return out
 
     def members_of(self, queue: str) -> list[Member]:
-        return [m for (q, _), m in self.members.items() if q == queue]
+        return list(self._by_queue.get(queue, {}).values())
+
+    def memberships(self, interface: str) -> list[Member]:
+        """An interface's members, one per queue."""
+        return list(self._by_interface.get(interface, {}).values())
+
+    def _add_member(self, member: Member) -> None:
+        self.members[(member.queue, member.interface)] = member
+        self._by_interface.setdefault(member.interface, {})[member.queue] = member
+        self._by_queue.setdefault(member.queue, {})[member.interface] = member
+
+    def _pop_member(self, key: tuple[str, str]) -> Member | None:
+        member = self.members.pop(key, None)
+        if member is not None:
+            queue, interface = key
+            for index, outer, inner in (
+                (self._by_interface, interface, queue),
+                (self._by_queue, queue, interface),
+            ):
+                group = index.get(outer)
+                if group is not None:
+                    group.pop(inner, None)
+                    if not group:
+                        del index[outer]
+        return member
 
     def member_state(self, member: Member) -> AgentStateName:
         """The state of an agent as seen from one of its queues."""
@@ -599,7 +664,7 @@ class CallCentre:
         return agent
 
     def _logged_in(self, interface: str) -> bool:
-        return any(i == interface for (_, i) in self.members)
+        return bool(self._by_interface.get(interface))
 
     def _agent_state(
         self, agent: Agent, at: datetime, source_key: str, queue: str | None = None
@@ -638,14 +703,11 @@ class CallCentre:
             )
 
     def _pause_reason(self, interface: str) -> str | None:
-        reasons = sorted(
-            {m.paused_reason for (_, i), m in self.members.items() if i == interface and m.paused}
-            - {""}
-        )
+        reasons = sorted({m.paused_reason for m in self.memberships(interface) if m.paused} - {""})
         return ", ".join(reasons) or None
 
     def _all_paused(self, interface: str) -> bool:
-        mine = [m for (_, i), m in self.members.items() if i == interface]
+        mine = self.memberships(interface)
         return bool(mine) and all(m.paused for m in mine)
 
     def _stop_ringing(self, call: Call, visit: Visit, at: datetime, keep: str = "") -> None:
@@ -685,7 +747,8 @@ class CallCentre:
             self._member_update(m, at, record=True)
         stale = [k for k, m in self.members.items() if k not in seen and m.link != self._link]
         for key in stale:
-            member = self.members.pop(key)
+            member = self._pop_member(key)
+            assert member is not None
             agent = self.agents.get(member.interface)
             self._records.append(
                 AgentStateRecord(
@@ -716,7 +779,7 @@ class CallCentre:
                 penalty=e.penalty,
                 since=at,
             )  # not paused yet: a first sight that is paused records the pause below
-            self.members[key] = member
+            self._add_member(member)
             if record:
                 self._records.append(
                     AgentStateRecord(
@@ -1043,7 +1106,7 @@ def _on_hangup(cc: CallCentre, e: ev.ChannelHungUp) -> None:
 
 def _on_member(cc: CallCentre, e: ev.MemberEvent) -> None:
     if isinstance(e, ev.MemberRemoved):
-        member = cc.members.pop((e.queue, e.interface), None)
+        member = cc._pop_member((e.queue, e.interface))
         agent = cc._agent(e.interface, e.member_name)
         if member is not None:
             cc._records.append(

@@ -47,7 +47,7 @@ class Running:
 
 @asynccontextmanager
 async def service(
-    db_url: str, ami_port: int, secret: str = "acdsecret", tmp: Any = None
+    db_url: str, ami_port: int, secret: str = "acdsecret", tmp: Any = None, user: str = "admin"
 ) -> AsyncIterator[Running]:
     settings = load_settings(
         database_url=db_url,
@@ -58,7 +58,7 @@ async def service(
         spill_dir=str(tmp or "var"),
     )
     app = create_app(settings)
-    headers = await admin_headers(db_url)
+    headers = await admin_headers(db_url, user)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
@@ -367,3 +367,100 @@ async def test_a_hung_asterisk_is_detected_by_ping_and_reconnected(
         link.ping_interval, link.ping_timeout = 0.3, 0.3
         await wait_for(lambda: _logins(pbx, 2), within=15)
     assert pbx.actions.count("Ping") >= 1
+
+
+# ---- a restart of the service itself (not only of the link) --------------------------
+
+TRANSFER_ID = "1795362472.15"  # 09_blindtransfer's Linkedid
+
+
+def _cut_at_nth(cap_name: str, marker: bytes, n: int) -> tuple[bytes, bytes]:
+    data = stream(load_capture(cap_name), timestamps=True)
+    i = -1
+    for _ in range(n):
+        i = data.index(marker, i + 1)
+    return data[:i], data[i:]
+
+
+async def _stored(url: str) -> tuple[list[Call], list[QueueVisit], list[DataGap]]:
+    engine = create_engine(url)
+    async with session_factory(engine)() as s:
+        calls = (await s.execute(select(Call))).scalars().all()
+        visits = (await s.execute(select(QueueVisit).order_by(QueueVisit.seq))).scalars().all()
+        gaps = (await s.execute(select(DataGap))).scalars().all()
+    await engine.dispose()
+    return list(calls), list(visits), list(gaps)
+
+
+async def _first_service_until_second_visit(pg_url: str, pbx: ReplayServer, tmp: Any) -> None:
+    """The first process follows the call into its second queue, then stops."""
+    async with service(pg_url, pbx.port, tmp=tmp) as svc:
+
+        async def in_second_queue() -> bool:
+            call = svc.rt.pipeline.centre.calls.get(TRANSFER_ID)
+            return call is not None and len(call.visits) == 2
+
+        await wait_for(in_second_queue)
+        await svc.rt.writer.drained()
+
+
+async def test_a_service_restart_mid_call_continues_the_call_and_keeps_its_visits(
+    pg_url: str, tmp_path: Any
+) -> None:
+    """Stopped while the transferred caller rings agent3 in the second queue; the new
+    process reads the call back from the log and continues it: the stored first visit is
+    not overwritten, the keys are kept, and the rows are those of an uninterrupted run."""
+    first, rest = _cut_at_nth("09_blindtransfer", b"Event: AgentConnect", 2)
+    server = ReplayServer(payloads=[first, rest])
+    server.list_items["CoreShowChannels"] = [
+        f"Event: CoreShowChannel\r\nChannel: PJSIP/trunk-0000000f\r\nUniqueid: {TRANSFER_ID}"
+        f"\r\nLinkedid: {TRANSFER_ID}\r\nDuration: 00:00:12".encode(),
+        f"Event: CoreShowChannel\r\nChannel: PJSIP/agent3-00000011\r\nUniqueid: 1795362481.17"
+        f"\r\nLinkedid: {TRANSFER_ID}\r\nDuration: 00:00:02".encode(),
+    ]
+    async with server as pbx:
+        await _first_service_until_second_visit(pg_url, pbx, tmp_path)
+        async with service(pg_url, pbx.port, tmp=tmp_path, user="admin2"):
+            await wait_for(lambda: _has_rows(pg_url, 1))
+    calls, visits, gaps = await _stored(pg_url)
+    assert len(calls) == 1
+    check_row(calls[0], EXPECTED["09_blindtransfer"])
+    assert not calls[0].data_gap
+    assert [(v.seq, v.queue, v.outcome, v.agent, v.complete_reason) for v in visits] == [
+        (1, "dagpenge", "answered", "agent2", "transfer"),
+        (2, "kontanthjaelp", "answered", "agent3", "caller"),
+    ]
+    pure = replay_pure("09_blindtransfer")
+    for v in visits:
+        want = pure.visits[(TRANSFER_ID, v.seq)]
+        assert v.wait_seconds == pytest.approx(want.wait_seconds, abs=0.01)  # type: ignore[attr-defined]
+        assert v.talk_seconds == pytest.approx(want.talk_seconds, abs=0.01)  # type: ignore[attr-defined]
+    # The first process's stop opened a gap; the second closed it at its first resync.
+    # (The second one's own stop leaves the next open one.)
+    closed = [(g.reason, g.calls_closed) for g in gaps if g.gap_to is not None]
+    assert closed == [("service restart", 0)]
+    assert len(gaps) == 2
+
+
+async def test_a_call_that_ended_while_the_service_was_down_is_closed_from_its_log(
+    pg_url: str, tmp_path: Any
+) -> None:
+    first, _rest = _cut_at_nth("09_blindtransfer", b"Event: AgentConnect", 2)
+    server = ReplayServer(payloads=[first, b""])  # when the new process looks: all gone
+    async with server as pbx:
+        await _first_service_until_second_visit(pg_url, pbx, tmp_path)
+        async with service(pg_url, pbx.port, tmp=tmp_path, user="admin2"):
+            await wait_for(lambda: _has_rows(pg_url, 1))
+    calls, visits, gaps = await _stored(pg_url)
+    assert len(calls) == 1
+    call = calls[0]
+    assert call.data_gap and call.outcome == "answered" and call.agent == "agent2"
+    assert call.keys == "1" and call.transferred_to == "kontanthjaelp"
+    assert [(v.seq, v.queue, v.outcome) for v in visits] == [
+        (1, "dagpenge", "answered"),
+        (2, "kontanthjaelp", "abandoned"),
+    ]
+    assert visits[1].data_gap and not visits[0].data_gap
+    gap = next(g for g in gaps if g.gap_to is not None)
+    assert gap.reason == "service restart" and gap.calls_closed == 1
+    assert call.ended_at == gap.gap_from  # the best we know: up until we stopped watching

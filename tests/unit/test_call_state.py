@@ -392,3 +392,65 @@ def test_a_call_never_heard_of_again_is_closed_as_stale() -> None:
     )
     assert call.data_gap and call.outcome == "abandoned"
     assert not centre.calls
+
+
+def _members_by_index_agree(centre: CallCentre) -> None:
+    for queue in {q for q, _ in centre.members}:
+        want = [m for (q, _), m in centre.members.items() if q == queue]
+        assert centre.members_of(queue) == want
+    for interface in {i for _, i in centre.members} | {"PJSIP/nobody"}:
+        want = [m for (_, i), m in centre.members.items() if i == interface]
+        assert centre.memberships(interface) == want
+        assert centre._logged_in(interface) == bool(want)
+
+
+def _after_removal() -> tuple[CallCentre, Any]:
+    """05_ami_actions fed up to the first frame after its QueueMemberRemoved."""
+    cap = load_capture("05_ami_actions")
+    removed = next(
+        i for i, f in enumerate(cap.frames) if f.startswith(b"Event: QueueMemberRemoved")
+    )
+    return _feed_until("05_ami_actions", cap.frames[removed + 1][:40])
+
+
+def test_member_indexes_follow_adds_removes_and_resync() -> None:
+    # Up to the QueueMemberRemoved, then just after it (agent1 left virksomhed).
+    removed, _ = _after_removal()
+    assert ("virksomhed", "PJSIP/agent1") not in removed.members and removed.members
+    _members_by_index_agree(removed)
+    centre, at = _feed_until("05_ami_actions", b"Event: QueueMemberRemoved")
+    assert ("virksomhed", "PJSIP/agent1") in centre.members
+    _members_by_index_agree(centre)
+    before = len(centre.members)
+    # A resync that reports one member only: every other one is stale and goes.
+    keep = next(iter(centre.members.values()))
+    centre.link_lost(at)
+    centre.resync(
+        Snapshot(
+            channels=(),
+            entries=(),
+            members=(
+                ev.MemberStatus(
+                    at=at,
+                    pbx="pbx1",
+                    key="resync",
+                    queue=keep.queue,
+                    interface=keep.interface,
+                    member_name=keep.name,
+                    state_interface="",
+                    membership="dynamic",
+                    penalty=0,
+                    calls_taken=0,
+                    last_call=0,
+                    in_call=False,
+                    status=1,
+                    paused=False,
+                    paused_reason="",
+                ),
+            ),
+        ),
+        at + timedelta(seconds=1),
+    )
+    assert list(centre.members) == [(keep.queue, keep.interface)] and before > 1
+    _members_by_index_agree(centre)
+    assert centre.members_of("no-such-queue") == []
