@@ -7,16 +7,12 @@ due Wednesday 23:59:59 local; requested Friday -> due Tuesday; before Easter -> 
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from app.ivr.calendar import danish_holidays
+from app.ivr.calendar import is_working_day
 
 WORKING_DAYS_TO_RETURN = 2
-
-
-def is_working_day(day: date) -> bool:
-    return day.weekday() < 5 and day not in danish_holidays(day.year)
 
 
 def callback_due(requested: datetime, tz: ZoneInfo, days: int = WORKING_DAYS_TO_RETURN) -> datetime:

@@ -64,6 +64,11 @@ def danish_holidays(year: int) -> dict[date, str]:
     return dict(sorted(days.items()))
 
 
+def is_working_day(day: date) -> bool:
+    """Monday to Friday and not one of :func:`danish_holidays`."""
+    return day.weekday() < 5 and day not in danish_holidays(day.year)
+
+
 @dataclass(frozen=True, slots=True)
 class Interval:
     start: time

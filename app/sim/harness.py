@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from app.acd.callbacks import is_working_day
+from app.ivr.calendar import is_working_day
 from app.sim.manager import ManagerUser
 from app.sim.pbx import PbxConfig
 from app.sim.runner import SimulatedPbx, load_queues

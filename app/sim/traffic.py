@@ -59,6 +59,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from app.ivr.calendar import is_working_day
 from app.sim.behaviour import Reply, Talk
 from app.sim.conf import QueuesConfig
 
@@ -122,42 +123,6 @@ LAST_NAMES = (
     "Bæk",
     "Holm",
 )
-
-
-def danish_holidays(year: int) -> set[dt.date]:
-    """Danish public holidays (helligdage) of ``year`` (Store Bededag until 2023)."""
-    a = year % 19
-    b, c = divmod(year, 100)
-    d, e = divmod(b, 4)
-    f = (b + 8) // 25
-    g = (b - f + 1) // 3
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = divmod(c, 4)
-    el = (32 + 2 * e + 2 * i - h - k) % 7
-    m = (a + 11 * h + 22 * el) // 451
-    month, day = divmod(h + el - 7 * m + 114, 31)
-    easter = dt.date(year, month, day + 1)
-    days = {
-        dt.date(year, 1, 1),
-        easter - dt.timedelta(days=3),
-        easter - dt.timedelta(days=2),
-        easter,
-        easter + dt.timedelta(days=1),
-        easter + dt.timedelta(days=39),
-        easter + dt.timedelta(days=49),
-        easter + dt.timedelta(days=50),
-        dt.date(year, 12, 24),
-        dt.date(year, 12, 25),
-        dt.date(year, 12, 26),
-        dt.date(year, 12, 31),
-    }
-    if year <= 2023:
-        days.add(easter + dt.timedelta(days=26))  # Store Bededag
-    return days
-
-
-def is_working_day(day: dt.date) -> bool:
-    return day.weekday() < 5 and day not in danish_holidays(day.year)
 
 
 # ------------------------------------------------------------------------ keys

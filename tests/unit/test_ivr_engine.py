@@ -41,27 +41,13 @@ from app.ivr.graph import key_path, key_paths
 from app.ivr.model import Flow
 from app.ivr.registry import load_flow_set
 from app.ivr.survey import SurveySampler, survey_advance, survey_hung_up, survey_start
+from tests.expectations import AREA_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOW: Flow = load_flow_set(ROOT / "ivr_flows").flows["jobcenter"]
 CPH = ZoneInfo("Europe/Copenhagen")
 TUESDAY_1030 = datetime(2025, 3, 4, 10, 30, tzinfo=CPH)
 CALL = CallInfo(uniqueid="1795362443.12", has_number=True)
-
-# The menu's promise: each area's keys (DOMAIN.md's ten areas and Erhvervshuset).
-AREA_KEYS = {
-    "kontanthjaelp": ["1"],
-    "dagpenge": ["2"],
-    "genregistrering": ["4"],
-    "sygeopfoelgning": ["3", "2"],
-    "sygedagpenge": ["3", "1"],
-    "leverandoer": ["5", "1"],
-    "virksomhed": ["5", "2"],
-    "andre_forvaltninger": ["5", "3"],
-    "a_kasse": ["5", "4"],
-    "ni_by": ["5", "5"],
-    "erhvervshuset": ["5", "6"],
-}
 
 
 def waits(**seconds: float | None) -> EstimateSource:

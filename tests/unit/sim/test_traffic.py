@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from app.ivr.calendar import danish_holidays, is_working_day
 from app.sim.runner import load_queues
 from app.sim.traffic import (
     LAB_KEYS,
@@ -19,8 +20,6 @@ from app.sim.traffic import (
     TrafficConfig,
     catalogue_key_planner,
     daily_volume,
-    danish_holidays,
-    is_working_day,
     plan_day,
 )
 
@@ -82,13 +81,16 @@ def test_mornings_are_heavier_and_calls_stay_in_the_hours() -> None:
 
 
 def test_closed_days_get_only_the_trickle() -> None:
-    assert danish_holidays(2014) >= {
+    assert danish_holidays(2014).keys() >= {
         dt.date(2014, 4, 20),
         dt.date(2014, 5, 16),
         dt.date(2014, 12, 25),
         dt.date(2014, 6, 9),
     }
     assert not is_working_day(dt.date(2014, 12, 25))
+    # Grundlovsdag: the menu is closed, so the simulator must not send a working day
+    assert not is_working_day(dt.date(2014, 6, 5))
+    assert len(plan_day(QUEUES, TrafficConfig(date=dt.date(2014, 6, 5), seed=1)).arrivals) < 80
     assert not is_working_day(dt.date(2014, 11, 8))  # a Saturday
     assert is_working_day(TUESDAY)
     xmas = plan_day(QUEUES, TrafficConfig(date=dt.date(2014, 12, 25), seed=1))
