@@ -40,7 +40,7 @@ from app.sim.channels import (
 )
 from app.sim.clock import Kernel, Signal, Timer
 from app.sim.conf import QueuesConfig
-from app.sim.queue import DEV_NAMES, Dev, LeaveInfo, Member, QueueEngine
+from app.sim.queue import DEV_NAMES, Dev, Entry, LeaveInfo, Member, QueueEngine
 from app.sim.truth import CallTruth, TruthLog
 
 Listener = Callable[[Event], None]
@@ -1033,22 +1033,25 @@ class QueueCall:
             return
         pbx.chan_event("MusicOnHoldStop", chan)
         if abandon:
-            q = pbx.engine.queues[self.queue]
-            pbx.chan_event(
-                "QueueCallerAbandon",
-                chan,
-                [
-                    ("Queue", self.queue),
-                    ("Position", str(q.position(entry))),
-                    ("OriginalPosition", str(entry.opos)),
-                    ("HoldTime", str(entry.holdtime(now))),
-                ],
-                P_AGENT,
-            )
+            self._abandon_event(entry, now)
         info = pbx.engine.leave(chan.uniqueid, now, abandoned=abandon)
         self._leave_event(info)
         pbx.varset(chan, "QUEUESTATUS", reason)
         self._finish(reason)
+
+    def _abandon_event(self, entry: Entry, now: float) -> None:
+        q = self.pbx.engine.queues[self.queue]
+        self.pbx.chan_event(
+            "QueueCallerAbandon",
+            self.chan,
+            [
+                ("Queue", self.queue),
+                ("Position", str(q.position(entry))),
+                ("OriginalPosition", str(entry.opos)),
+                ("HoldTime", str(entry.holdtime(now))),
+            ],
+            P_AGENT,
+        )
 
     def _leave_event(self, info: LeaveInfo) -> None:
         pbx = self.pbx
@@ -1287,18 +1290,7 @@ class QueueCall:
         for leg in list(self.legs):
             self._drop_leg(leg, "CANCEL", 0)
         now = pbx.now()
-        q = pbx.engine.queues[self.queue]
-        pbx.chan_event(
-            "QueueCallerAbandon",
-            chan,
-            [
-                ("Queue", self.queue),
-                ("Position", str(q.position(entry))),
-                ("OriginalPosition", str(entry.opos)),
-                ("HoldTime", str(entry.holdtime(now))),
-            ],
-            P_AGENT,
-        )
+        self._abandon_event(entry, now)
         info = pbx.engine.leave(chan.uniqueid, now, abandoned=True)
         self._leave_event(info)
         self._finish("HANGUP")

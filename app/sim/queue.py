@@ -114,6 +114,15 @@ class Member:
     lastqueue: str | None = None
     bucket: int = 0
     seq: int = 0
+    # The queue holding this member: any change to the member bumps its generation, so
+    # the queue's cached count of available members is never stale.
+    owner: Queue | None = field(default=None, repr=False, compare=False)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        owner = getattr(self, "owner", None)  # unset while __init__ runs
+        if owner is not None:
+            owner.generation += 1
 
     @property
     def membership(self) -> str:
@@ -214,6 +223,8 @@ class Queue:
     completed_in_sl: int = 0
     abandoned_in_sl: int = 0
     _seq: int = 0
+    generation: int = 0  # bumped on any change to the members or to one of them
+    _available: tuple[int, int, int] = (-1, -1, 0)  # (generation, second, count)
 
     @property
     def name(self) -> str:
@@ -227,8 +238,10 @@ class Queue:
         member.bucket = member_hash(member.interface) % self.buckets
         self._seq += 1
         member.seq = self._seq
+        member.owner = self
         self.members.append(member)
         self.members.sort(key=lambda m: (m.bucket, m.seq))
+        self.generation += 1
 
     def member(self, interface: str) -> Member | None:
         low = interface.lower()
@@ -374,11 +387,19 @@ class QueueEngine:
         return not self.in_wrapup(member, now)
 
     def num_available(self, q: Queue, now: float) -> int:
+        # Every waiting caller asks this every RECHECK. The answer depends on the members
+        # (any change bumps the queue's generation), on the members list (adding or
+        # removing one bumps it too) and on int(now) (wrap-up), only.
+        gen, second = q.generation, int(now)
+        cached_gen, cached_second, cached = q._available
+        if cached_gen == gen and cached_second == second:
+            return cached
         avl = 0
         for m in q.members:
             avl += self.is_member_available(q, m, now)
             if avl and (not q.spec.autofill or q.spec.strategy == "ringall"):
                 break
+        q._available = (gen, second, avl)
         return avl
 
     def member_status_empty(self, q: Queue, rules: frozenset[str], now: float) -> bool:
@@ -655,6 +676,8 @@ class QueueEngine:
         if not m.dynamic:
             raise QueueError("NOT_DYNAMIC")
         q.members.remove(m)
+        m.owner = None
+        q.generation += 1
         return m
 
     def pause(
