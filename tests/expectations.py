@@ -59,3 +59,20 @@ def check_row(call: Any, want: Want) -> None:
     if want.outcome == "answered":
         assert call.ring_seconds is not None and 0 < call.ring_seconds < 11
         assert call.answered_at is not None
+
+
+# The menu's promise for 82 56 56 82: the keys to each area from the top menu
+# (DOMAIN.md's ten areas and Erhvervshuset), shared by the engine and the FastAGI tests.
+AREA_KEYS: dict[str, list[str]] = {
+    "kontanthjaelp": ["1"],
+    "dagpenge": ["2"],
+    "genregistrering": ["4"],
+    "sygeopfoelgning": ["3", "2"],
+    "sygedagpenge": ["3", "1"],
+    "leverandoer": ["5", "1"],
+    "virksomhed": ["5", "2"],
+    "andre_forvaltninger": ["5", "3"],
+    "a_kasse": ["5", "4"],
+    "ni_by": ["5", "5"],
+    "erhvervshuset": ["5", "6"],
+}

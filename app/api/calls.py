@@ -18,6 +18,7 @@ from app import privacy
 from app.acd import events as ev
 from app.acd.access import Principal
 from app.acd.agents import WrongState, talking_leg
+from app.acd.state import Outcome
 from app.ami import agent_actions as actions
 from app.api import pbx as pbx_http
 from app.api.auth import access, audit_note, forbidden
@@ -36,17 +37,6 @@ from app.api.common import (
 from app.store import registrations, repo
 
 router = APIRouter(prefix="/v1/calls", tags=["calls"])
-
-OutcomeName = Literal[
-    "answered",
-    "abandoned",
-    "ivr_hangup",
-    "closed",
-    "forwarded",
-    "message",
-    "callback",
-    "failed",
-]
 
 
 class CallOut(BaseModel):
@@ -145,7 +135,7 @@ async def list_calls(
     since: Annotated[datetime | None, Query(description="started at or after (ISO 8601)")] = None,
     until: Annotated[datetime | None, Query(description="started before (ISO 8601)")] = None,
     queue: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z][a-z0-9_]{0,63}$")] = None,
-    outcome: OutcomeName | None = None,
+    outcome: Outcome | None = None,
     agent: Annotated[
         str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     ] = None,
@@ -272,7 +262,7 @@ async def put_disposition(
     # The PBX's clock (ours plus the skew its Timestamps show): the call's times are its.
     now = rt.pipeline.pbx_now()
     async with rt.sessions.begin() as session:
-        found = await registrations.call_and_visits(session, call_id)
+        found = await repo.call_and_visits(session, call_id)
         if found is None:
             raise not_found(f"no call with id {call_id}")
         call, visits = found
@@ -389,7 +379,7 @@ async def transfer(
 ) -> TransferOut:
     rt = runtime(request)
     async with rt.sessions() as session:
-        found = await registrations.call_and_visits(session, call_id)
+        found = await repo.call_and_visits(session, call_id)
         if found is None:
             raise not_found(f"no call with id {call_id}")
         call, visits = found

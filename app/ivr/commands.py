@@ -18,7 +18,7 @@ from app.ivr.catalogue import CATALOGUE_FILE, WorkConfigError, load_work
 from app.ivr.graph import key_paths
 from app.ivr.model import QueueNode
 from app.ivr.prompts import PromptToolsMissing, render_prompts
-from app.ivr.registry import load_catalogue_text, load_flow_set
+from app.ivr.registry import FlowSet, load_catalogue_text, load_flow_set
 from app.ivr.validate import FlowInvalid, all_prompt_texts, load_flow_text
 
 
@@ -97,12 +97,19 @@ def ivr_args(p: argparse.ArgumentParser) -> None:
 # ---- acd asterisk-config -------------------------------------------------------------
 
 
-def cmd_asterisk_config(args: argparse.Namespace) -> int:
+def _load_or_report(folder: Path) -> FlowSet | None:
+    """The flow folder, or None after printing each of its errors."""
     try:
-        flow_set = load_flow_set(Path(args.flows))
+        return load_flow_set(folder)
     except FlowInvalid as exc:
         for error in exc.errors:
             _err(str(error))
+        return None
+
+
+def cmd_asterisk_config(args: argparse.Namespace) -> int:
+    flow_set = _load_or_report(Path(args.flows))
+    if flow_set is None:
         return 1
     rendered = {
         "queues.conf": render_queues_conf(flow_set.catalogue),
@@ -150,11 +157,8 @@ def asterisk_config_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_prompts(args: argparse.Namespace) -> int:
-    try:
-        flow_set = load_flow_set(Path(args.flows))
-    except FlowInvalid as exc:
-        for error in exc.errors:
-            _err(str(error))
+    flow_set = _load_or_report(Path(args.flows))
+    if flow_set is None:
         return 1
     texts: dict[str, str] = {}
     for flow in flow_set.flows.values():

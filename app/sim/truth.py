@@ -24,18 +24,11 @@ import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-OUTCOMES = (
-    "answered",
-    "abandoned",
-    "ivr_hangup",
-    "closed",
-    "forwarded",
-    "message",
-    "callback",
-    "failed",
-)
+from app.acd.state import Outcome
+
+OUTCOMES: tuple[str, ...] = get_args(Outcome)  # the service's vocabulary
 
 
 @dataclass(slots=True)

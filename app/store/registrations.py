@@ -10,27 +10,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.store.models import Agent, Call, Disposition, QueueVisit
-
-
-async def call_and_visits(
-    session: AsyncSession, call_id: int
-) -> tuple[Call, Sequence[QueueVisit]] | None:
-    call = await session.get(Call, call_id)
-    if call is None:
-        return None
-    visits = (
-        (
-            await session.execute(
-                select(QueueVisit)
-                .where(QueueVisit.pbx == call.pbx, QueueVisit.linkedid == call.linkedid)
-                .order_by(QueueVisit.seq)
-            )
-        )
-        .scalars()
-        .all()
-    )
-    return call, visits
+from app.store.models import Agent, Disposition
 
 
 async def team_of(session: AsyncSession, agent_id: str) -> str | None:

@@ -80,9 +80,10 @@ async def list_calls(
     return rows, next_cursor
 
 
-async def get_call(
+async def call_and_visits(
     session: AsyncSession, call_id: int
-) -> tuple[Call, Sequence[QueueVisit], Sequence[CallEvent]] | None:
+) -> tuple[Call, Sequence[QueueVisit]] | None:
+    """A call row and its queue visits in order, or None for an unknown id."""
     call = await session.get(Call, call_id)
     if call is None:
         return None
@@ -97,6 +98,16 @@ async def get_call(
         .scalars()
         .all()
     )
+    return call, visits
+
+
+async def get_call(
+    session: AsyncSession, call_id: int
+) -> tuple[Call, Sequence[QueueVisit], Sequence[CallEvent]] | None:
+    found = await call_and_visits(session, call_id)
+    if found is None:
+        return None
+    call, visits = found
     events = (
         (
             await session.execute(

@@ -12,21 +12,9 @@ import pytest
 from app.acd.events import DomainEvent
 from tests.agi_fake_asterisk import HANGUP, Caller, CallResult, asterisk_env
 from tests.agi_support import agi_service, cph, waits
+from tests.expectations import AREA_KEYS
 
 TUESDAY_1030 = cph(2025, 3, 4, 10, 30)
-AREA_KEYS = {
-    "kontanthjaelp": ["1"],
-    "dagpenge": ["2"],
-    "genregistrering": ["4"],
-    "sygeopfoelgning": ["3", "2"],
-    "sygedagpenge": ["3", "1"],
-    "leverandoer": ["5", "1"],
-    "virksomhed": ["5", "2"],
-    "andre_forvaltninger": ["5", "3"],
-    "a_kasse": ["5", "4"],
-    "ni_by": ["5", "5"],
-    "erhvervshuset": ["5", "6"],
-}
 ROUTE_VARIABLES = ["ACD_ROUTE", "ACD_QUEUE", "ACD_FORWARD", "ACD_SURVEY"]
 
 
