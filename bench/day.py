@@ -222,6 +222,9 @@ async def call_rows(db: str) -> dict[str, Call]:
 
 
 def main() -> int:
+    # SIGTERM as Ctrl-C: the run unwinds, stops the service it started and drops its
+    # scratch database (a plain SIGTERM would leave both behind).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--scales", default="1,10,100")
     p.add_argument("--seed", type=int, default=7)

@@ -81,14 +81,8 @@ def build_board(
     wrapup_of = wrapups(queues)
 
     # Who waits where, in line order.
-    waiting: dict[str, list[tuple[Call, Visit]]] = {}
+    waiting = {q: line for q in centre.queues_waited_in() if (line := centre.waiting(q))}
     live_calls = [c for c in centre.calls.values() if c.ended_at is None]
-    for call in live_calls:
-        for v in call.visits:
-            if v.waiting:
-                waiting.setdefault(v.queue, []).append((call, v))
-    for line in waiting.values():
-        line.sort(key=lambda cv: (cv[1].entered_at, cv[0].linkedid))
 
     queue_views: dict[str, dict[str, Any]] = {}
     call_estimates: dict[tuple[str, int], tuple[int, float | None]] = {}
@@ -187,6 +181,14 @@ def _queue_state(
     counts["logged_in"] = len(members)
     reasons: dict[str, int] = {}
     free: list[float] = []
+    talks: dict[str, float] = {}  # a queue's recent mean talk, once per build
+
+    def talk_of(name: str) -> float:
+        mean = talks.get(name)
+        if mean is None:
+            mean = talks[name] = handle.talk(name)
+        return mean
+
     for m in members:
         state = centre.member_state(m)
         counts[state] += 1
@@ -195,16 +197,14 @@ def _queue_state(
             reasons[reason] = reasons.get(reason, 0) + 1
         if state in STAFFED:
             agent = centre.agents.get(m.interface)
-            free.append(_free_in(centre, handle, now, agent, state, wrapup_of))
-    waits = position_waits(
-        free, handle.talk(queue) + wrapup_of(queue), waiting + 1, handle.ring(queue)
-    )
+            free.append(_free_in(centre, talk_of, now, agent, state, wrapup_of))
+    waits = position_waits(free, talk_of(queue) + wrapup_of(queue), waiting + 1, handle.ring(queue))
     return counts, dict(sorted(reasons.items())), waits
 
 
 def _free_in(
     centre: CallCentre,
-    handle: HandleTimes,
+    talk_of: Callable[[str], float],
     now: datetime,
     agent: Agent | None,
     state: str,
@@ -222,7 +222,7 @@ def _free_in(
     elapsed = 0.0
     if visit is not None and visit.answered_at is not None:
         elapsed = max(0.0, (now - visit.answered_at).total_seconds())
-    return residual_talk(handle.talk(queue or ""), elapsed) + wrapup_of(queue)
+    return residual_talk(talk_of(queue or ""), elapsed) + wrapup_of(queue)
 
 
 def wrapups(catalogue: Sequence[QueueInfo]) -> Callable[[str | None], float]:
@@ -239,13 +239,7 @@ def queue_estimate(
     wrapup_of: Callable[[str | None], float],
 ) -> QueueEstimate:
     """What the menu may know of ``queue`` for a caller joining now (fresh, not a tick old)."""
-    waiting = sum(
-        1
-        for c in centre.calls.values()
-        if c.ended_at is None
-        for v in c.visits
-        if v.queue == queue and v.waiting
-    )
+    waiting = len(centre.waiting(queue))
     counts, _, waits = _queue_state(centre, handle, now, queue, waiting, wrapup_of)
     return QueueEstimate(
         queue=queue,

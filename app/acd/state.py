@@ -247,6 +247,11 @@ class CallCentre:
         self._by_interface: dict[str, dict[str, Member]] = {}
         self._by_queue: dict[str, dict[str, Member]] = {}
         self.agents: dict[str, Agent] = {}  # interface
+        # Visits that were waiting when opened, by queue and (linkedid, seq): who waits
+        # where is asked for every caller the menu routes and every board tick, and a
+        # scan of every call is too slow with thousands up. Entries that stopped waiting
+        # are dropped when next read (a visit never waits again once answered or left).
+        self._queued: dict[str, dict[tuple[str, int], tuple[Call, Visit]]] = {}
         self.now: datetime | None = None
         self._dirty_calls: set[str] = set()
         self._dirty_surveys: set[str] = set()
@@ -433,7 +438,7 @@ class CallCentre:
                     data_gap=True,
                     linkedid=call.linkedid,
                 )
-                call.visits.append(visit)
+                self._open_visit(call, visit)
                 self._touch(call, at)
         self._resync_members(snapshot.members, at)
         if self._gap_from is not None:
@@ -444,16 +449,30 @@ class CallCentre:
     # ---- views for the API, live state and metrics --------------------------------
 
     def waiting(self, queue: str) -> list[tuple[Call, Visit]]:
-        """Callers waiting in ``queue`` now, longest first."""
-        out = [
-            (c, v)
-            for c in self.calls.values()
-            if c.ended_at is None
-            for v in c.visits
-            if v.queue == queue and v.waiting
-        ]
-        out.sort(key=lambda cv: cv[1].entered_at)
+        """Callers waiting in ``queue`` now, in line order (joined first, then linkedid)."""
+        group = self._queued.get(queue)
+        if not group:
+            return []
+        out: list[tuple[Call, Visit]] = []
+        stale: list[tuple[str, int]] = []
+        for key, (c, v) in group.items():
+            if v.waiting and c.ended_at is None and self.calls.get(c.linkedid) is c:
+                out.append((c, v))
+            else:
+                stale.append(key)
+        for key in stale:
+            del group[key]
+        out.sort(key=lambda cv: (cv[1].entered_at, cv[0].linkedid))
         return out
+
+    def queues_waited_in(self) -> list[str]:
+        """Queues that may have callers waiting (a superset; ``waiting`` says exactly)."""
+        return [q for q, group in self._queued.items() if group]
+
+    def _open_visit(self, call: Call, visit: Visit) -> None:
+        call.visits.append(visit)
+        if visit.waiting:
+            self._queued.setdefault(visit.queue, {})[(call.linkedid, visit.seq)] = (call, visit)
 
     def members_of(self, queue: str) -> list[Member]:
         return list(self._by_queue.get(queue, {}).values())
@@ -930,7 +949,8 @@ def _on_queue_join(cc: CallCentre, e: ev.QueueCallerJoined) -> None:
         current.left_at = e.at
         cc._decide(current, "transferred")
         cc._stop_ringing(call, current, e.at)
-    call.visits.append(
+    cc._open_visit(
+        call,
         Visit(
             seq=len(call.visits) + 1,
             queue=e.queue,
@@ -939,7 +959,7 @@ def _on_queue_join(cc: CallCentre, e: ev.QueueCallerJoined) -> None:
             # What the menu expected when it sent the caller here (for EWT accuracy).
             estimated_wait=call.ivr_estimate if not call.visits else None,
             linkedid=call.linkedid,
-        )
+        ),
     )
     cc._touch(call, e.at)
 

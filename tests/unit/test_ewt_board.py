@@ -168,3 +168,44 @@ def test_queues_the_catalogue_does_not_know_are_shown_bounded() -> None:
     feed.login("ekstra", "agent9")
     board = build_board(centre, book, handle, feed.now, CATALOGUE, config=KpiConfig())
     assert list(board["queues"]) == ["dagpenge", "kontanthjaelp", "ekstra"]
+
+
+def _scanned(centre: CallCentre, queue: str) -> list[tuple[str, int]]:
+    """Who waits in ``queue`` by a scan of every call (what the index must agree with)."""
+    found = [
+        (v.entered_at, c.linkedid, v.seq)
+        for c in centre.calls.values()
+        if c.ended_at is None
+        for v in c.visits
+        if v.queue == queue and v.waiting
+    ]
+    return [(lid, seq) for _, lid, seq in sorted(found)]
+
+
+def test_the_waiting_index_agrees_with_a_scan_of_every_call_at_every_step() -> None:
+    centre, _book, handle, feed = scenario()
+    steps = [
+        lambda: feed.at(1).answer("c2", "dagpenge", "agent2"),
+        lambda: feed.at(1).join("c3", "kontanthjaelp"),  # moved on: left dagpenge
+        lambda: feed.at(1).arrive("c5"),
+        lambda: feed.join("c5", "dagpenge", position=2),
+        lambda: feed.at(3).abandon("c4", "dagpenge"),
+        lambda: feed.hangup("c4"),
+        lambda: feed.at(2).hangup("c5"),  # hung up while waiting, no abandon event
+        lambda: feed.at(1).arrive("c6"),
+        lambda: feed.join("c6", "kontanthjaelp", position=2),
+        lambda: feed.at(90).complete("c1", "dagpenge", "agent1"),
+        lambda: feed.hangup("c1"),
+        lambda: centre.tick(feed.now + timedelta(minutes=30)),  # ended calls evicted
+    ]
+    seen: list[list[tuple[str, int]]] = []
+    for step in steps:
+        step()
+        for queue in ("dagpenge", "kontanthjaelp"):
+            indexed = [(c.linkedid, v.seq) for c, v in centre.waiting(queue)]
+            assert indexed == _scanned(centre, queue), (queue, indexed)
+        seen.append([(c.linkedid, v.seq) for c, v in centre.waiting("kontanthjaelp")])
+        est = queue_estimate(centre, handle, feed.now, "dagpenge", wrapups(CATALOGUE))
+        assert est.waiting == len(_scanned(centre, "dagpenge"))
+    assert seen[-1] == [("c3", 2), ("c6", 1)]  # c3's second visit, then c6
+    assert centre.waiting("dagpenge") == [] and "c4" not in centre.calls
