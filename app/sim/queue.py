@@ -225,6 +225,7 @@ class Queue:
     _seq: int = 0
     generation: int = 0  # bumped on any change to the members or to one of them
     _available: tuple[int, int, int] = (-1, -1, 0)  # (generation, second, count)
+    _by_interface: dict[str, Member] = field(default_factory=dict)  # lower-case interface
 
     @property
     def name(self) -> str:
@@ -241,11 +242,17 @@ class Queue:
         member.owner = self
         self.members.append(member)
         self.members.sort(key=lambda m: (m.bucket, m.seq))
+        self._by_interface.setdefault(member.interface.lower(), member)
+        self.generation += 1
+
+    def remove_member(self, member: Member) -> None:
+        self.members.remove(member)
+        self._by_interface.pop(member.interface.lower(), None)
+        member.owner = None
         self.generation += 1
 
     def member(self, interface: str) -> Member | None:
-        low = interface.lower()
-        return next((m for m in self.members if m.interface.lower() == low), None)
+        return self._by_interface.get(interface.lower())
 
     def position(self, entry: Entry) -> int:
         return self.entries.index(entry) + 1
@@ -282,12 +289,29 @@ class QueueEngine:
         self.device: dict[str, int] = {}
         self.queues: dict[str, Queue] = {}
         self.entries: dict[str, Entry] = {}
+        # Members by lower-case state interface: a device state change finds its members
+        # without a scan of every queue's members (thousands at 100x).
+        self._by_state: dict[str, list[Member]] = {}
         for spec in config.queues:
             q = Queue(spec)
             for m in spec.members:
-                q.add_member(self._new_member(spec, m, now, dynamic=False))
+                self._attach(q, self._new_member(spec, m, now, dynamic=False))
             self.queues[spec.name] = q
         self._ordered = self._order()
+        self._rank = {q.name: i for i, q in enumerate(self._ordered)}
+
+    def _attach(self, q: Queue, member: Member) -> None:
+        q.add_member(member)
+        self._by_state.setdefault(member.state_interface.lower(), []).append(member)
+
+    def _detach(self, q: Queue, member: Member) -> None:
+        q.remove_member(member)
+        key = member.state_interface.lower()
+        group = [m for m in self._by_state.get(key, []) if m is not member]
+        if group:
+            self._by_state[key] = group
+        else:
+            self._by_state.pop(key, None)
 
     # ---------------------------------------------------------------- lookup
     def _order(self) -> list[Queue]:
@@ -315,11 +339,10 @@ class QueueEngine:
                 yield m
 
     def by_state_interface(self, state_interface: str) -> Iterator[Member]:
-        low = state_interface.lower()
-        for q in self._ordered:
-            for m in q.members:
-                if m.state_interface.lower() == low:
-                    yield m
+        """The members on ``state_interface``, in queue iteration order then each queue's
+        member order (bucket, then when added), as app_queue walks them."""
+        found = self._by_state.get(state_interface.lower(), [])
+        yield from sorted(found, key=lambda m: (self._rank[m.queue], m.bucket, m.seq))
 
     def _new_member(self, spec: QueueSpec, m: MemberSpec, now: float, dynamic: bool) -> Member:
         state_if = m.state
@@ -663,7 +686,7 @@ class QueueEngine:
             for other in self.memberships(interface):
                 if other.lastcall > m.lastcall:
                     m.lastcall, m.calls, m.lastqueue = other.lastcall, other.calls, other.lastqueue
-        q.add_member(m)
+        self._attach(q, m)
         return m
 
     def remove_member(self, queue: str, interface: str) -> Member:
@@ -675,9 +698,7 @@ class QueueEngine:
             raise QueueError("EXISTS")
         if not m.dynamic:
             raise QueueError("NOT_DYNAMIC")
-        q.members.remove(m)
-        m.owner = None
-        q.generation += 1
+        self._detach(q, m)
         return m
 
     def pause(
