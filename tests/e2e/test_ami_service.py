@@ -240,6 +240,14 @@ def _cut_at(cap_name: str, marker: bytes) -> tuple[bytes, bytes, str]:
     return data[:i], data[i:], linkedid
 
 
+def core_show_channel(channel: str, uniqueid: str, linkedid: str, duration: str) -> bytes:
+    """One CoreShowChannel list item, as the PBX answers a resync."""
+    return (
+        f"Event: CoreShowChannel\r\nChannel: {channel}\r\nUniqueid: {uniqueid}\r\n"
+        f"Linkedid: {linkedid}\r\nDuration: {duration}"
+    ).encode()
+
+
 async def test_link_cut_mid_call_then_restored_still_records_the_call(
     pg_url: str, tmp_path: Any
 ) -> None:
@@ -247,10 +255,8 @@ async def test_link_cut_mid_call_then_restored_still_records_the_call(
     server = ReplayServer(payloads=[first, rest])
     # On reconnect the PBX still has the call up: resync must keep it going.
     server.list_items["CoreShowChannels"] = [
-        f"Event: CoreShowChannel\r\nChannel: PJSIP/trunk-00000003\r\nUniqueid: {linkedid}\r\n"
-        f"Linkedid: {linkedid}\r\nDuration: 00:00:08".encode(),
-        f"Event: CoreShowChannel\r\nChannel: PJSIP/agent1-00000004\r\nUniqueid: 1795362320.4"
-        f"\r\nLinkedid: {linkedid}\r\nDuration: 00:00:04".encode(),
+        core_show_channel("PJSIP/trunk-00000003", linkedid, linkedid, "00:00:08"),
+        core_show_channel("PJSIP/agent1-00000004", "1795362320.4", linkedid, "00:00:04"),
     ]
     async with server as pbx, service(pg_url, pbx.port, tmp=tmp_path):
         await wait_for(lambda: _logins(pbx, 1))
@@ -413,10 +419,8 @@ async def test_a_service_restart_mid_call_continues_the_call_and_keeps_its_visit
     first, rest = _cut_at_nth("09_blindtransfer", b"Event: AgentConnect", 2)
     server = ReplayServer(payloads=[first, rest])
     server.list_items["CoreShowChannels"] = [
-        f"Event: CoreShowChannel\r\nChannel: PJSIP/trunk-0000000f\r\nUniqueid: {TRANSFER_ID}"
-        f"\r\nLinkedid: {TRANSFER_ID}\r\nDuration: 00:00:12".encode(),
-        f"Event: CoreShowChannel\r\nChannel: PJSIP/agent3-00000011\r\nUniqueid: 1795362481.17"
-        f"\r\nLinkedid: {TRANSFER_ID}\r\nDuration: 00:00:02".encode(),
+        core_show_channel("PJSIP/trunk-0000000f", TRANSFER_ID, TRANSFER_ID, "00:00:12"),
+        core_show_channel("PJSIP/agent3-00000011", "1795362481.17", TRANSFER_ID, "00:00:02"),
     ]
     async with server as pbx:
         await _first_service_until_second_visit(pg_url, pbx, tmp_path)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from app.acd import events as ev
 from app.acd.kpi import CENTRE, DayBook
-from app.acd.replay import KINDS, Replay, UnknownEvent, event_from_log, take
+from app.acd.replay import KINDS, Replay, UnknownEvent, event_from_log, event_of_row, take
 from app.acd.state import CallCentre
 from app.ami.normalise import Normaliser
 from app.ami.parser import AmiFrame, AmiParser
@@ -36,18 +36,6 @@ def logged(event: ev.DomainEvent, n: int = 0) -> SimpleNamespace:
         linkedid=event.linkedid or None,
         uniqueid=event.uniqueid or None,
         data=json.loads(json.dumps(event.data())),
-    )
-
-
-def back(row: SimpleNamespace) -> ev.DomainEvent:
-    return event_from_log(
-        row.kind,
-        at=row.at,
-        pbx=row.pbx,
-        key=row.event_key,
-        linkedid=row.linkedid,
-        uniqueid=row.uniqueid,
-        data=row.data,
     )
 
 
@@ -83,7 +71,7 @@ def test_each_captured_event_comes_back_from_the_log_as_it_was(name: str) -> Non
     events = capture_events(name)
     assert events
     for event in events:
-        assert back(logged(event)) == event
+        assert event_of_row(logged(event)) == event
 
 
 @settings(max_examples=3, deadline=None)
@@ -109,7 +97,7 @@ def test_every_kind_comes_back_from_the_log(data: st.DataObject) -> None:
             event = ev.IvrCallbackAccepted(
                 **{**_fields(event), "number_sealed": None}  # type: ignore[arg-type]
             )
-        assert back(logged(event)) == event, cls.__name__
+        assert event_of_row(logged(event)) == event, cls.__name__
 
 
 def _fields(event: Any) -> dict[str, Any]:
