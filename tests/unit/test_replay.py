@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, timedelta
 from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from app.acd import events as ev
@@ -97,6 +98,9 @@ def test_every_kind_comes_back_from_the_log(data: st.DataObject) -> None:
             event = ev.IvrCallbackAccepted(
                 **{**_fields(event), "number_sealed": None}  # type: ignore[arg-type]
             )
+        # NaN is never equal to itself, so such an event cannot compare equal after any
+        # round trip; no event carries one (estimates are finite or None).
+        assume(not any(isinstance(v, float) and math.isnan(v) for v in _fields(event).values()))
         assert event_of_row(logged(event)) == event, cls.__name__
 
 
