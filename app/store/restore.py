@@ -20,8 +20,12 @@ from app.store.models import Call, CallEvent, DataGap
 
 log = logging.getLogger(__name__)
 
-# Calls open longer than this are not restored (the state machine closes calls it has not
-# heard of for 12 hours as stale anyway); bounds the read on a long-running log.
+# Calls that started longer than this before the log's newest event are not restored (the
+# state machine closes calls it has not heard of for 12 hours as stale anyway); bounds the
+# read on a long-running log. The window is measured back from the PBX's newest logged
+# event, not from the wall clock: a service that was down for a week still finds the calls
+# its previous run left open, and closes them as data gaps instead of leaving them open in
+# the log for ever (and a replayed or old log behaves the same whatever today's date is).
 OPEN_WITHIN = timedelta(days=2)
 MAX_CALLS = 5000
 
@@ -42,13 +46,17 @@ async def open_calls(
     max_calls: int = MAX_CALLS,
 ) -> OpenCalls:
     async with sessions() as session:
+        last_at = (
+            await session.execute(select(func.max(CallEvent.at)).where(CallEvent.pbx == pbx))
+        ).scalar_one_or_none()
+        since = (last_at or now) - within
         linkedids = (
             (
                 await session.execute(
                     select(Call.linkedid)
                     .where(
                         Call.pbx == pbx,
-                        Call.started_at >= now - within,
+                        Call.started_at >= since,
                         Call.ended_at.is_(None),
                     )
                     .order_by(Call.started_at.desc())
@@ -58,9 +66,6 @@ async def open_calls(
             .scalars()
             .all()
         )
-        last_at = (
-            await session.execute(select(func.max(CallEvent.at)).where(CallEvent.pbx == pbx))
-        ).scalar_one_or_none()
         open_gap = (
             await session.execute(
                 select(func.max(DataGap.gap_from)).where(

@@ -3,6 +3,8 @@ the previous run's spill file: the log it replays must be whole."""
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import timedelta
 from pathlib import Path
 
 from app.acd import events as ev
@@ -10,6 +12,8 @@ from app.acd.state import CallCentre
 from app.main import build_runtime
 from app.metrics import Metrics
 from app.settings import load_settings
+from app.store.db import create_engine, session_factory
+from app.store.restore import OPEN_WITHIN, open_calls
 from app.store.writer import EventWriter
 from tests.integration.test_writer import backend_for, table_counts
 from tests.unit.test_restore import capture_events, play
@@ -55,3 +59,52 @@ async def test_a_restart_restores_the_open_call_from_the_spill_file_of_the_previ
     finally:
         for component in reversed(started):
             await component.stop()
+
+
+def _renamed(events: list[ev.DomainEvent], prefix: str, shift: timedelta) -> list[ev.DomainEvent]:
+    """The same call under other ids, ``shift`` earlier."""
+
+    def rid(value: str) -> str:
+        return f"{prefix}{value}" if value else value
+
+    return [
+        dataclasses.replace(
+            e,
+            at=e.at - shift,
+            key=prefix + e.key,
+            linkedid=rid(e.linkedid),
+            uniqueid=rid(e.uniqueid),
+        )
+        for e in events
+    ]
+
+
+async def test_open_calls_are_found_by_the_age_of_the_log_not_by_todays_date(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The window is measured back from the PBX's newest logged event: a service restarted
+    weeks after its log stopped still finds the calls left open (its resync then closes
+    them as data gaps), and a call that started longer ago than the window before the
+    log's end is not read back."""
+    events = capture_events("01_answered")
+    first_hangup = next(i for i, e in enumerate(events) if isinstance(e, ev.ChannelHungUp))
+    talking = events[:first_hangup]
+    recent = play(CallCentre("pbx1"), talking)
+    old = play(CallCentre("pbx1"), _renamed(talking, "old-", OPEN_WITHIN + timedelta(hours=1)))
+    writer = EventWriter(backend_for(db_url), Metrics(), tmp_path / "spill.jsonl")
+    await writer.start()
+    try:
+        writer.submit(old + recent)
+        await writer.drained()
+    finally:
+        await writer.stop()
+    linkedid = next(e.linkedid for e in talking if isinstance(e, ev.ChannelCreated))
+    engine = create_engine(db_url)
+    try:
+        weeks_later = max(e.at for e in talking) + timedelta(days=40)
+        found = await open_calls(session_factory(engine), "pbx1", weeks_later)
+    finally:
+        await engine.dispose()
+    assert {e.linkedid for e in found.events if e.linkedid} == {linkedid}
+    assert len(found.events) == sum(1 for e in talking if e.linkedid == linkedid)
+    assert found.last_event_at == max(e.at for e in talking)
