@@ -24,18 +24,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app import jsoncodec
+
 SECTIONS = ("queues", "agents", "calls")
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def dumps(value: Any) -> bytes:
-    return _encode(value).encode("utf-8")
+dumps = jsoncodec.dumps_bytes
 
 
 def diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
