@@ -22,6 +22,7 @@ import contextlib
 import os
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -147,6 +148,15 @@ def _fake_asterisk(data: bytes, port_out: Any, started_out: Any) -> None:
 
 
 async def _run(data: bytes, frames: int, db: str, expected: int) -> dict[str, Any]:
+    # A spill directory of its own: a file left by an earlier, interrupted run would be
+    # written into this run's database and spoil its counts.
+    with tempfile.TemporaryDirectory(prefix="acd-bench-spill-") as spill_dir:
+        return await _run_in(data, frames, db, expected, spill_dir)
+
+
+async def _run_in(
+    data: bytes, frames: int, db: str, expected: int, spill_dir: str
+) -> dict[str, Any]:
     import multiprocessing as mp
 
     ctx = mp.get_context("fork")
@@ -161,7 +171,7 @@ async def _run(data: bytes, frames: int, db: str, expected: int) -> dict[str, An
         ami_port=port,
         ami_secret="x",
         caller_hash_key="bench-hash-key-0123456789",
-        spill_dir="/tmp/acd-bench-spill",
+        spill_dir=spill_dir,
         agi_port=_free_port(),
         log_level="WARNING",
     )

@@ -3,7 +3,8 @@
 Conventions
 - Every time is a timezone-aware UTC ``datetime`` (``UTCDateTime`` stores it as such on
   SQLite too, where the column type has no zone).
-- JSON columns are JSONB on PostgreSQL and JSON (text) on SQLite.
+- JSON columns are JSONB on PostgreSQL and JSON (text) on SQLite; the event log's ``raw``
+  archive is JSON (text) on both.
 - Primary keys are BIGINT on PostgreSQL; on SQLite they must be INTEGER to be rowid aliases.
 - No column ever holds a caller number in clear: ``*_hash`` is the keyed hash, ``*_display``
   the masked form (see ``app.privacy``). The one exception is ``callbacks.number_sealed``,
@@ -108,7 +109,6 @@ class CallEvent(Base):
         UniqueConstraint("pbx", "event_key"),
         Index("ix_call_events_pbx_linkedid", "pbx", "linkedid"),
         Index("ix_call_events_at", "at"),
-        Index("ix_call_events_kind_at", "kind", "at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -121,7 +121,9 @@ class CallEvent(Base):
     source: Mapped[str] = mapped_column(String(8))  # ami | agi | api | sim
     kind: Mapped[str] = mapped_column(String(48))  # normalised event type
     data: Mapped[dict[str, Any]] = mapped_column(JsonDoc)  # normalised fields
-    raw: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)  # AMI fields, callers hashed
+    # The AMI fields, callers hashed: an archive read back whole, so ``json`` (the text
+    # as written) rather than ``jsonb``, which PostgreSQL would decompose on every insert.
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JSON())
 
 
 class Call(Base):

@@ -47,7 +47,15 @@ class TableSpec:
         return tuple(getattr(record, c) for c in self.conflict)
 
 
-TEXT, TSTZ, FLOAT, INT, BOOL, JSONB = "text", "timestamptz", "float8", "int4", "bool", "jsonb"
+TEXT, TSTZ, FLOAT, INT, BOOL, JSONB, JSON = (
+    "text",
+    "timestamptz",
+    "float8",
+    "int4",
+    "bool",
+    "jsonb",
+    "json",
+)
 NOW = object()  # placeholder in ``extra``: the time of the flush
 EXTRA_TYPES = {"updated_at": TSTZ, "status": TEXT, "attempts": INT, "source": TEXT}
 
@@ -68,7 +76,7 @@ SPECS: tuple[TableSpec, ...] = (
             "source": TEXT,
             "kind": TEXT,
             "data": JSONB,
-            "raw": JSONB,
+            "raw": JSON,
         },
     ),
     TableSpec(

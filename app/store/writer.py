@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import time
@@ -31,15 +30,26 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app import jsoncodec
 from app.acd.records import Record
 from app.components import Health, cancel_tasks
 from app.metrics import Metrics
 from app.store import models
-from app.store.tables import EXTRA_TYPES, NOW, SPECS, TableSpec, decode, encode, spec_of
+from app.store.tables import (
+    EXTRA_TYPES,
+    JSON,
+    JSONB,
+    NOW,
+    SPECS,
+    TableSpec,
+    decode,
+    encode,
+    spec_of,
+)
 
 log = logging.getLogger(__name__)
 
-_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_JSON = jsoncodec.dumps
 
 
 class Backend(Protocol):
@@ -95,8 +105,13 @@ _LINK_SURVEYS = (
 
 _EVENT_SPEC = next(s for s in SPECS if s.table == "call_events")
 _EVENT_COLUMNS = list(_EVENT_SPEC.columns)
-# The bulk of the log goes COPY -> a session-private staging table -> INSERT ... ON CONFLICT
-# (COPY itself cannot skip duplicates); measured ~1.5x the rows/s of an unnest insert.
+# The bulk of the log goes in with COPY, straight into call_events: COPY cannot skip rows
+# that are there already, but that only happens when records are written again (a batch
+# whose commit was not acknowledged, a spill file read back after a crash). Then the batch
+# fails on the unique key, is rolled back whole, and goes again through a session-private
+# staging table and INSERT ... ON CONFLICT DO NOTHING; later batches take that path too
+# until one finds no duplicates. Straight COPY costs PostgreSQL about half of
+# COPY-to-staging plus INSERT ... SELECT (measured in bench/ingest.py).
 _STAGE = "acd_stage_call_events"
 _CREATE_STAGE = (
     f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
@@ -116,6 +131,8 @@ class PostgresBackend:
         self.dsn = url.replace("postgresql+asyncpg://", "postgresql://")
         self.conn: Any = None
         self._sql = {spec: _pg_statement(spec) for spec in SPECS}
+        self.direct = True  # False after a batch met rows already logged (see above)
+        self.retried = 0  # batches written again through the staging table
 
     async def open(self) -> None:
         import asyncpg  # type: ignore[import-untyped]
@@ -131,26 +148,45 @@ class PostgresBackend:
             self.conn = None
 
     async def write(self, groups: dict[TableSpec, list[Any]], now: datetime) -> None:
+        from asyncpg import UniqueViolationError
+
         await self.open()
         try:
-            async with self.conn.transaction():
-                for spec in SPECS:  # calls before surveys, fixed order
-                    rows = groups.get(spec)
-                    if not rows:
-                        continue
-                    if spec is _EVENT_SPEC:
-                        await self._copy_events(rows)
-                        continue
-                    arrays = _columns(spec, rows, now, json_text=True)
-                    await self.conn.execute(self._sql[spec], *arrays)
-                if groups.get(_SURVEY_SPEC):
-                    await self.conn.execute(_LINK_SURVEYS)
+            if self.direct:
+                try:
+                    await self._transaction(groups, now, direct=True)
+                    return
+                except UniqueViolationError as exc:
+                    if getattr(exc, "constraint_name", None) != _EVENT_UNIQUE:
+                        raise
+                    # Rolled back whole; the connection is fine. Write it again, skipping
+                    # what is there.
+                    self.direct = False
+                    self.retried += 1
+            await self._transaction(groups, now, direct=False)
         except BaseException:
             # A connection in an unknown state is not reused.
             await self.close()
             raise
 
-    async def _copy_events(self, rows: list[Any]) -> None:
+    async def _transaction(
+        self, groups: dict[TableSpec, list[Any]], now: datetime, *, direct: bool
+    ) -> None:
+        async with self.conn.transaction():
+            for spec in SPECS:  # calls before surveys, fixed order
+                rows = groups.get(spec)
+                if not rows:
+                    continue
+                if spec is _EVENT_SPEC:
+                    await self._copy_events(rows, direct)
+                    continue
+                arrays = _columns(spec, rows, now, json_text=True)
+                await self.conn.execute(self._sql[spec], *arrays)
+            if groups.get(_SURVEY_SPEC):
+                await self.conn.execute(_LINK_SURVEYS)
+
+    async def _copy_events(self, rows: list[Any], direct: bool) -> None:
+        dumps = _JSON
         records = [
             (
                 r.pbx,
@@ -161,20 +197,27 @@ class PostgresBackend:
                 r.uniqueid,
                 r.source,
                 r.kind,
-                _JSON(r.data),
-                None if r.raw is None else _JSON(r.raw),
+                dumps(r.data),
+                None if r.raw is None else dumps(r.raw),
             )
             for r in rows
         ]
+        if direct:
+            await self.conn.copy_records_to_table(
+                "call_events", records=records, columns=_EVENT_COLUMNS
+            )
+            return
         await self.conn.copy_records_to_table(_STAGE, records=records, columns=_EVENT_COLUMNS)
-        await self.conn.execute(_FROM_STAGE)
+        status = await self.conn.execute(_FROM_STAGE)
+        if status == f"INSERT 0 {len(records)}":
+            self.direct = True  # nothing was there already: back to straight COPY
 
 
 def _columns(spec: TableSpec, rows: list[Any], now: datetime, json_text: bool) -> list[list[Any]]:
     out: list[list[Any]] = []
     for col in spec.columns:
         values = [getattr(r, col) for r in rows]
-        if json_text and spec.pg_types[col] == "jsonb":
+        if json_text and spec.pg_types[col] in (JSONB, JSON):
             values = [None if v is None else _JSON(v) for v in values]
         out.append(values)
     for value in spec.extra.values():
@@ -183,6 +226,7 @@ def _columns(spec: TableSpec, rows: list[Any], now: datetime, json_text: bool) -
 
 
 _SURVEY_SPEC = next(s for s in SPECS if s.table == "survey_responses")
+_EVENT_UNIQUE = "uq_call_events_pbx_event_key"
 
 
 # --------------------------------------------------------------------------------------
@@ -306,7 +350,7 @@ class SpillFile:
             return
         if self._fh is None:
             self._fh = self.path.open("ab")
-        self._fh.write(b"".join(_JSON(encode(r)).encode() + b"\n" for r in records))
+        self._fh.write(b"".join(jsoncodec.dumps_bytes(encode(r)) + b"\n" for r in records))
         self._fh.flush()
         self.pending += len(records)
 
@@ -328,7 +372,7 @@ class SpillFile:
                     break  # a torn last line: its writer died mid-write; it is not ours yet
                 offset += len(line)
                 try:
-                    records.append(decode(json.loads(line)))
+                    records.append(decode(jsoncodec.loads(line)))
                 except (ValueError, KeyError, TypeError):
                     log.error("spill file: skipping an unreadable line at byte %d", offset)
         return records, offset
@@ -516,8 +560,12 @@ class EventWriter:
         size = min(len(self._queue), max(self.batch, min(len(self._queue), self.max_batch)))
         batch = [self._queue[i] for i in range(size)]
         await self._write(batch)
-        for _ in range(size):
-            self._queue.popleft()
+        # While the batch was being written the queue may have filled up and gone to the
+        # spill file whole, this batch with it (written again from there, harmlessly):
+        # then there is nothing left here to take off.
+        if self._queue and self._queue[0] is batch[0]:
+            for _ in range(size):
+                self._queue.popleft()
         self.metrics.store_queue_depth.set(self.depth)
 
     async def _drain_spill(self) -> None:

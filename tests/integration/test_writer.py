@@ -3,7 +3,9 @@ outages (spill file) and restarts."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+import dataclasses
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ from app.acd.records import CallRecord, EventRecord, Record
 from app.metrics import Metrics
 from app.store.db import create_engine, session_factory
 from app.store.models import AgentStateChange, Call, CallEvent, QueueVisit
-from app.store.writer import Backend, EventWriter, PostgresBackend, SqliteBackend
+from app.store.writer import Backend, EventWriter, PostgresBackend, SqliteBackend, _group
 from tests.ami_replay import SCENARIOS, replay_pure
 from tests.conftest import OwnPostgres
 
@@ -85,6 +87,43 @@ async def test_records_land_once_even_when_written_twice(db_url: str, tmp_path: 
     assert rows["1795362472.15"][1:4] == ("answered", "dagpenge", "agent2")
     assert rows["1795362472.15"][7] == "kontanthjaelp"
     assert rows["1795362357.7"][1] == "abandoned"
+
+
+async def test_postgres_copies_straight_and_falls_back_only_for_rows_already_logged(
+    pg_url: str,
+) -> None:
+    """Straight COPY into call_events for new rows; a batch that meets rows already logged
+    (a replay) is rolled back whole and written again through the staging table, and the
+    next clean batch goes back to straight COPY. Each event is stored once."""
+
+    def renamed(records: list[Any], suffix: str) -> list[Any]:
+        return [
+            dataclasses.replace(r, event_key=r.event_key + suffix)
+            for r in records
+            if isinstance(r, EventRecord)
+        ]
+
+    first: list[Record] = replay_pure("01_answered").records  # type: ignore[assignment]
+    records = first + renamed(first, "-b")
+    events = [r for r in records if isinstance(r, EventRecord)]
+    assert len({r.event_key for r in events}) == len(events)
+    backend = PostgresBackend(pg_url)
+    now = datetime.now(UTC)
+    try:
+        await backend.write(_group(first), now)
+        assert backend.direct and backend.retried == 0
+        # The first call again, with another: the COPY fails on the unique key.
+        await backend.write(_group(records), now)
+        assert backend.retried == 1 and not backend.direct
+        assert (await table_counts(pg_url))["events"] == len(events)
+        # A batch of new events only: written staged, found clean, back to straight COPY.
+        await backend.write(_group(renamed(events[:20], "-c")), now)
+        assert backend.direct
+        await backend.write(_group(renamed(events[:20], "-d")), now)
+        assert backend.retried == 1
+        assert (await table_counts(pg_url))["events"] == len(events) + 40
+    finally:
+        await backend.close()
 
 
 async def test_last_state_of_a_call_wins_within_and_across_batches(
@@ -182,6 +221,50 @@ async def test_a_full_queue_spills_instead_of_growing(sqlite_url: str, tmp_path:
     await writer.drained(within=30)
     await writer.stop()
     assert (await table_counts(sqlite_url))["calls"] == len(SCENARIOS)
+
+
+class _Slow:
+    """A real backend whose writes wait for ``release``: the queue fills meanwhile."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.release = asyncio.Event()
+        self.writing = asyncio.Event()
+
+    async def open(self) -> None:
+        await self.inner.open()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def write(self, groups: dict[Any, list[Any]], now: datetime) -> None:
+        self.writing.set()
+        await self.release.wait()
+        await self.inner.write(groups, now)
+
+
+async def test_a_queue_that_spills_while_a_batch_is_written_loses_and_breaks_nothing(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """The queue reaches its bound while a batch is in flight and goes to the spill file,
+    that batch with it; the write then succeeds. Nothing is taken off the queue twice (the
+    writer used to fail here with 'pop from an empty deque'), and every record lands."""
+    records = all_records()
+    backend = _Slow(backend_for(sqlite_url))
+    metrics = Metrics()
+    writer = EventWriter(backend, metrics, tmp_path / "s.jsonl", batch=50, max_queue=200)
+    await writer.start()
+    writer.submit(records[:60])
+    await asyncio.wait_for(backend.writing.wait(), 5)
+    writer.submit(records[60:])  # past max_queue: everything queued goes to the spill file
+    assert writer.spilling
+    backend.release.set()
+    await writer.drained(within=30)
+    await writer.stop()
+    assert metrics.store_errors._value.get() == 0  # type: ignore[attr-defined]
+    counts = await table_counts(sqlite_url)
+    assert counts["events"] == len({r.event_key for r in records if isinstance(r, EventRecord)})
+    assert counts["calls"] == len(SCENARIOS)
 
 
 async def test_stop_with_the_database_down_keeps_everything_in_the_spill_file(
