@@ -36,25 +36,51 @@ class Banner:
     version: str
 
 
-@dataclass(slots=True)
 class AmiFrame:
-    """One AMI message. ``fields`` keeps every line in order (repeated keys too);
-    ``get`` answers the first value of a key (case-sensitive, as Asterisk spells them)."""
+    """One AMI message. ``fields`` gives every line in order (repeated keys too); ``get``
+    answers the first value of a key (case-sensitive, as Asterisk spells them).
 
-    kind: str  # "event" or "response"
-    name: str  # the event name, or the response status (Success, Error, Follows, ...)
-    fields: list[tuple[str, str]]
-    raw: bytes
-    _index: dict[str, str] = field(default_factory=dict, repr=False)
+    The lines are kept as two lists (keys, values) and ``fields`` pairs them on demand:
+    a (key, value) tuple per line was the parser's main cost and, being tracked by the
+    garbage collector, made it collect every few frames."""
+
+    __slots__ = ("_index", "_keys", "_values", "kind", "name", "raw")
+
+    def __init__(
+        self,
+        kind: str,  # "event" or "response"
+        name: str,  # the event name, or the response status (Success, Error, Follows, ...)
+        raw: bytes,
+        index: dict[str, str],
+        keys: list[str],
+        values: list[str],
+    ) -> None:
+        self.kind = kind
+        self.name = name
+        self.raw = raw
+        self._index = index
+        self._keys = keys
+        self._values = values
+
+    @property
+    def fields(self) -> list[tuple[str, str]]:
+        return list(zip(self._keys, self._values, strict=True))
+
+    @property
+    def repeats_keys(self) -> bool:
+        return len(self._index) != len(self._keys)
 
     def get(self, key: str, default: str = "") -> str:
         return self._index.get(key, default)
 
     def getall(self, key: str) -> list[str]:
-        return [v for k, v in self.fields if k == key]
+        return [v for k, v in zip(self._keys, self._values, strict=True) if k == key]
 
     def __contains__(self, key: str) -> bool:
         return key in self._index
+
+    def __repr__(self) -> str:
+        return f"AmiFrame({self.kind}, {self.name!r}, {self.fields!r})"
 
     def as_dict(self) -> dict[str, str]:
         """First value of each key (repeated keys: see ``getall``)."""
@@ -78,37 +104,66 @@ class ParserStats:
 
 
 def parse_frame(raw: bytes) -> AmiFrame | None:
-    """Decode one complete message (without its terminating blank line); None if malformed."""
+    """Decode one complete message (without its terminating blank line); None if malformed.
+
+    Fast path, for lines that each hold exactly one ": " (what Asterisk writes): one split
+    of the text into alternating keys and values, all in C. Anything else (a value with
+    ": " in it, "Key:" without a space, garbage) goes line by line."""
     text = raw.decode("utf-8", errors="replace")
-    fields: list[tuple[str, str]] = []
-    for line in text.split("\r\n"):
-        key, sep, value = line.partition(": ")
-        if sep:
-            fields.append((key, value))
-        elif line:
-            # "Key:" with nothing after it (no space) is a key with an empty value;
-            # anything else without ": " is not AMI.
-            if line[-1] == ":" and " " not in line:
-                fields.append((line[:-1], ""))
-            else:
-                return None
-    if not fields:
+    lines = text.split("\r\n")
+    if text.count(": ") == len(lines) and _every_line_has_separator(lines):
+        parts = text.replace(": ", "\r\n").split("\r\n")
+        keys, values = parts[0::2], parts[1::2]
+    else:
+        split = _split_lines(lines)
+        if split is None:
+            return None
+        keys, values = split
+    if not keys:
         return None
-    first_key, first_value = fields[0]
+    first_key = keys[0]
     if first_key == "Event":
         kind = "event"
     elif first_key == "Response":
         kind = "response"
     else:
         return None
-    if not first_value:
+    name = values[0]
+    if not name:
         return None
-    index = dict(fields)
-    if len(index) != len(fields):  # repeated keys: the first value is the one ``get`` gives
+    index = dict(zip(keys, values, strict=True))
+    if len(index) != len(keys):  # repeated keys: the first value is the one ``get`` gives
         index = {}
-        for key, value in fields:
+        for key, value in zip(keys, values, strict=True):
             index.setdefault(key, value)
-    return AmiFrame(kind=kind, name=first_value, fields=fields, raw=raw, _index=index)
+    return AmiFrame(kind, name, raw, index, keys, values)
+
+
+def _every_line_has_separator(lines: list[str]) -> bool:
+    # With as many ": " as lines, this means exactly one per line.
+    for line in lines:
+        if ": " not in line:
+            return False
+    return True
+
+
+def _split_lines(lines: list[str]) -> tuple[list[str], list[str]] | None:
+    keys: list[str] = []
+    values: list[str] = []
+    for line in lines:
+        key, sep, value = line.partition(": ")
+        if sep:
+            keys.append(key)
+            values.append(value)
+        elif line:
+            # "Key:" with nothing after it (no space) is a key with an empty value;
+            # anything else without ": " is not AMI.
+            if line[-1] == ":" and " " not in line:
+                keys.append(line[:-1])
+                values.append("")
+            else:
+                return None
+    return keys, values
 
 
 # A cheap test on a frame's bytes before decoding it (e.g. "is this VarSet one we keep?").
