@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.ami.normalise import Normaliser
 from app.ami.parser import AmiFrame, AmiParser
-from app.main import build_runtime
+from app.main import build_runtime, settle_heap
 from app.privacy import CallerPrivacy
 from app.settings import load_settings
 from app.store import migrate
@@ -193,6 +193,7 @@ async def _run_in(
     rt.writer.on_commit = on_commit
     for c in rt.components:
         await c.start()
+    settle_heap()  # as the service does once it is up
     try:
         loop = asyncio.get_running_loop()
         started = await asyncio.wait_for(loop.run_in_executor(None, start_rx.recv), 600)

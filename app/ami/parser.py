@@ -141,10 +141,7 @@ def parse_frame(raw: bytes) -> AmiFrame | None:
 
 def _every_line_has_separator(lines: list[str]) -> bool:
     # With as many ": " as lines, this means exactly one per line.
-    for line in lines:
-        if ": " not in line:
-            return False
-    return True
+    return all(": " in line for line in lines)
 
 
 def _split_lines(lines: list[str]) -> tuple[list[str], list[str]] | None:
