@@ -3,8 +3,8 @@
 Conventions
 - Every time is a timezone-aware UTC ``datetime`` (``UTCDateTime`` stores it as such on
   SQLite too, where the column type has no zone).
-- JSON columns are JSONB on PostgreSQL and JSON (text) on SQLite; the event log's ``raw``
-  archive is JSON (text) on both.
+- JSON columns are JSONB on PostgreSQL and JSON (text) on SQLite; the event log's ``data``
+  and ``raw`` are JSON (text) on both.
 - Primary keys are BIGINT on PostgreSQL; on SQLite they must be INTEGER to be rowid aliases.
 - No column ever holds a caller number in clear: ``*_hash`` is the keyed hash, ``*_display``
   the masked form (see ``app.privacy``). The one exception is ``callbacks.number_sealed``,
@@ -120,9 +120,10 @@ class CallEvent(Base):
     uniqueid: Mapped[str | None] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(8))  # ami | agi | api | sim
     kind: Mapped[str] = mapped_column(String(48))  # normalised event type
-    data: Mapped[dict[str, Any]] = mapped_column(JsonDoc)  # normalised fields
-    # The AMI fields, callers hashed: an archive read back whole, so ``json`` (the text
-    # as written) rather than ``jsonb``, which PostgreSQL would decompose on every insert.
+    # The normalised fields, and the AMI fields with callers hashed: both only ever read
+    # back whole, so ``json`` (the text as written) rather than ``jsonb``, which
+    # PostgreSQL would decompose on every insert (migrations 0004, 0005).
+    data: Mapped[dict[str, Any]] = mapped_column(JSON())
     raw: Mapped[dict[str, Any] | None] = mapped_column(JSON())
 
 

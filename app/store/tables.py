@@ -75,7 +75,7 @@ SPECS: tuple[TableSpec, ...] = (
             "uniqueid": TEXT,
             "source": TEXT,
             "kind": TEXT,
-            "data": JSONB,
+            "data": JSON,
             "raw": JSON,
         },
     ),

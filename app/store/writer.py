@@ -50,6 +50,11 @@ from app.store.tables import (
 log = logging.getLogger(__name__)
 
 _JSON = jsoncodec.dumps
+_JSON_BYTES = jsoncodec.dumps_bytes
+
+
+def _as_bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode("utf-8")
 
 
 class Backend(Protocol):
@@ -139,6 +144,15 @@ class PostgresBackend:
 
         if self.conn is None or self.conn.is_closed():
             self.conn = await asyncpg.connect(self.dsn, timeout=5, command_timeout=30)
+            # ``json`` goes over the wire as the UTF-8 bytes orjson makes (the type's
+            # binary form is its text): no decode to str here and encode again in asyncpg.
+            await self.conn.set_type_codec(
+                "json",
+                schema="pg_catalog",
+                encoder=_as_bytes,
+                decoder=jsoncodec.loads,
+                format="binary",
+            )
             await self.conn.execute(_CREATE_STAGE)
 
     async def close(self) -> None:
@@ -186,7 +200,7 @@ class PostgresBackend:
                 await self.conn.execute(_LINK_SURVEYS)
 
     async def _copy_events(self, rows: list[Any], direct: bool) -> None:
-        dumps = _JSON
+        dumps = _JSON_BYTES
         records = [
             (
                 r.pbx,
@@ -217,7 +231,9 @@ def _columns(spec: TableSpec, rows: list[Any], now: datetime, json_text: bool) -
     out: list[list[Any]] = []
     for col in spec.columns:
         values = [getattr(r, col) for r in rows]
-        if json_text and spec.pg_types[col] in (JSONB, JSON):
+        if json_text and spec.pg_types[col] == JSON:
+            values = [None if v is None else _JSON_BYTES(v) for v in values]
+        elif json_text and spec.pg_types[col] == JSONB:
             values = [None if v is None else _JSON(v) for v in values]
         out.append(values)
     for value in spec.extra.values():

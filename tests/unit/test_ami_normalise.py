@@ -213,3 +213,49 @@ def test_list_items_use_name_and_location() -> None:
     e = handler(item, _Ctx("pbx1", NOW, "k", {}, n))
     assert isinstance(e, ev.MemberStatus)
     assert (e.member_name, e.interface, e.paused_reason) == ("Agent One", "PJSIP/agent1", "Møde")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "1795362316.123456",
+        "1795362316.1",
+        "1795362316",
+        "1795362316.",
+        "0.000001",
+        "1795362316.1234567",
+        "1795362316.12a",
+        "x.5",
+        ".5",
+        "",
+        "-1.5",
+    ],
+)
+def test_memoised_timestamp_equals_the_plain_parse(value: str) -> None:
+    n = Normaliser("pbx1", CallerPrivacy(b"k" * 32))
+    # Twice: the second read comes from the memo of whole seconds.
+    assert n.timestamp(value) == parse_timestamp(value)
+    assert n.timestamp(value) == parse_timestamp(value)
+
+
+def test_scrub_hashes_caller_headers_first_seen_in_any_event() -> None:
+    n = Normaliser("pbx1", CallerPrivacy(b"k" * 32))
+    first = parse_frame(b"Event: Newchannel\r\nCallerIDNum: 4520001\r\nData: 4520001234")
+    later = parse_frame(
+        b"Event: BlindTransfer\r\nTransfereeCallerIDNum: 4520001\r\n"
+        b"TransfererConnectedLineName: Anne\r\nExtension: dagpenge"
+    )
+    assert first is not None and later is not None
+    raw = n.scrub(first)
+    assert raw["CallerIDNum"] == n.hash("4520001")
+    assert raw["Data"] == "•"
+    raw = n.scrub(later)
+    assert raw["TransfereeCallerIDNum"] == n.hash("4520001")
+    assert raw["TransfererConnectedLineName"] == n.hash("Anne")
+    assert raw["Extension"] == "dagpenge"
+    assert list(raw) == [
+        "Event",
+        "TransfereeCallerIDNum",
+        "TransfererConnectedLineName",
+        "Extension",
+    ]
