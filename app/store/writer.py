@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import operator
 import os
 import time
 from collections import deque
@@ -162,13 +163,17 @@ class PostgresBackend:
             self.conn = None
 
     async def write(self, groups: dict[TableSpec, list[Any]], now: datetime) -> None:
+        await self.write_rows(encode_rows(groups), now)
+
+    async def write_rows(self, rows: Rows, now: datetime) -> None:
+        """One transaction; ``rows`` as ``encode_rows`` makes them."""
         from asyncpg import UniqueViolationError
 
         await self.open()
         try:
             if self.direct:
                 try:
-                    await self._transaction(groups, now, direct=True)
+                    await self._transaction(rows, now, direct=True)
                     return
                 except UniqueViolationError as exc:
                     if getattr(exc, "constraint_name", None) != _EVENT_UNIQUE:
@@ -177,45 +182,30 @@ class PostgresBackend:
                     # what is there.
                     self.direct = False
                     self.retried += 1
-            await self._transaction(groups, now, direct=False)
+            await self._transaction(rows, now, direct=False)
         except BaseException:
             # A connection in an unknown state is not reused.
             await self.close()
             raise
 
-    async def _transaction(
-        self, groups: dict[TableSpec, list[Any]], now: datetime, *, direct: bool
-    ) -> None:
+    async def _transaction(self, rows: Rows, now: datetime, *, direct: bool) -> None:
         async with self.conn.transaction():
             for spec in SPECS:  # calls before surveys, fixed order
-                rows = groups.get(spec)
-                if not rows:
+                table_rows = rows.get(spec.table)
+                if not table_rows:
                     continue
                 if spec is _EVENT_SPEC:
-                    await self._copy_events(rows, direct)
+                    await self._copy_events(table_rows, direct)
                     continue
-                arrays = _columns(spec, rows, now, json_text=True)
+                n = len(table_rows)
+                arrays: list[Any] = list(zip(*table_rows, strict=True))  # one array a column
+                for value in spec.extra.values():
+                    arrays.append([now if value is NOW else value] * n)
                 await self.conn.execute(self._sql[spec], *arrays)
-            if groups.get(_SURVEY_SPEC):
+            if rows.get(_SURVEY_SPEC.table):
                 await self.conn.execute(_LINK_SURVEYS)
 
-    async def _copy_events(self, rows: list[Any], direct: bool) -> None:
-        dumps = _JSON_BYTES
-        records = [
-            (
-                r.pbx,
-                r.event_key,
-                r.at,
-                r.received_at,
-                r.linkedid,
-                r.uniqueid,
-                r.source,
-                r.kind,
-                dumps(r.data),
-                None if r.raw is None else dumps(r.raw),
-            )
-            for r in rows
-        ]
+    async def _copy_events(self, records: list[tuple[Any, ...]], direct: bool) -> None:
         if direct:
             await self.conn.copy_records_to_table(
                 "call_events", records=records, columns=_EVENT_COLUMNS
@@ -227,18 +217,57 @@ class PostgresBackend:
             self.direct = True  # nothing was there already: back to straight COPY
 
 
-def _columns(spec: TableSpec, rows: list[Any], now: datetime, json_text: bool) -> list[list[Any]]:
-    out: list[list[Any]] = []
-    for col in spec.columns:
-        values = [getattr(r, col) for r in rows]
-        if json_text and spec.pg_types[col] == JSON:
-            values = [None if v is None else _JSON_BYTES(v) for v in values]
-        elif json_text and spec.pg_types[col] == JSONB:
-            values = [None if v is None else _JSON(v) for v in values]
-        out.append(values)
-    for value in spec.extra.values():
-        out.append([now if value is NOW else value] * len(rows))
+# Rows as PostgreSQL is sent them: per table, one tuple a row in the spec's column order,
+# JSON already encoded (``json`` as bytes, ``jsonb`` as text). Plain values only, so they
+# are cheap to pickle across to the writer process (app/store/writer_process.py).
+Rows = dict[str, list[tuple[Any, ...]]]
+
+
+def encode_rows(groups: dict[TableSpec, list[Any]]) -> Rows:
+    out: Rows = {}
+    dumps, dumps_text = _JSON_BYTES, _JSON
+    for spec in SPECS:
+        records = groups.get(spec)
+        if not records:
+            continue
+        if spec is _EVENT_SPEC:
+            out[spec.table] = [
+                (
+                    r.pbx,
+                    r.event_key,
+                    r.at,
+                    r.received_at,
+                    r.linkedid,
+                    r.uniqueid,
+                    r.source,
+                    r.kind,
+                    dumps(r.data),
+                    None if r.raw is None else dumps(r.raw),
+                )
+                for r in records
+            ]
+            continue
+        rows = list(map(_ROW_OF[spec], records))
+        for i, col in enumerate(spec.columns):
+            kind = spec.pg_types[col]
+            if kind in (JSON, JSONB):
+                enc = dumps if kind == JSON else dumps_text
+                rows = [
+                    (*row[:i], None if row[i] is None else enc(row[i]), *row[i + 1 :])
+                    for row in rows
+                ]
+        out[spec.table] = rows
     return out
+
+
+def _row_getter(spec: TableSpec) -> Callable[[Any], tuple[Any, ...]]:
+    get = operator.attrgetter(*spec.columns)
+    if len(spec.columns) == 1:
+        return lambda record: (get(record),)
+    return get
+
+
+_ROW_OF = {spec: _row_getter(spec) for spec in SPECS}
 
 
 _SURVEY_SPEC = next(s for s in SPECS if s.table == "survey_responses")
