@@ -18,7 +18,8 @@ metadata says ``log=False`` (sealed numbers) never reach the log.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import operator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal
@@ -40,8 +41,9 @@ def _json_safe(value: Any) -> Any:
 
 _BASE_FIELDS = frozenset({"at", "pbx", "key", "linkedid", "uniqueid", "raw"})
 _PLAIN = frozenset({str, int, float, bool, type(None)})
-# Per event class: the fields that go into the log (computed once; data() is hot).
-_LOG_FIELDS: dict[type, tuple[str, ...]] = {}
+# Per event class: the fields that go into the log and a getter of their values
+# (computed once; data() is hot).
+_LOG_SHAPE: dict[type, tuple[tuple[str, ...], Callable[[Any], Any]]] = {}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,18 +70,31 @@ class DomainEvent:
         return self.SOURCE
 
     def data(self) -> dict[str, Any]:
-        names = _LOG_FIELDS.get(type(self))
-        if names is None:
-            names = _LOG_FIELDS[type(self)] = tuple(
-                f.name
-                for f in dataclasses.fields(self)
-                if f.name not in _BASE_FIELDS and f.metadata.get("log", True)
-            )
-        out: dict[str, Any] = {}
-        for name in names:
-            value = getattr(self, name)
-            out[name] = value if type(value) in _PLAIN else _json_safe(value)
+        shape = _LOG_SHAPE.get(type(self))
+        if shape is None:
+            shape = _LOG_SHAPE[type(self)] = _log_shape(type(self))
+        names, values_of = shape
+        values = values_of(self)
+        out = dict(zip(names, values, strict=True))
+        for name, value in out.items():
+            if type(value) not in _PLAIN:
+                out[name] = _json_safe(value)  # a value replaced, no key added: safe
         return out
+
+
+def _log_shape(cls: type[DomainEvent]) -> tuple[tuple[str, ...], Callable[[Any], Any]]:
+    """The fields of ``cls`` that go into the log, and one C-level getter of them all."""
+    names = tuple(
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name not in _BASE_FIELDS and f.metadata.get("log", True)
+    )
+    if not names:
+        return names, lambda _event: ()
+    getter = operator.attrgetter(*names)
+    if len(names) == 1:
+        return names, lambda event: (getter(event),)
+    return names, getter
 
 
 # --------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ BANNER_PREFIX = b"Asterisk Call Manager/"
 SEP = b"\r\n\r\n"
 EVENT_PREFIX = b"Event: "
 DEFAULT_MAX_FRAME = 256 * 1024
+MAX_KNOWN_KEYS = 4096  # header names a parser remembers (see parse_frame)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +109,25 @@ class ParserStats:
     skipped: Counter[bytes] = field(default_factory=Counter)  # unwanted events by name
 
 
-def parse_frame(raw: bytes) -> AmiFrame | None:
+def parse_frame(raw: bytes, known: set[str] | None = None) -> AmiFrame | None:
     """Decode one complete message (without its terminating blank line); None if malformed.
 
     Fast path, for lines that each hold exactly one ": " (what Asterisk writes): one split
     of the text into alternating keys and values, all in C. Anything else (a value with
-    ": " in it, "Key:" without a space, garbage) goes line by line."""
+    ": " in it, "Key:" without a space, garbage) goes line by line.
+
+    ``known``: header names met before in frames that passed the line-by-line check (the
+    parser's own, bounded). With as many ": " as lines, the alternating split can only
+    go wrong when one line has none and another two or more; the keys it then gives
+    include a value fragment or the garbage line itself. So when every key is a known
+    header name the split is taken without looking at each line; otherwise the frame is
+    checked line by line and its keys are learnt."""
     text = raw.decode("utf-8", errors="replace")
+    if known is not None and text.count(": ") == text.count("\r\n") + 1:
+        parts = text.replace(": ", "\r\n").split("\r\n")
+        keys = parts[0::2]
+        if known.issuperset(keys):
+            return _frame(raw, keys, parts[1::2])
     lines = text.split("\r\n")
     if text.count(": ") == len(lines) and _every_line_has_separator(lines):
         parts = text.replace(": ", "\r\n").split("\r\n")
@@ -124,6 +137,12 @@ def parse_frame(raw: bytes) -> AmiFrame | None:
         if split is None:
             return None
         keys, values = split
+    if known is not None and len(known) < MAX_KNOWN_KEYS:
+        known.update(keys)
+    return _frame(raw, keys, values)
+
+
+def _frame(raw: bytes, keys: list[str], values: list[str]) -> AmiFrame | None:
     if not keys:
         return None
     first_key = keys[0]
@@ -191,6 +210,7 @@ class AmiParser:
             items = wanted.items() if isinstance(wanted, Mapping) else ((w, None) for w in wanted)
             self._wanted = {name.encode(): pred for name, pred in items}
         self.stats = ParserStats()
+        self._known_keys: set[str] = set()
 
     @property
     def buffered(self) -> int:
@@ -275,7 +295,7 @@ class AmiParser:
             if predicate is not None and not predicate(raw):
                 self.stats.skipped[name] += 1
                 return
-        frame = parse_frame(raw)
+        frame = parse_frame(raw, self._known_keys)
         if frame is None:
             self.stats.malformed += 1
             return

@@ -159,3 +159,33 @@ def test_oversized_frame_arriving_whole_is_dropped_too() -> None:
     out = parser.feed(b"Event: Hangup\r\nData: " + b"x" * 5000 + b"\r\n\r\nEvent: Newstate\r\n\r\n")
     assert [f.name for f in out if isinstance(f, AmiFrame)] == ["Newstate"]
     assert parser.stats.oversized == 1
+
+
+def test_known_header_names_give_the_same_frames_as_the_line_by_line_check() -> None:
+    raw = load_capture("01_answered").raw
+    learnt = AmiParser()
+    first = key(learnt.feed(raw))  # learns the header names
+    assert learnt._known_keys >= {"Event", "Channel", "Uniqueid", "Linkedid"}
+    again = AmiParser()
+    again._known_keys = set(learnt._known_keys)
+    assert key(again.feed(raw)) == first
+
+
+def test_a_garbage_line_beside_a_line_with_two_separators_is_still_malformed() -> None:
+    # As many ": " as lines, but one line has none and one has two: the alternating split
+    # would pair keys with the wrong values. The known names do not cover its keys, so
+    # the frame is checked line by line and refused, however many frames came before.
+    parser = AmiParser()
+    parser.feed(b"Event: Hangup\r\nChannel: a\r\nCause: 16\r\n\r\n")
+    out = parser.feed(b"Event: Hangup\r\nChannel: a: b\r\ngarbage\r\nCause: 16\r\n\r\n")
+    assert out == [] and parser.stats.malformed == 1
+    # A value holding ": " alone is fine (line by line, one key each).
+    out = parser.feed(b"Event: Hangup\r\nChannel: a: b\r\nCause: 16\r\n\r\n")
+    assert [f.get("Channel") for f in out if isinstance(f, AmiFrame)] == ["a: b"]
+
+
+def test_known_header_names_are_bounded() -> None:
+    parser = AmiParser()
+    for i in range(5000):
+        parser.feed(f"Event: X\r\nHeader{i}: v\r\n\r\n".encode())
+    assert len(parser._known_keys) <= 4096 + 2
