@@ -558,6 +558,15 @@ class CallCentre:
         for uid in call.known:
             if self._channel_call.get(uid) == linkedid:
                 del self._channel_call[uid]
+        # Out of the waiting index too: it is pruned when read, but a queue nobody asks
+        # about (one outside the catalogue, or no board running) would keep every call
+        # that ever waited in it.
+        for visit in call.visits:
+            group = self._queued.get(visit.queue)
+            if group is not None:
+                group.pop((linkedid, visit.seq), None)
+                if not group:
+                    del self._queued[visit.queue]
 
     def _end_call(self, call: Call, at: datetime, cause: int | None) -> None:
         if call.ended_at is None:

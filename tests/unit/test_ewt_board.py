@@ -209,3 +209,19 @@ def test_the_waiting_index_agrees_with_a_scan_of_every_call_at_every_step() -> N
         assert est.waiting == len(_scanned(centre, "dagpenge"))
     assert seen[-1] == [("c3", 2), ("c6", 1)]  # c3's second visit, then c6
     assert centre.waiting("dagpenge") == [] and "c4" not in centre.calls
+
+
+def test_the_waiting_index_forgets_evicted_calls_though_nobody_reads_it() -> None:
+    # No board and no menu asks who waits (a queue outside the catalogue, a core without
+    # the live hub): the index must still not keep every call that ever waited.
+    centre, _book, _handle, feed = scenario()
+    for i in range(200):
+        lid = f"x{i}"
+        feed.at(1).arrive(lid)
+        feed.join(lid, "ekstra", position=1)
+        feed.at(2).abandon(lid, "ekstra")
+        feed.hangup(lid)
+        centre.tick(feed.now + timedelta(minutes=5))  # ended calls leave memory
+    indexed = sum(len(group) for group in centre._queued.values())
+    assert indexed <= len(centre.calls), (indexed, len(centre.calls))
+    assert "ekstra" not in centre._queued
