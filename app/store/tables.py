@@ -37,6 +37,9 @@ class TableSpec:
 
     @property
     def columns(self) -> tuple[str, ...]:
+        fields: tuple[str, ...] | None = getattr(self.record, "_fields", None)  # named tuple
+        if fields is not None:
+            return fields
         return tuple(f.name for f in dataclasses.fields(self.record))
 
     @property

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import operator
 import os
@@ -231,20 +232,9 @@ def encode_rows(groups: dict[TableSpec, list[Any]]) -> Rows:
         if not records:
             continue
         if spec is _EVENT_SPEC:
+            # EventRecord is a tuple in column order: the first eight go as they are.
             out[spec.table] = [
-                (
-                    r.pbx,
-                    r.event_key,
-                    r.at,
-                    r.received_at,
-                    r.linkedid,
-                    r.uniqueid,
-                    r.source,
-                    r.kind,
-                    dumps(r.data),
-                    None if r.raw is None else dumps(r.raw),
-                )
-                for r in records
+                (*r[:8], dumps(r.data), None if r.raw is None else dumps(r.raw)) for r in records
             ]
             continue
         rows = list(map(_ROW_OF[spec], records))
@@ -603,7 +593,7 @@ class EventWriter:
 
     async def _flush_queue(self) -> None:
         size = min(len(self._queue), max(self.batch, min(len(self._queue), self.max_batch)))
-        batch = [self._queue[i] for i in range(size)]
+        batch = list(itertools.islice(self._queue, size))  # (deque[i] walks from an end)
         await self._write(batch)
         # While the batch was being written the queue may have filled up and gone to the
         # spill file whole, this batch with it (written again from there, harmlessly):

@@ -4,7 +4,6 @@ outages (spill file) and restarts."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -98,7 +97,7 @@ async def test_postgres_copies_straight_and_falls_back_only_for_rows_already_log
 
     def renamed(records: list[Any], suffix: str) -> list[Any]:
         return [
-            dataclasses.replace(r, event_key=r.event_key + suffix)
+            r._replace(event_key=r.event_key + suffix)
             for r in records
             if isinstance(r, EventRecord)
         ]
