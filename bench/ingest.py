@@ -89,7 +89,9 @@ async def _admin(url: str, sql: str) -> None:
         await conn.close()
 
 
-async def end_to_end(data: bytes, frames: int, server_url: str) -> dict[str, Any]:
+async def end_to_end(
+    data: bytes, frames: int, server_url: str, rate: float = 0.0
+) -> dict[str, Any]:
     from sqlalchemy.engine import make_url
 
     expected = expected_events(data)  # before the clock starts: it is a parse of its own
@@ -102,14 +104,18 @@ async def end_to_end(data: bytes, frames: int, server_url: str) -> dict[str, Any
         # The previous run's rows out of PostgreSQL's buffers before this one starts, so
         # its checkpoint does not land on this run's clock.
         await _admin(server_url, "CHECKPOINT")
-        return await _run(data, frames, db, expected)
+        return await _run(data, frames, db, expected, rate)
     finally:
         await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _fake_asterisk(data: bytes, port_out: Any, started_out: Any) -> None:
+def _fake_asterisk(data: bytes, port_out: Any, started_out: Any, rate: float) -> None:
     """Child process: speaks just enough AMI, then streams ``data`` as fast as TCP takes
-    it, from its own process as a real Asterisk would."""
+    it (``rate`` 0) or at ``rate`` events a second, from its own process as a real
+    Asterisk would."""
+
+    streams: list[object] = []  # the stream is sent once, on the first link (a reconnect
+    # after a missed ping must not send it again)
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"Asterisk Call Manager/11.0.0\r\n")
@@ -132,12 +138,16 @@ def _fake_asterisk(data: bytes, port_out: Any, started_out: Any) -> None:
                     f"{head}EventList: start\r\n\r\nEvent: {done}\r\nActionID: {aid}\r\n"
                     "EventList: Complete\r\nListItems: 0\r\n\r\n".encode()
                 )
-                if action == "CoreShowChannels":
+                if action == "CoreShowChannels" and not streams:
                     await writer.drain()
                     started_out.send(time.perf_counter())
-                    for i in range(0, len(data), CHUNK):
-                        writer.write(data[i : i + CHUNK])
-                        await writer.drain()
+                    if rate > 0:  # the stream beside the actions: pings are answered
+                        streams.append(asyncio.create_task(_paced(writer, data, rate)))
+                    else:
+                        streams.append("sent")
+                        for i in range(0, len(data), CHUNK):
+                            writer.write(data[i : i + CHUNK])
+                            await writer.drain()
             else:
                 writer.write(f"{head}\r\n".encode())
             await writer.drain()
@@ -150,22 +160,37 @@ def _fake_asterisk(data: bytes, port_out: Any, started_out: Any) -> None:
     asyncio.run(main())
 
 
-async def _run(data: bytes, frames: int, db: str, expected: int) -> dict[str, Any]:
+async def _paced(writer: asyncio.StreamWriter, data: bytes, rate: float) -> None:
+    """Whole frames at ``rate`` a second, a slice every 20 ms on an absolute schedule."""
+    frames = data.split(b"\r\n\r\n")[:-1]
+    tick = 0.02
+    per_tick = max(1, round(rate * tick))
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for k, i in enumerate(range(0, len(frames), per_tick)):
+        await asyncio.sleep(max(0.0, start + k * per_tick / rate - loop.time()))
+        writer.write(b"".join(f + b"\r\n\r\n" for f in frames[i : i + per_tick]))
+        await writer.drain()
+
+
+async def _run(
+    data: bytes, frames: int, db: str, expected: int, rate: float = 0.0
+) -> dict[str, Any]:
     # A spill directory of its own: a file left by an earlier, interrupted run would be
     # written into this run's database and spoil its counts.
     with tempfile.TemporaryDirectory(prefix="acd-bench-spill-") as spill_dir:
-        return await _run_in(data, frames, db, expected, spill_dir)
+        return await _run_in(data, frames, db, expected, spill_dir, rate)
 
 
 async def _run_in(
-    data: bytes, frames: int, db: str, expected: int, spill_dir: str
+    data: bytes, frames: int, db: str, expected: int, spill_dir: str, rate: float
 ) -> dict[str, Any]:
     import multiprocessing as mp
 
     ctx = mp.get_context("fork")
     port_rx, port_tx = ctx.Pipe(duplex=False)
     start_rx, start_tx = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_fake_asterisk, args=(data, port_tx, start_tx), daemon=True)
+    child = ctx.Process(target=_fake_asterisk, args=(data, port_tx, start_tx, rate), daemon=True)
     child.start()
     port = port_rx.recv()
     settings = load_settings(
@@ -302,7 +327,16 @@ def main() -> int:
         help="end-to-end runs per stream (a fresh database each); the fastest is reported, "
         "all are listed (a shared 2-core machine varies by some 10%% run to run)",
     )
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="instead: send the filtered stream at this many events a second and report "
+        "the event-to-durable latency and CPU at that load (e.g. 2000, the 100x day)",
+    )
     args = p.parse_args()
+    if args.rate > 0:
+        return paced(args.events, args.rate, args.db)
     goals = {"filtered": 0.5, "unfiltered": 0.25}
     print(
         f"{'stream':<11} {'events':>8} {'MB':>6} {'panoramisk ev/s':>16} "
@@ -343,6 +377,20 @@ def main() -> int:
             f"{1e6 / raw_rate:.1f} us"
         )
     return 1 if failed else 0
+
+
+def paced(events: int, rate: float, db: str) -> int:
+    """The filtered stream at a steady ``rate``: how soon each event is durable."""
+    data, frames = build(events, filtered=True)
+    r = asyncio.run(end_to_end(data, frames, db, rate))
+    print(
+        f"paced at {rate:,.0f} ev/s: {frames:,} events in {r['elapsed']:.1f} s; "
+        f"event-to-durable p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms; "
+        f"lost {r['lost']}; CPU per event: service {r['service_us']:.1f} us, "
+        f"PostgreSQL {r['postgres_us']:.1f} us ({r['service_us'] * rate / 1e4:.1f} % of a "
+        f"core for the service)"
+    )
+    return 1 if r["lost"] else 0
 
 
 if __name__ == "__main__":
