@@ -535,7 +535,7 @@ class Normaliser:
         out = dict(index)
         keys = index.keys()
         if not self._sorted_keys.issuperset(keys):
-            self._sort_keys(keys - self._sorted_keys)
+            self._sort_keys(keys)  # all of them: a full memo is cleared first
         for key in keys & self._caller_keys:
             out[key] = self.hash(out[key])
         for key in keys & _FREE_TEXT_KEYS:
