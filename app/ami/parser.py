@@ -29,7 +29,6 @@ BANNER_PREFIX = b"Asterisk Call Manager/"
 SEP = b"\r\n\r\n"
 EVENT_PREFIX = b"Event: "
 DEFAULT_MAX_FRAME = 256 * 1024
-MAX_KNOWN_KEYS = 4096  # header names a parser remembers (see parse_frame)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,25 +108,18 @@ class ParserStats:
     skipped: Counter[bytes] = field(default_factory=Counter)  # unwanted events by name
 
 
-def parse_frame(raw: bytes, known: set[str] | None = None) -> AmiFrame | None:
+def parse_frame(raw: bytes) -> AmiFrame | None:
     """Decode one complete message (without its terminating blank line); None if malformed.
 
     Fast path, for lines that each hold exactly one ": " (what Asterisk writes): one split
     of the text into alternating keys and values, all in C. Anything else (a value with
     ": " in it, "Key:" without a space, garbage) goes line by line.
 
-    ``known``: header names met before in frames that passed the line-by-line check (the
-    parser's own, bounded). With as many ": " as lines, the alternating split can only
-    go wrong when one line has none and another two or more; the keys it then gives
-    include a value fragment or the garbage line itself. So when every key is a known
-    header name the split is taken without looking at each line; otherwise the frame is
-    checked line by line and its keys are learnt."""
+    Every line is looked at before the fast path is taken: with as many ": " as lines,
+    the alternating split still pairs keys with the wrong values when one line has none
+    and another two, and no cheaper test (not even "every key is a header name seen
+    before") rules that out."""
     text = raw.decode("utf-8", errors="replace")
-    if known is not None and text.count(": ") == text.count("\r\n") + 1:
-        parts = text.replace(": ", "\r\n").split("\r\n")
-        keys = parts[0::2]
-        if known.issuperset(keys):
-            return _frame(raw, keys, parts[1::2])
     lines = text.split("\r\n")
     if text.count(": ") == len(lines) and _every_line_has_separator(lines):
         parts = text.replace(": ", "\r\n").split("\r\n")
@@ -137,8 +129,6 @@ def parse_frame(raw: bytes, known: set[str] | None = None) -> AmiFrame | None:
         if split is None:
             return None
         keys, values = split
-    if known is not None and len(known) < MAX_KNOWN_KEYS:
-        known.update(keys)
     return _frame(raw, keys, values)
 
 
@@ -210,7 +200,6 @@ class AmiParser:
             items = wanted.items() if isinstance(wanted, Mapping) else ((w, None) for w in wanted)
             self._wanted = {name.encode(): pred for name, pred in items}
         self.stats = ParserStats()
-        self._known_keys: set[str] = set()
 
     @property
     def buffered(self) -> int:
@@ -295,7 +284,7 @@ class AmiParser:
             if predicate is not None and not predicate(raw):
                 self.stats.skipped[name] += 1
                 return
-        frame = parse_frame(raw, self._known_keys)
+        frame = parse_frame(raw)
         if frame is None:
             self.stats.malformed += 1
             return
