@@ -558,9 +558,9 @@ class CallCentre:
         for uid in call.known:
             if self._channel_call.get(uid) == linkedid:
                 del self._channel_call[uid]
-        # Out of the waiting index too: it is pruned when read, but a queue nobody asks
-        # about (one outside the catalogue, or no board running) would keep every call
-        # that ever waited in it.
+        # Out of the waiting index too: it is pruned when read, but without a reader (no
+        # board running: tools, tests, a replay) it would keep every call that ever
+        # waited. The pure core stays bounded on its own.
         for visit in call.visits:
             group = self._queued.get(visit.queue)
             if group is not None:
