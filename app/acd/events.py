@@ -18,12 +18,12 @@ metadata says ``log=False`` (sealed numbers) never reach the log.
 from __future__ import annotations
 
 import dataclasses
-import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
+from app.acd.records import tuple_getter
 from app.privacy import Caller
 
 
@@ -83,18 +83,13 @@ class DomainEvent:
 
 
 def _log_shape(cls: type[DomainEvent]) -> tuple[tuple[str, ...], Callable[[Any], Any]]:
-    """The fields of ``cls`` that go into the log, and one C-level getter of them all."""
+    """The fields of ``cls`` that go into the log, and one getter of them all."""
     names = tuple(
         f.name
         for f in dataclasses.fields(cls)
         if f.name not in _BASE_FIELDS and f.metadata.get("log", True)
     )
-    if not names:
-        return names, lambda _event: ()
-    getter = operator.attrgetter(*names)
-    if len(names) == 1:
-        return names, lambda event: (getter(event),)
-    return names, getter
+    return names, tuple_getter(names)
 
 
 # --------------------------------------------------------------------------------------

@@ -7,9 +7,23 @@ the same records, from memory or from the spill file, writes each row exactly on
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
+
+
+def tuple_getter(names: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:
+    """One C-level getter of these attributes, giving a tuple whatever their number
+    (``attrgetter`` of one name gives the bare value). For the hot paths that turn an
+    event or a record into its logged values."""
+    if not names:
+        return lambda _obj: ()
+    get = operator.attrgetter(*names)
+    if len(names) == 1:
+        return lambda obj: (get(obj),)
+    return get
 
 
 class EventRecord(NamedTuple):

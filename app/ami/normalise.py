@@ -42,7 +42,7 @@ _FREE_TEXT_KEYS = frozenset({"AppData", "Command", "Result", "Value", "Data", "M
 _LONG_DIGITS = re.compile(r"\+?\d{6,}")
 _DUP_WINDOW = 65536
 _blake2b = hashlib.blake2b
-_MAX_KEYS = 4096
+_MEMO_SIZE = 4096  # header names and Timestamp seconds remembered
 
 
 def _int(value: str, default: int = 0) -> int:
@@ -543,7 +543,7 @@ class Normaliser:
         return out
 
     def _sort_keys(self, keys: Iterable[str]) -> None:
-        if len(self._sorted_keys) >= _MAX_KEYS:  # bounded, whatever the PBX sends
+        if len(self._sorted_keys) >= _MEMO_SIZE:  # bounded, whatever the PBX sends
             self._sorted_keys.clear()
             self._caller_keys.clear()
         for key in keys:
@@ -574,7 +574,7 @@ class Normaliser:
             base = parse_timestamp(sec)
             if base is None:
                 return None
-            if len(self._seconds) >= _MAX_KEYS:
+            if len(self._seconds) >= _MEMO_SIZE:
                 self._seconds.clear()
             fields = self._seconds[sec] = (
                 base.year,

@@ -117,8 +117,7 @@ def parse_frame(raw: bytes) -> AmiFrame | None:
 
     Every line is looked at before the fast path is taken: with as many ": " as lines,
     the alternating split still pairs keys with the wrong values when one line has none
-    and another two, and no cheaper test (not even "every key is a header name seen
-    before") rules that out."""
+    and another two."""
     text = raw.decode("utf-8", errors="replace")
     lines = text.split("\r\n")
     if text.count(": ") == len(lines) and _every_line_has_separator(lines):
@@ -129,10 +128,6 @@ def parse_frame(raw: bytes) -> AmiFrame | None:
         if split is None:
             return None
         keys, values = split
-    return _frame(raw, keys, values)
-
-
-def _frame(raw: bytes, keys: list[str], values: list[str]) -> AmiFrame | None:
     if not keys:
         return None
     first_key = keys[0]

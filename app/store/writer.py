@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import operator
 import os
 import time
 from collections import deque
@@ -33,7 +32,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import jsoncodec
-from app.acd.records import Record
+from app.acd.records import Record, tuple_getter
 from app.components import Health, cancel_tasks
 from app.metrics import Metrics
 from app.store import models
@@ -164,12 +163,9 @@ class PostgresBackend:
             self.conn = None
 
     async def write(self, groups: dict[TableSpec, list[Any]], now: datetime) -> None:
-        await self.write_rows(encode_rows(groups), now)
-
-    async def write_rows(self, rows: Rows, now: datetime) -> None:
-        """One transaction; ``rows`` as ``encode_rows`` makes them."""
         from asyncpg import UniqueViolationError
 
+        rows = encode_rows(groups)  # once, for the retry through staging too
         await self.open()
         try:
             if self.direct:
@@ -219,8 +215,7 @@ class PostgresBackend:
 
 
 # Rows as PostgreSQL is sent them: per table, one tuple a row in the spec's column order,
-# JSON already encoded (``json`` as bytes, ``jsonb`` as text). Plain values only, so they
-# are cheap to pickle across to the writer process (app/store/writer_process.py).
+# JSON already encoded (``json`` as bytes, ``jsonb`` as text).
 Rows = dict[str, list[tuple[Any, ...]]]
 
 
@@ -250,14 +245,7 @@ def encode_rows(groups: dict[TableSpec, list[Any]]) -> Rows:
     return out
 
 
-def _row_getter(spec: TableSpec) -> Callable[[Any], tuple[Any, ...]]:
-    get = operator.attrgetter(*spec.columns)
-    if len(spec.columns) == 1:
-        return lambda record: (get(record),)
-    return get
-
-
-_ROW_OF = {spec: _row_getter(spec) for spec in SPECS}
+_ROW_OF = {spec: tuple_getter(spec.columns) for spec in SPECS}
 
 
 _SURVEY_SPEC = next(s for s in SPECS if s.table == "survey_responses")

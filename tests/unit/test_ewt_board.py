@@ -212,8 +212,8 @@ def test_the_waiting_index_agrees_with_a_scan_of_every_call_at_every_step() -> N
 
 
 def test_the_waiting_index_forgets_evicted_calls_though_nobody_reads_it() -> None:
-    # No board and no menu asks who waits (a queue outside the catalogue, a core without
-    # the live hub): the index must still not keep every call that ever waited.
+    # No board and no menu asks who waits (a core without the live hub: tools, tests, a
+    # replay): the index must still not keep every call that ever waited.
     centre, _book, _handle, feed = scenario()
     for i in range(200):
         lid = f"x{i}"
