@@ -1,9 +1,12 @@
 # syntax=docker/dockerfile:1
 # ---- build: wheels for the service and its locked dependencies -----------------------
 FROM python:3.11-slim-bookworm AS build
+# gcc for the AMI parser's C speed-up (setup.py); it stays in this stage only.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 RUN python -m venv /opt/acd
-COPY pyproject.toml constraints.txt README.md ./
+COPY pyproject.toml setup.py constraints.txt README.md ./
 COPY app ./app
 RUN /opt/acd/bin/pip install --no-cache-dir --upgrade pip \
  && /opt/acd/bin/pip install --no-cache-dir -c constraints.txt .

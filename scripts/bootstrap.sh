@@ -15,7 +15,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv || die "python venv failed (Debian: apt-get install python3-venv)"
 fi
 _stamp=.venv/.acd-installed${EXTRAS:-}
-_want=$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
+_want=$(cat pyproject.toml constraints.txt setup.py app/ami/_speedups.c | sha256sum | cut -c1-16)
 if [ "$(cat "$_stamp" 2>/dev/null)" != "$_want" ]; then
   say "installing the project and its locked dependencies"
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip

@@ -109,25 +109,11 @@ class ParserStats:
 
 
 def parse_frame(raw: bytes) -> AmiFrame | None:
-    """Decode one complete message (without its terminating blank line); None if malformed.
-
-    Fast path, for lines that each hold exactly one ": " (what Asterisk writes): one split
-    of the text into alternating keys and values, all in C. Anything else (a value with
-    ": " in it, "Key:" without a space, garbage) goes line by line.
-
-    Every line is looked at before the fast path is taken: with as many ": " as lines,
-    the alternating split still pairs keys with the wrong values when one line has none
-    and another two."""
-    text = raw.decode("utf-8", errors="replace")
-    lines = text.split("\r\n")
-    if text.count(": ") == len(lines) and _every_line_has_separator(lines):
-        parts = text.replace(": ", "\r\n").split("\r\n")
-        keys, values = parts[0::2], parts[1::2]
-    else:
-        split = _split_lines(lines)
-        if split is None:
-            return None
-        keys, values = split
+    """Decode one complete message (without its terminating blank line); None if malformed."""
+    split = split_lines(raw)
+    if split is None:
+        return None
+    keys, values, index = split
     if not keys:
         return None
     first_key = keys[0]
@@ -140,36 +126,60 @@ def parse_frame(raw: bytes) -> AmiFrame | None:
     name = values[0]
     if not name:
         return None
+    return AmiFrame(kind, name, raw, index, keys, values)
+
+
+Split = tuple[list[str], list[str], dict[str, str]]
+
+
+def py_split_lines(raw: bytes) -> Split | None:
+    """A message's lines as (keys, values, first value of each key); None if one is not AMI.
+
+    Decoded as UTF-8 with errors="replace", cut into lines at "\\r\\n" and each line at
+    its first ": ". An empty line is skipped; "Key:" (a colon at the end, no space) is a
+    key with an empty value; any other line without ": " makes the message malformed.
+
+    This is the reference: ``app/ami/_speedups.c`` does the same in C and is used when it
+    was built (tests/unit/test_parser_speedups.py holds the two to the same results).
+
+    Fast path, for lines that each hold exactly one ": " (what Asterisk writes): one split
+    of the text into alternating keys and values. Every line is looked at before it is
+    taken: with as many ": " as lines, the alternating split still pairs keys with the
+    wrong values when one line has none and another two."""
+    text = raw.decode("utf-8", errors="replace")
+    lines = text.split("\r\n")
+    if text.count(": ") == len(lines) and all(": " in line for line in lines):
+        parts = text.replace(": ", "\r\n").split("\r\n")
+        keys, values = parts[0::2], parts[1::2]
+    else:
+        keys, values = [], []
+        for line in lines:
+            key, sep, value = line.partition(": ")
+            if sep:
+                keys.append(key)
+                values.append(value)
+            elif line:
+                # "Key:" with nothing after it (no space) is a key with an empty value;
+                # anything else without ": " is not AMI.
+                if line[-1] == ":" and " " not in line:
+                    keys.append(line[:-1])
+                    values.append("")
+                else:
+                    return None
     index = dict(zip(keys, values, strict=True))
     if len(index) != len(keys):  # repeated keys: the first value is the one ``get`` gives
         index = {}
         for key, value in zip(keys, values, strict=True):
             index.setdefault(key, value)
-    return AmiFrame(kind, name, raw, index, keys, values)
+    return keys, values, index
 
 
-def _every_line_has_separator(lines: list[str]) -> bool:
-    # With as many ": " as lines, this means exactly one per line.
-    return all(": " in line for line in lines)
-
-
-def _split_lines(lines: list[str]) -> tuple[list[str], list[str]] | None:
-    keys: list[str] = []
-    values: list[str] = []
-    for line in lines:
-        key, sep, value = line.partition(": ")
-        if sep:
-            keys.append(key)
-            values.append(value)
-        elif line:
-            # "Key:" with nothing after it (no space) is a key with an empty value;
-            # anything else without ": " is not AMI.
-            if line[-1] == ":" and " " not in line:
-                keys.append(line[:-1])
-                values.append("")
-            else:
-                return None
-    return keys, values
+split_lines: Callable[[bytes], Split | None]
+try:
+    from app.ami._speedups import split_lines
+except ImportError:  # no C compiler at install: the same results, in Python
+    split_lines = py_split_lines
+SPEEDUPS = split_lines is not py_split_lines
 
 
 # A cheap test on a frame's bytes before decoding it (e.g. "is this VarSet one we keep?").

@@ -50,6 +50,9 @@ def test_dockerfile_is_multistage_nonroot_with_healthcheck() -> None:
     assert re.search(r"^USER acd$", text, re.M)
     assert re.search(r"^HEALTHCHECK .*", text, re.M) and "/health" in text
     assert re.search(r'^CMD \["acd", "serve"', text, re.M)
+    # The build stage has what setup.py needs to build the parser's C speed-up.
+    build = text.split("\nFROM ")[1]
+    assert re.search(r"^COPY .*\bsetup\.py\b", build, re.M) and "gcc" in build
 
 
 def test_compose_file_has_the_whole_stack_and_no_secrets() -> None:

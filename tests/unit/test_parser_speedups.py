@@ -1,0 +1,107 @@
+"""The C line splitter (app/ami/_speedups.c) against its pure-Python twin."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.ami import parser
+from app.ami.parser import py_split_lines
+from tests.ami_replay import SCENARIOS, load_capture
+
+try:
+    from app.ami._speedups import split_lines as c_split_lines
+except ImportError:  # pragma: no cover - only where the extension could not be built
+    c_split_lines = None
+
+needs_c = pytest.mark.skipif(
+    c_split_lines is None and not os.environ.get("ACD_REQUIRE_SPEEDUPS"),
+    reason="the C extension is not built here (no C compiler at install)",
+)
+
+
+def test_the_extension_is_built_where_the_test_command_requires_it() -> None:
+    # scripts/test.sh sets ACD_REQUIRE_SPEEDUPS where a C compiler is: there, a build that
+    # silently fell back to Python would leave the service at half speed unnoticed.
+    if os.environ.get("ACD_REQUIRE_SPEEDUPS"):
+        assert c_split_lines is not None, "app/ami/_speedups.c was not built; see setup.py"
+        assert parser.SPEEDUPS and parser.split_lines is c_split_lines
+    else:
+        assert parser.SPEEDUPS is (c_split_lines is not None)
+
+
+# Bytes that matter to the splitter, and some that must merely pass through: multi-byte
+# UTF-8 (ø, Æ, €, an emoji), bytes that are not UTF-8 (a lone continuation byte, a cut
+# sequence), NUL, a bare CR or LF.
+_PIECES = [
+    b":",
+    b": ",
+    b" ",
+    b"\r\n",
+    b"\r",
+    b"\n",
+    b"a",
+    b"Key",
+    b"Event",
+    b"\xc3\xb8",
+    b"\xc3\x86",
+    b"\xe2\x82\xac",
+    b"\xf0\x9f\x98\x80",
+    b"\x80",
+    b"\xc3",
+    b"\xff",
+    b"\x00",
+]
+
+
+@needs_c
+@given(st.lists(st.sampled_from(_PIECES), max_size=40))
+@settings(max_examples=2000)
+def test_c_splits_any_bytes_as_python_does(pieces: list[bytes]) -> None:
+    raw = b"".join(pieces)
+    assert c_split_lines is not None
+    assert c_split_lines(raw) == py_split_lines(raw)
+
+
+@needs_c
+@given(st.binary(max_size=200))
+@settings(max_examples=1000)
+def test_c_splits_random_bytes_as_python_does(raw: bytes) -> None:
+    assert c_split_lines is not None
+    assert c_split_lines(raw) == py_split_lines(raw)
+
+
+@needs_c
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_c_splits_every_captured_frame_as_python_does(name: str) -> None:
+    assert c_split_lines is not None
+    frames = load_capture(name).frames
+    assert frames
+    for raw in frames:
+        got = c_split_lines(raw)
+        assert got == py_split_lines(raw)
+
+
+@needs_c
+def test_c_results_in_detail() -> None:
+    assert c_split_lines is not None
+    keys, values, index = c_split_lines(b"Event: X\r\nOutput: 1\r\nOutput: 2\r\nEmpty:\r\n") or (
+        [],
+        [],
+        {},
+    )
+    assert keys == ["Event", "Output", "Output", "Empty"]
+    assert values == ["X", "1", "2", ""]
+    assert index == {"Event": "X", "Output": "1", "Empty": ""}
+    assert c_split_lines(b"Event: X\r\nnot ami\r\n") is None
+    assert c_split_lines(b"Event: S\xc3\xb8ren \xc3\x86r\xc3\xb8") == (
+        ["Event"],
+        ["Søren Ærø"],
+        {"Event": "Søren Ærø"},
+    )
+    assert c_split_lines(b"") == ([], [], {})
+    with pytest.raises(TypeError):
+        c_split_lines("Event: X")  # type: ignore[arg-type]
