@@ -43,7 +43,7 @@ _BASE_FIELDS = frozenset({"at", "pbx", "key", "linkedid", "uniqueid", "raw"})
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 # Per event class: the fields that go into the log and a getter of their values
 # (computed once; data() is hot).
-_LOG_SHAPE: dict[type, tuple[tuple[str, ...], Callable[[Any], Any]]] = {}
+_LOG_SHAPE: dict[type, tuple[tuple[str, ...], Callable[[Any], Any], tuple[str, ...]]] = {}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,23 +73,42 @@ class DomainEvent:
         shape = _LOG_SHAPE.get(type(self))
         if shape is None:
             shape = _LOG_SHAPE[type(self)] = _log_shape(type(self))
-        names, values_of = shape
-        values = values_of(self)
-        out = dict(zip(names, values, strict=True))
-        for name, value in out.items():
+        names, values_of, loose = shape
+        out = dict(zip(names, values_of(self), strict=True))
+        for name in loose:  # only fields not declared plain can hold anything else
+            value = out[name]
             if type(value) not in _PLAIN:
                 out[name] = _json_safe(value)  # a value replaced, no key added: safe
         return out
 
 
-def _log_shape(cls: type[DomainEvent]) -> tuple[tuple[str, ...], Callable[[Any], Any]]:
-    """The fields of ``cls`` that go into the log, and one getter of them all."""
-    names = tuple(
-        f.name
+def _log_shape(
+    cls: type[DomainEvent],
+) -> tuple[tuple[str, ...], Callable[[Any], Any], tuple[str, ...]]:
+    """The fields of ``cls`` that go into the log, one getter of them all, and those of
+    them whose declared type is not plain (str, int, float, bool, a Literal of strings,
+    or one of those or None): only these can need ``_json_safe`` (mypy strict holds the
+    rest to their declared types)."""
+    fields = [
+        f
         for f in dataclasses.fields(cls)
         if f.name not in _BASE_FIELDS and f.metadata.get("log", True)
+    ]
+    names = tuple(f.name for f in fields)
+    loose = tuple(f.name for f in fields if not _declared_plain(f.type))
+    return names, tuple_getter(names), loose
+
+
+_PLAIN_NAMES = frozenset({"str", "int", "float", "bool", "None"})
+
+
+def _declared_plain(annotation: object) -> bool:
+    if not isinstance(annotation, str):  # ``from __future__ import annotations``: text
+        return False
+    return all(
+        part in _PLAIN_NAMES or (part.startswith("Literal[") and "(" not in part)
+        for part in (p.strip() for p in annotation.split("|"))
     )
-    return names, tuple_getter(names)
 
 
 # --------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -278,3 +279,47 @@ def test_callers_are_hashed_still_after_the_header_memo_is_full() -> None:
     raw = n.scrub(frame)
     assert raw["CallerIDNum"] == n.hash("4520001")
     assert "4520001" not in json.dumps(n.scrub(seen))
+
+
+def _all_event_classes() -> list[type[ev.DomainEvent]]:
+    out: list[type[ev.DomainEvent]] = []
+    todo: list[type[ev.DomainEvent]] = [ev.DomainEvent]
+    while todo:
+        cls = todo.pop()
+        out.append(cls)
+        todo.extend(cls.__subclasses__())
+    return out
+
+
+def test_only_fields_declared_plain_skip_the_json_safe_check() -> None:
+    # data() converts only the fields whose declared type is not plain; a field declared
+    # as a Caller, a datetime, a tuple or a model must always be among them.
+    plain = {"str", "int", "float", "bool", "str | None", "int | None", "float | None"}
+    for cls in _all_event_classes():
+        names, _, loose = ev._log_shape(cls)
+        for field in dataclasses.fields(cls):
+            if field.name not in names:
+                continue
+            declared = str(field.type)
+            if declared in plain or declared.startswith("Literal['"):
+                assert field.name not in loose, (cls.__name__, field.name)
+            else:
+                assert field.name in loose, (cls.__name__, field.name, declared)
+    assert "caller" in ev._log_shape(ev.ChannelCreated)[2]
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_logged_data_is_every_field_made_json_safe(name: str) -> None:
+    # The reference: every logged field through _json_safe, whatever its declared type.
+    normaliser = Normaliser("pbx1", CallerPrivacy(KEY))
+    events = [
+        e
+        for f in AmiParser().feed(load_capture(name).raw)
+        if isinstance(f, AmiFrame) and (e := normaliser.normalise(f, NOW)) is not None
+    ]
+    assert events
+    for event in events:
+        names = ev._log_shape(type(event))[0]
+        expected = {n: ev._json_safe(getattr(event, n)) for n in names}
+        assert event.data() == expected
+        json.dumps(event.data())  # and it is JSON
