@@ -78,9 +78,11 @@ if ! python scripts/services.py probe-redis "$ACD_TEST_REDIS_URL"; then
 fi
 
 # ---- 4. lint, types, tests ------------------------------------------------------------
-# Where a C compiler is, the parser's C speed-up must have been built (setup.py makes it
-# optional so that an install elsewhere still works); a test checks it.
-if command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1; then
+# Where a C compiler and the Python headers are, the parser's C speed-up must have been
+# built (setup.py makes it optional so that an install elsewhere still works); a test
+# checks it.
+if { command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1; } &&
+   python -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then
   export ACD_REQUIRE_SPEEDUPS=1
 fi
 say "ruff"
