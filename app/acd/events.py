@@ -40,7 +40,7 @@ def _json_safe(value: Any) -> Any:
 
 
 _BASE_FIELDS = frozenset({"at", "pbx", "key", "linkedid", "uniqueid", "raw"})
-_PLAIN = frozenset({str, int, float, bool, type(None)})
+_PLAIN: frozenset[type] = frozenset({str, int, float, bool, type(None)})
 # Per event class: the fields that go into the log and a getter of their values
 # (computed once; data() is hot).
 _LOG_SHAPE: dict[type, tuple[tuple[str, ...], Callable[[Any], Any], tuple[str, ...]]] = {}
@@ -99,7 +99,7 @@ def _log_shape(
     return names, tuple_getter(names), loose
 
 
-_PLAIN_NAMES = frozenset({"str", "int", "float", "bool", "None"})
+_PLAIN_NAMES = frozenset(t.__name__ for t in _PLAIN if t is not type(None)) | {"None"}
 
 
 def _declared_plain(annotation: object) -> bool:

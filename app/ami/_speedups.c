@@ -1,5 +1,5 @@
 /* The AMI parser's line splitter in C: the same result as app/ami/parser.py's
- * ``split_lines`` (its pure-Python twin, which stays the reference and the fallback).
+ * ``py_split_lines`` (its pure-Python twin, which stays the reference and the fallback).
  *
  *     split_lines(raw: bytes) -> tuple[list[str], list[str], dict[str, str]] | None
  *

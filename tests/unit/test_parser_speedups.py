@@ -88,14 +88,11 @@ def test_c_splits_every_captured_frame_as_python_does(name: str) -> None:
 @needs_c
 def test_c_results_in_detail() -> None:
     assert c_split_lines is not None
-    keys, values, index = c_split_lines(b"Event: X\r\nOutput: 1\r\nOutput: 2\r\nEmpty:\r\n") or (
-        [],
-        [],
-        {},
+    assert c_split_lines(b"Event: X\r\nOutput: 1\r\nOutput: 2\r\nEmpty:\r\n") == (
+        ["Event", "Output", "Output", "Empty"],
+        ["X", "1", "2", ""],
+        {"Event": "X", "Output": "1", "Empty": ""},
     )
-    assert keys == ["Event", "Output", "Output", "Empty"]
-    assert values == ["X", "1", "2", ""]
-    assert index == {"Event": "X", "Output": "1", "Empty": ""}
     assert c_split_lines(b"Event: X\r\nnot ami\r\n") is None
     assert c_split_lines(b"Event: S\xc3\xb8ren \xc3\x86r\xc3\xb8") == (
         ["Event"],
