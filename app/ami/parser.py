@@ -210,7 +210,7 @@ class AmiParser:
     def buffered(self) -> int:
         return len(self._buf)
 
-    def feed(self, data: bytes) -> list[Banner | AmiFrame]:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Banner | AmiFrame]:
         out: list[Banner | AmiFrame] = []
         buf = self._buf
         buf += data
