@@ -1,10 +1,11 @@
 """From events to state, records and metrics: the one path every producer feeds.
 
 AMI frames (normalised here), IVR events (from FastAGI sessions, through ``Runtime.emit``)
-and API events all go through ``Pipeline.on_event`` into the ``CallCentre``; after each
-read from the AMI socket (and soon after other events) ``flush`` hands what changed to the
-event writer and counts the metrics. Nothing here awaits on the hot path: the writer's
-``submit`` only enqueues, so the AMI socket is drained however slow the database is.
+and API events all go through ``Pipeline.on_event`` into the ``CallCentre``; after reads
+from the AMI socket (at most every ``FLUSH_EVERY``) and soon after other events, ``flush``
+hands what changed to the event writer and counts the metrics. Nothing here awaits on
+the hot path: the writer's ``submit`` only enqueues, so the AMI socket is drained however
+slow the database is.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +37,10 @@ _MAX_EVENT_LABELS = 300
 _QUEUE_LABEL = re.compile(r"[a-z][a-z0-9_]{1,40}")
 _MAX_QUEUE_LABELS = 100
 RESTORE_TIMEOUT = 10.0  # seconds the start waits for the log (the database may be down)
+# After reads from the AMI socket, a flush at most this often: a burst arrives as many
+# small reads (app/ami/link.py READ_SIZE), and each flush costs a fixed part (a record of
+# every call touched, the metric labels, the live figures' hooks) besides its events.
+FLUSH_EVERY = 0.01  # seconds
 
 
 class Pipeline:
@@ -60,6 +66,8 @@ class Pipeline:
         self.clock = clock
         self.tick_interval = tick_interval
         self._flush_scheduled = False
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._last_flush = 0.0  # time.monotonic() of the last flush
         self._event_labels: set[str] = set()
         self._ticker: asyncio.Task[None] | None = None
         # PBX clock minus ours (from Timestamp headers): the state machine runs on PBX
@@ -107,6 +115,27 @@ class Pipeline:
             with contextlib.suppress(RuntimeError):  # no loop: the caller flushes
                 asyncio.get_running_loop().call_soon(self.flush)
 
+    def after_read(self) -> None:
+        """After a read from the AMI socket: flush now, or, when the last flush was under
+        ``FLUSH_EVERY`` ago, once when that has passed (a burst of reads is flushed every
+        ``FLUSH_EVERY``, a quiet line at once)."""
+        if self._flush_timer is not None:
+            return  # one is due already
+        wait = self._last_flush + FLUSH_EVERY - time.monotonic()
+        if wait <= 0:
+            self.flush()
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a test feeding frames by hand): at once
+            self.flush()
+            return
+        self._flush_timer = loop.call_later(wait, self._timed_flush)
+
+    def _timed_flush(self) -> None:
+        self._flush_timer = None
+        self.flush()
+
     def _apply(self, event: ev.DomainEvent, received: datetime) -> None:
         self.centre.apply(event, received)
         for listener in self.listeners:
@@ -146,13 +175,14 @@ class Pipeline:
 
     def flush(self) -> None:
         self._flush_scheduled = False
+        self._last_flush = time.monotonic()
         if self._frame_counts:
             for name, count in self._frame_counts.items():
                 self.metrics.ami_events.labels(self._label(name)).inc(count)
             self._frame_counts = {}
         last, received = self._last_event, self._last_received
         if last is not None and received is not None:
-            # One lag sample per read from the socket: the newest event's.
+            # One lag sample per flush: the newest event's.
             self.skew = last.at - received
             lag = -self.skew.total_seconds()
             if lag >= 0:
@@ -189,6 +219,9 @@ class Pipeline:
 
     async def stop(self) -> None:
         await cancel_tasks(self._ticker)
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
         self.flush()
 
     async def check(self) -> Health:
