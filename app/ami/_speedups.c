@@ -17,6 +17,47 @@
 
 static PyObject *empty_str;
 
+/* Header names, and short values, recur in every frame ("Channel", "Uniqueid", "call,all",
+ * "dagpenge"). A small table remembers the last string made for each slot: a name or
+ * value already there is reused (no new object, its hash already known, and interned, so
+ * the service's ``frame.get("Channel")`` matches it by identity). A slot that holds some
+ * other string is simply overwritten. Only 1-byte text (ASCII or Latin-1) goes through
+ * it; the result is the same string either way, only its identity differs. */
+#define CACHE_SLOTS 1024
+#define CACHE_MAX_LEN 32
+static PyObject *cache[CACHE_SLOTS];
+
+static PyObject *
+substring(PyObject *text, const Py_UCS1 *data1, Py_ssize_t start, Py_ssize_t end)
+{
+    Py_ssize_t len = end - start;
+    if (data1 == NULL || len > CACHE_MAX_LEN) {
+        return PyUnicode_Substring(text, start, end);
+    }
+    /* FNV-1a over the characters and the length */
+    uint32_t h = 2166136261u ^ (uint32_t)len;
+    for (Py_ssize_t i = start; i < end; i++) {
+        h = (h ^ data1[i]) * 16777619u;
+    }
+    PyObject **slot = &cache[h & (CACHE_SLOTS - 1)];
+    PyObject *hit = *slot;
+    if (hit != NULL && PyUnicode_GET_LENGTH(hit) == len &&
+        PyUnicode_KIND(hit) == PyUnicode_1BYTE_KIND &&
+        memcmp(PyUnicode_1BYTE_DATA(hit), data1 + start, (size_t)len) == 0) {
+        return Py_NewRef(hit);
+    }
+    PyObject *made = PyUnicode_Substring(text, start, end);
+    if (made == NULL) {
+        return NULL;
+    }
+    if (PyUnicode_KIND(made) != PyUnicode_1BYTE_KIND) {
+        return made; /* not expected from 1-byte text; never cached */
+    }
+    PyUnicode_InternInPlace(&made);
+    Py_XSETREF(*slot, Py_NewRef(made));
+    return made;
+}
+
 static PyObject *
 split_lines(PyObject *module, PyObject *arg)
 {
@@ -39,6 +80,7 @@ split_lines(PyObject *module, PyObject *arg)
     }
     const int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
+    const Py_UCS1 *data1 = kind == PyUnicode_1BYTE_KIND ? (const Py_UCS1 *)data : NULL;
     const Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     Py_ssize_t start = 0;
     while (start <= n) {
@@ -64,11 +106,11 @@ split_lines(PyObject *module, PyObject *arg)
             PyObject *key;
             PyObject *value;
             if (sep >= 0) {
-                key = PyUnicode_Substring(text, start, sep);
-                value = PyUnicode_Substring(text, sep + 2, end);
+                key = substring(text, data1, start, sep);
+                value = substring(text, data1, sep + 2, end);
             }
             else if (PyUnicode_READ(kind, data, end - 1) == ':' && !space) {
-                key = PyUnicode_Substring(text, start, end - 1);
+                key = substring(text, data1, start, end - 1);
                 value = Py_NewRef(empty_str);
             }
             else {

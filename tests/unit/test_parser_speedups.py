@@ -102,3 +102,22 @@ def test_c_results_in_detail() -> None:
     assert c_split_lines(b"") == ([], [], {})
     with pytest.raises(TypeError):
         c_split_lines("Event: X")  # type: ignore[arg-type]
+
+
+@needs_c
+def test_c_reuses_recurring_names_and_short_values_and_stays_exact_past_its_table() -> None:
+    assert c_split_lines is not None
+    first = c_split_lines(b"Event: Hangup\r\nChannel: PJSIP/agent1-00000001\r\nCause: 16")
+    second = c_split_lines(b"Event: Hangup\r\nChannel: PJSIP/agent1-00000001\r\nCause: 17")
+    assert first is not None and second is not None
+    # The same name or short value is the same (interned) object, frame after frame.
+    assert all(a is b for a, b in zip(first[0], second[0], strict=True))
+    assert first[1][1] is second[1][1] and first[0][0] is "Event"  # noqa: F632
+    # Far more distinct names and values than the table has slots, in 1-byte text with
+    # and without Latin-1 letters, some longer than the cached length: every one exact.
+    for i in range(5000):
+        raw = (
+            f"Event: E{i}\r\nKey{i % 3000}: v{i * 7919 % 4001}\r\n"
+            f"N\u00e6vn{i % 50}: {'x' * (i % 40)}\u00f8\r\nLong: {'y' * 33}{i}"
+        ).encode()
+        assert c_split_lines(raw) == py_split_lines(raw), raw
