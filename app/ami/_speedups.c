@@ -1,5 +1,7 @@
-/* The AMI parser's line splitter in C: the same result as app/ami/parser.py's
- * ``py_split_lines`` (its pure-Python twin, which stays the reference and the fallback).
+/* The AMI hot path's two text loops in C: the parser's line splitter (the same result as
+ * app/ami/parser.py's ``py_split_lines``) and the normaliser's scrub (as
+ * app/ami/normalise.py's ``py_scrub``). The pure-Python twins stay the reference and the
+ * fallback.
  *
  *     split_lines(raw: bytes) -> tuple[list[str], list[str], dict[str, str]] | None
  *
@@ -144,16 +146,133 @@ done:
     return result;
 }
 
+/* scrub(index, hash, mask, free_text) -> dict: app/ami/normalise.py's ``py_scrub`` (its
+ * twin and reference). A copy of ``index`` in which the value of every key ending in
+ * CallerIDNum, CallerIDName, ConnectedLineNum or ConnectedLineName is ``hash(value)``,
+ * and the value of every key in ``free_text`` that has six or more decimal digits in a
+ * row (what the mask's pattern needs to match) is ``mask(value)``. */
+static const char *caller_suffixes[] = {"CallerIDNum", "CallerIDName", "ConnectedLineNum",
+                                        "ConnectedLineName"};
+static PyObject *caller_suffix_strs[4];
+
+static int
+is_caller_key(PyObject *key)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(key);
+    if (n < 11) {
+        return 0;
+    }
+    Py_UCS4 last = PyUnicode_READ_CHAR(key, n - 1);
+    if (last != 'm' && last != 'e') {
+        return 0;
+    }
+    if (PyUnicode_KIND(key) == PyUnicode_1BYTE_KIND) {
+        const Py_UCS1 *data = PyUnicode_1BYTE_DATA(key);
+        for (int i = 0; i < 4; i++) {
+            size_t len = strlen(caller_suffixes[i]);
+            if ((size_t)n >= len && memcmp(data + n - len, caller_suffixes[i], len) == 0) {
+                return 1;
+            }
+        }
+        return 0;
+    }
+    for (int i = 0; i < 4; i++) {
+        Py_ssize_t r = PyUnicode_Tailmatch(key, caller_suffix_strs[i], 0, n, 1);
+        if (r != 0) {
+            return (int)r; /* 1, or -1 with an error set */
+        }
+    }
+    return 0;
+}
+
+static int
+has_digit_run(PyObject *value)
+{
+    const int kind = PyUnicode_KIND(value);
+    const void *data = PyUnicode_DATA(value);
+    const Py_ssize_t n = PyUnicode_GET_LENGTH(value);
+    Py_ssize_t run = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (Py_UNICODE_ISDECIMAL(PyUnicode_READ(kind, data, i))) {
+            if (++run >= 6) {
+                return 1;
+            }
+        }
+        else {
+            run = 0;
+        }
+    }
+    return 0;
+}
+
+static PyObject *
+scrub(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 4 || !PyDict_Check(args[0]) || !PyAnySet_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "scrub(index: dict, hash, mask, free_text: set)");
+        return NULL;
+    }
+    PyObject *index = args[0], *hash = args[1], *mask = args[2], *free_text = args[3];
+    PyObject *out = PyDict_Copy(index);
+    if (out == NULL) {
+        return NULL;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(index, &pos, &key, &value)) {
+        if (!PyUnicode_Check(key) || !PyUnicode_Check(value)) {
+            PyErr_SetString(PyExc_TypeError, "scrub() takes str keys and values");
+            goto fail;
+        }
+        PyObject *fn = NULL;
+        int caller = is_caller_key(key);
+        if (caller < 0) {
+            goto fail;
+        }
+        if (caller) {
+            fn = hash;
+        }
+        else {
+            int free_key = PySet_Contains(free_text, key);
+            if (free_key < 0) {
+                goto fail;
+            }
+            if (free_key && has_digit_run(value)) {
+                fn = mask;
+            }
+        }
+        if (fn != NULL) {
+            PyObject *replaced = PyObject_CallOneArg(fn, value);
+            if (replaced == NULL) {
+                goto fail;
+            }
+            int failed = PyDict_SetItem(out, key, replaced) < 0;
+            Py_DECREF(replaced);
+            if (failed) {
+                goto fail;
+            }
+        }
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"split_lines", split_lines, METH_O,
      "split_lines(raw: bytes) -> (keys, values, index) | None: one AMI message's lines."},
+    {"scrub", (PyCFunction)(void (*)(void))scrub, METH_FASTCALL,
+     "scrub(index, hash, mask, free_text) -> dict: the frame's fields for the log."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
     .m_name = "app.ami._speedups",
-    .m_doc = "C version of the AMI parser's line splitter (see app/ami/parser.py).",
+    .m_doc = "C versions of the AMI parser's line splitter (app/ami/parser.py) and the "
+             "normaliser's scrub (app/ami/normalise.py).",
     .m_size = -1,
     .m_methods = methods,
 };
@@ -164,6 +283,12 @@ PyInit__speedups(void)
     empty_str = PyUnicode_FromStringAndSize("", 0);
     if (empty_str == NULL) {
         return NULL;
+    }
+    for (int i = 0; i < 4; i++) {
+        caller_suffix_strs[i] = PyUnicode_FromString(caller_suffixes[i]);
+        if (caller_suffix_strs[i] == NULL) {
+            return NULL;
+        }
     }
     return PyModule_Create(&module_def);
 }

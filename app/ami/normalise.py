@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -42,7 +43,7 @@ _FREE_TEXT_KEYS = frozenset({"AppData", "Command", "Result", "Value", "Data", "M
 _LONG_DIGITS = re.compile(r"\+?\d{6,}")
 _DUP_WINDOW = 65536
 _blake2b = hashlib.blake2b
-_MEMO_SIZE = 4096  # header names and Timestamp seconds remembered
+_MEMO_SIZE = 4096  # Timestamp seconds remembered
 
 
 def _int(value: str, default: int = 0) -> int:
@@ -474,6 +475,40 @@ WANTED_EVENTS: dict[str, RawPredicate | None] = dict.fromkeys(HANDLERS)
 WANTED_EVENTS["VarSet"] = _kept_varset
 
 
+def _mask_text(value: str) -> str:
+    return _LONG_DIGITS.sub("•", value)
+
+
+def py_scrub(
+    index: Mapping[str, str],
+    hash: Callable[[str], str],
+    mask: Callable[[str], str],
+    free_text: AbstractSet[str],
+) -> dict[str, str]:
+    """A frame's fields (one value a key) for the log: a copy with each caller number or
+    name (a key ending in one of ``_CALLER_KEYS``) replaced by ``hash`` of it, and each
+    free-text value (a key in ``free_text``) by ``mask`` of it. The reference for the C
+    ``scrub`` (app/ami/_speedups.c), which calls ``mask`` only where a value has six
+    digits in a row, the least ``_LONG_DIGITS`` matches."""
+    out = dict(index)
+    for key, value in index.items():
+        if key.endswith(_CALLER_KEYS):
+            out[key] = hash(value)
+        elif key in free_text:
+            out[key] = mask(value)
+    return out
+
+
+scrub_index: Callable[
+    [dict[str, str], Callable[[str], str], Callable[[str], str], AbstractSet[str]],
+    dict[str, str],
+]
+try:
+    from app.ami._speedups import scrub as scrub_index
+except ImportError:  # no C compiler at install: the same results, in Python
+    scrub_index = py_scrub
+
+
 class Normaliser:
     def __init__(self, pbx: str, privacy: CallerPrivacy) -> None:
         self.pbx = pbx
@@ -481,8 +516,6 @@ class Normaliser:
         self._seen: dict[str, int] = {}
         self._hashes: dict[str, str] = {}  # caller number/name -> keyed hash (bounded)
         self._callers: dict[str, Caller] = {}  # caller number -> Caller (bounded)
-        self._sorted_keys: set[str] = set()  # header names seen (bounded)
-        self._caller_keys: set[str] = set()  # those of them that hold a caller number/name
         # Timestamp seconds -> (year, month, day, hour, minute, second) in UTC (bounded)
         self._seconds: dict[str, tuple[int, int, int, int, int, int]] = {}
         self.dropped = 0  # frames in the table whose content is not kept (most VarSet)
@@ -529,27 +562,8 @@ class Normaliser:
         if frame.repeats_keys:
             return self._scrub_lines(frame)
         # One key each (every event Asterisk sends): a copy of the frame's index with the
-        # few sensitive values replaced; the headers are sorted into caller / free text /
-        # other once per name ever seen, with set operations in C.
-        index = frame.index
-        out = dict(index)
-        keys = index.keys()
-        if not self._sorted_keys.issuperset(keys):
-            self._sort_keys(keys)  # all of them: a full memo is cleared first
-        for key in keys & self._caller_keys:
-            out[key] = self.hash(out[key])
-        for key in keys & _FREE_TEXT_KEYS:
-            out[key] = _LONG_DIGITS.sub("•", out[key])
-        return out
-
-    def _sort_keys(self, keys: Iterable[str]) -> None:
-        if len(self._sorted_keys) >= _MEMO_SIZE:  # bounded, whatever the PBX sends
-            self._sorted_keys.clear()
-            self._caller_keys.clear()
-        for key in keys:
-            self._sorted_keys.add(key)
-            if key.endswith(_CALLER_KEYS):
-                self._caller_keys.add(key)
+        # few sensitive values replaced, in C where it was built.
+        return scrub_index(frame.index, self.hash, _mask_text, _FREE_TEXT_KEYS)
 
     def _scrub_lines(self, frame: AmiFrame) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -557,7 +571,7 @@ class Normaliser:
             if key.endswith(_CALLER_KEYS):
                 value = self.hash(value)
             elif key in _FREE_TEXT_KEYS:
-                value = _LONG_DIGITS.sub("•", value)
+                value = _mask_text(value)
             if key in out:  # repeated keys (Output:) are joined, order kept
                 out[key] = out[key] + "\n" + value
             else:

@@ -87,7 +87,7 @@ class AmiFrame:
         return dict(self._index)
 
     @property
-    def index(self) -> Mapping[str, str]:
+    def index(self) -> dict[str, str]:
         """First value of each key, read-only by contract (``as_dict`` copies)."""
         return self._index
 

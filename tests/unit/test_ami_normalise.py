@@ -262,23 +262,17 @@ def test_scrub_hashes_caller_headers_first_seen_in_any_event() -> None:
     ]
 
 
-def test_callers_are_hashed_still_after_the_header_memo_is_full() -> None:
+def test_callers_are_hashed_whatever_header_names_came_before() -> None:
     n = Normaliser("pbx1", CallerPrivacy(b"k" * 32))
-    seen = parse_frame(b"Event: Newchannel\r\nCallerIDNum: 4520001\r\nUniqueid: 1")
-    assert seen is not None
-    n.scrub(seen)  # CallerIDNum is now a known caller header
-    i = 0
-    while len(n._sorted_keys) < 4096:  # a PBX sending ever new header names fills it
-        other = parse_frame(f"Event: X\r\nHeader{i}: v".encode())
+    for i in range(5000):  # a PBX sending ever new header names
+        other = parse_frame(f"Event: X\r\nHeader{i}: v\r\nX{i}CallerIDNum: 4520001".encode())
         assert other is not None
-        n.scrub(other)
-        i += 1
-    # This frame brings one new name beside CallerIDNum: the memo is full and cleared.
+        assert n.scrub(other)[f"X{i}CallerIDNum"] == n.hash("4520001")
     frame = parse_frame(b"Event: Newchannel\r\nCallerIDNum: 4520001\r\nHeaderNew: v")
     assert frame is not None
     raw = n.scrub(frame)
     assert raw["CallerIDNum"] == n.hash("4520001")
-    assert "4520001" not in json.dumps(n.scrub(seen))
+    assert "4520001" not in json.dumps(raw)
 
 
 def _all_event_classes() -> list[type[ev.DomainEvent]]:

@@ -1,4 +1,4 @@
-"""The C line splitter (app/ami/_speedups.c) against its pure-Python twin."""
+"""The C line splitter and scrub (app/ami/_speedups.c) against their pure-Python twins."""
 
 from __future__ import annotations
 
@@ -8,14 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.ami import parser
-from app.ami.parser import py_split_lines
+from app.ami import normalise, parser
+from app.ami.normalise import _FREE_TEXT_KEYS, _mask_text, py_scrub
+from app.ami.parser import parse_frame, py_split_lines
 from tests.ami_replay import SCENARIOS, load_capture
 
 try:
+    from app.ami._speedups import scrub as c_scrub
     from app.ami._speedups import split_lines as c_split_lines
 except ImportError:  # pragma: no cover - only where the extension could not be built
     c_split_lines = None
+    c_scrub = None
 
 needs_c = pytest.mark.skipif(
     c_split_lines is None and not os.environ.get("ACD_REQUIRE_SPEEDUPS"),
@@ -29,8 +32,10 @@ def test_the_extension_is_built_where_the_test_command_requires_it() -> None:
     if os.environ.get("ACD_REQUIRE_SPEEDUPS"):
         assert c_split_lines is not None, "app/ami/_speedups.c was not built; see setup.py"
         assert parser.SPEEDUPS and parser.split_lines is c_split_lines
+        assert normalise.scrub_index is c_scrub
     else:
         assert parser.SPEEDUPS is (c_split_lines is not None)
+        assert (normalise.scrub_index is c_scrub) is (c_scrub is not None)
 
 
 # Bytes that matter to the splitter, and some that must merely pass through: multi-byte
@@ -121,3 +126,84 @@ def test_c_reuses_recurring_names_and_short_values_and_stays_exact_past_its_tabl
             f"N\u00e6vn{i % 50}: {'x' * (i % 40)}\u00f8\r\nLong: {'y' * 33}{i}"
         ).encode()
         assert c_split_lines(raw) == py_split_lines(raw), raw
+
+
+# ---- scrub ---------------------------------------------------------------------------
+
+_KEYS = [
+    "Event",
+    "Channel",
+    "CallerIDNum",
+    "CallerIDName",
+    "ConnectedLineNum",
+    "ConnectedLineName",
+    "DestCallerIDNum",
+    "TransfererConnectedLineName",
+    "CallerIDNumber",  # not a caller key: the suffix must end the name
+    "IDNum",
+    "Name",
+    "\u00c6CallerIDNum",  # Latin-1 text
+    "\u20acConnectedLineName",  # wider than Latin-1
+    "\u20acCallerIDNam",
+    *_FREE_TEXT_KEYS,
+]
+_VALUE_PIECES = ["", "1", "12345", "123456", "+", "4520001234", " ", "a", "\u0661\u0662\u0663", "ø"]
+
+
+def _hash(value: str) -> str:
+    return f"H({len(value)})"
+
+
+@needs_c
+@given(
+    st.dictionaries(
+        st.sampled_from(_KEYS),
+        st.lists(st.sampled_from(_VALUE_PIECES), max_size=6).map("".join),
+        max_size=len(_KEYS),
+    )
+)
+@settings(max_examples=2000)
+def test_c_scrubs_as_python_does(index: dict[str, str]) -> None:
+    assert c_scrub is not None
+    expected = py_scrub(index, _hash, _mask_text, _FREE_TEXT_KEYS)
+    got = c_scrub(index, _hash, _mask_text, _FREE_TEXT_KEYS)
+    assert got == expected and list(got) == list(expected)
+    assert got is not index and index == dict(index)  # a copy; the frame's own is untouched
+
+
+@needs_c
+def test_c_scrub_in_detail() -> None:
+    assert c_scrub is not None
+    index = {
+        "Event": "VarSet",
+        "CallerIDNum": "4520001234",
+        "\u00c6ConnectedLineName": "Søren",
+        "Value": "ring 4520001234 now",
+        "Data": "\u0661\u0662\u0663\u0664\u0665\u0666",  # Arabic-Indic digits: \\d too
+        "Result": "12345",  # five digits are not masked
+    }
+    assert c_scrub(index, _hash, _mask_text, _FREE_TEXT_KEYS) == {
+        "Event": "VarSet",
+        "CallerIDNum": "H(10)",
+        "\u00c6ConnectedLineName": "H(5)",
+        "Value": "ring • now",
+        "Data": "•",
+        "Result": "12345",
+    }
+    with pytest.raises(TypeError):
+        c_scrub(list(index.items()), _hash, _mask_text, _FREE_TEXT_KEYS)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        c_scrub({"CallerIDNum": 1}, _hash, _mask_text, _FREE_TEXT_KEYS)  # type: ignore[dict-item]
+    with pytest.raises(ZeroDivisionError):  # the hash's own error comes through
+        c_scrub(index, lambda v: str(1 / 0), _mask_text, _FREE_TEXT_KEYS)
+
+
+@needs_c
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_c_scrubs_every_captured_frame_as_python_does(name: str) -> None:
+    for raw, _t in load_capture(name).events():
+        frame = parse_frame(raw)
+        assert frame is not None
+        expected = py_scrub(frame.index, _hash, _mask_text, _FREE_TEXT_KEYS)
+        assert c_scrub is not None
+        assert c_scrub(frame.index, _hash, _mask_text, _FREE_TEXT_KEYS) == expected
