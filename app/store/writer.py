@@ -110,24 +110,40 @@ _LINK_SURVEYS = (
 
 
 _EVENT_SPEC = next(s for s in SPECS if s.table == "call_events")
-_EVENT_COLUMNS = list(_EVENT_SPEC.columns)
-# The bulk of the log goes in with COPY, straight into call_events: COPY cannot skip rows
-# that are there already, but that only happens when records are written again (a batch
-# whose commit was not acknowledged, a spill file read back after a crash). Then the batch
-# fails on the unique key, is rolled back whole, and goes again through a session-private
-# staging table and INSERT ... ON CONFLICT DO NOTHING; later batches take that path too
-# until one finds no duplicates. Straight COPY costs PostgreSQL about half of
-# COPY-to-staging plus INSERT ... SELECT (measured in bench/ingest.py).
-_STAGE = "acd_stage_call_events"
-_CREATE_STAGE = (
-    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
-    "(LIKE call_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-)
-_FROM_STAGE = (
-    f"INSERT INTO call_events ({', '.join(_EVENT_COLUMNS)}) "
-    f"SELECT {', '.join(_EVENT_COLUMNS)} FROM {_STAGE} "
-    "ON CONFLICT (pbx, event_key) DO NOTHING"
-)
+_AGENT_SPEC = next(s for s in SPECS if s.table == "agent_state_changes")
+# The bulk of the log goes in with COPY, straight into its tables: call_events, and the
+# agent state changes (insert-once too, a fifth as many rows). COPY cannot skip rows that
+# are there already, but that only happens when records are written again (a batch whose
+# commit was not acknowledged, a spill file read back after a crash). Then the batch fails
+# on a unique key, is rolled back whole, and goes again through session-private staging
+# tables and INSERT ... ON CONFLICT DO NOTHING; later batches take that path too until one
+# finds no duplicates. Straight COPY costs PostgreSQL about half of COPY-to-staging plus
+# INSERT ... SELECT (measured in bench/ingest.py), and the service less than binding the
+# rows as arrays.
+_COPIED = (_EVENT_SPEC, _AGENT_SPEC)
+_COPY_COLUMNS = {spec: [*spec.columns, *spec.extra] for spec in _COPIED}
+_UNIQUE = {f"uq_{spec.table}_pbx_event_key" for spec in _COPIED}
+
+
+def _stage(spec: TableSpec) -> str:
+    return f"acd_stage_{spec.table}"
+
+
+_CREATE_STAGES = [
+    f"CREATE TEMP TABLE IF NOT EXISTS {_stage(spec)} "
+    f"(LIKE {spec.table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    for spec in _COPIED
+]
+_FROM_STAGE = {
+    spec: (
+        f"INSERT INTO {spec.table} ({', '.join(_COPY_COLUMNS[spec])}) "
+        f"SELECT {', '.join(_COPY_COLUMNS[spec])} FROM {_stage(spec)} "
+        "ON CONFLICT (pbx, event_key) DO NOTHING"
+    )
+    for spec in _COPIED
+}
+assert all(spec.conflict == ("pbx", "event_key") and spec.update is None for spec in _COPIED)
+assert all(value is not NOW for spec in _COPIED for value in spec.extra.values())
 
 
 class PostgresBackend:
@@ -154,7 +170,8 @@ class PostgresBackend:
                 decoder=jsoncodec.loads,
                 format="binary",
             )
-            await self.conn.execute(_CREATE_STAGE)
+            for create in _CREATE_STAGES:
+                await self.conn.execute(create)
 
     async def close(self) -> None:
         if self.conn is not None:
@@ -173,7 +190,7 @@ class PostgresBackend:
                     await self._transaction(rows, now, direct=True)
                     return
                 except UniqueViolationError as exc:
-                    if getattr(exc, "constraint_name", None) != _EVENT_UNIQUE:
+                    if getattr(exc, "constraint_name", None) not in _UNIQUE:
                         raise
                     # Rolled back whole; the connection is fine. Write it again, skipping
                     # what is there.
@@ -186,13 +203,14 @@ class PostgresBackend:
             raise
 
     async def _transaction(self, rows: Rows, now: datetime, *, direct: bool) -> None:
+        clean = True  # staged: every row was new (then the next batch goes straight)
         async with self.conn.transaction():
             for spec in SPECS:  # calls before surveys, fixed order
                 table_rows = rows.get(spec.table)
                 if not table_rows:
                     continue
-                if spec is _EVENT_SPEC:
-                    await self._copy_events(table_rows, direct)
+                if spec in _COPY_COLUMNS:
+                    clean &= await self._copy(spec, table_rows, direct)
                     continue
                 n = len(table_rows)
                 arrays: list[Any] = list(zip(*table_rows, strict=True))  # one array a column
@@ -201,17 +219,22 @@ class PostgresBackend:
                 await self.conn.execute(self._sql[spec], *arrays)
             if rows.get(_SURVEY_SPEC.table):
                 await self.conn.execute(_LINK_SURVEYS)
-
-    async def _copy_events(self, records: list[tuple[Any, ...]], direct: bool) -> None:
-        if direct:
-            await self.conn.copy_records_to_table(
-                "call_events", records=records, columns=_EVENT_COLUMNS
-            )
-            return
-        await self.conn.copy_records_to_table(_STAGE, records=records, columns=_EVENT_COLUMNS)
-        status = await self.conn.execute(_FROM_STAGE)
-        if status == f"INSERT 0 {len(records)}":
+        if not direct and clean:
             self.direct = True  # nothing was there already: back to straight COPY
+
+    async def _copy(self, spec: TableSpec, records: list[tuple[Any, ...]], direct: bool) -> bool:
+        """COPY the rows in (their extra columns' values appended); staged, whether every
+        row was new."""
+        if spec.extra:
+            tail = tuple(spec.extra.values())
+            records = [(*r, *tail) for r in records]
+        columns = _COPY_COLUMNS[spec]
+        if direct:
+            await self.conn.copy_records_to_table(spec.table, records=records, columns=columns)
+            return True
+        await self.conn.copy_records_to_table(_stage(spec), records=records, columns=columns)
+        status = await self.conn.execute(_FROM_STAGE[spec])
+        return bool(status == f"INSERT 0 {len(records)}")
 
 
 # Rows as PostgreSQL is sent them: per table, one tuple a row in the spec's column order,
@@ -249,7 +272,6 @@ _ROW_OF = {spec: tuple_getter(spec.columns) for spec in SPECS}
 
 
 _SURVEY_SPEC = next(s for s in SPECS if s.table == "survey_responses")
-_EVENT_UNIQUE = "uq_call_events_pbx_event_key"
 
 
 # --------------------------------------------------------------------------------------

@@ -4,13 +4,14 @@ outages (spill file) and restarts."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
-from app.acd.records import CallRecord, EventRecord, Record
+from app.acd.records import AgentStateRecord, CallRecord, EventRecord, Record
 from app.metrics import Metrics
 from app.store.db import create_engine, session_factory
 from app.store.models import AgentStateChange, Call, CallEvent, QueueVisit
@@ -123,6 +124,45 @@ async def test_postgres_copies_straight_and_falls_back_only_for_rows_already_log
         assert (await table_counts(pg_url))["events"] == len(events) + 40
     finally:
         await backend.close()
+
+
+async def test_agent_states_are_copied_too_and_a_repeated_one_falls_back_alone(
+    pg_url: str,
+) -> None:
+    """Agent state changes go in with COPY (with their ``source`` column). Only they are
+    there already (the events are new): the batch goes again through staging, each row
+    once, and a clean batch after it goes straight again."""
+    first: list[Record] = replay_pure("05_ami_actions").records  # type: ignore[assignment]
+    agents = [r for r in first if isinstance(r, AgentStateRecord)]
+    events = [r for r in first if isinstance(r, EventRecord)]
+    assert len(agents) >= 4
+    backend = PostgresBackend(pg_url)
+    now = datetime.now(UTC)
+    try:
+        await backend.write(_group(first), now)
+        assert backend.direct and backend.retried == 0
+        counts = await table_counts(pg_url)
+        assert (counts["agent"], counts["events"]) == (len(agents), len(events))
+        again = [*[e._replace(event_key=e.event_key + "-b") for e in events], *agents]
+        await backend.write(_group(again), now)
+        assert backend.retried == 1 and not backend.direct
+        counts = await table_counts(pg_url)
+        assert (counts["agent"], counts["events"]) == (len(agents), 2 * len(events))
+        fresh = [dataclasses.replace(a, event_key=a.event_key + "-c") for a in agents]
+        await backend.write(_group(fresh), now)
+        assert backend.direct and (await table_counts(pg_url))["agent"] == 2 * len(agents)
+        sources = await _agent_sources(pg_url)
+        assert sources == {"ami"}
+    finally:
+        await backend.close()
+
+
+async def _agent_sources(url: str) -> set[str]:
+    engine = create_engine(url)
+    async with session_factory(engine)() as s:
+        rows = (await s.execute(select(AgentStateChange.source))).scalars().all()
+    await engine.dispose()
+    return set(rows)
 
 
 async def test_last_state_of_a_call_wins_within_and_across_batches(
