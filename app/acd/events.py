@@ -70,16 +70,22 @@ class DomainEvent:
         return self.SOURCE
 
     def data(self) -> dict[str, Any]:
-        shape = _LOG_SHAPE.get(type(self))
-        if shape is None:
-            shape = _LOG_SHAPE[type(self)] = _log_shape(type(self))
-        names, values_of, loose = shape
-        out = dict(zip(names, values_of(self), strict=True))
-        for name in loose:  # only fields not declared plain can hold anything else
-            value = out[name]
-            if type(value) not in _PLAIN:
-                out[name] = _json_safe(value)  # a value replaced, no key added: safe
-        return out
+        """The logged fields, JSON-safe (each class gets a generated twin of
+        ``reference_data``: see ``_specialise``)."""
+        return reference_data(self)
+
+
+def reference_data(event: DomainEvent) -> dict[str, Any]:
+    shape = _LOG_SHAPE.get(type(event))
+    if shape is None:
+        shape = _LOG_SHAPE[type(event)] = _log_shape(type(event))
+    names, values_of, loose = shape
+    out = dict(zip(names, values_of(event), strict=True))
+    for name in loose:  # only fields not declared plain can hold anything else
+        value = out[name]
+        if type(value) not in _PLAIN:
+            out[name] = _json_safe(value)  # a value replaced, no key added: safe
+    return out
 
 
 def _log_shape(
@@ -528,3 +534,70 @@ class PbxLifecycle(DomainEvent):
     KIND: ClassVar[str] = "pbx"
     what: Literal["booted", "shutdown", "reload"]
     detail: str = ""
+
+
+# --------------------------------------------------------------------------------------
+# Per class, generated once at import: ``__init__`` and ``data()`` as straight-line code
+# --------------------------------------------------------------------------------------
+# One event is made and logged for every AMI frame. The frozen dataclass ``__init__`` sets
+# each field through ``object.__setattr__`` (a global, an attribute and a call per field);
+# the generated one calls each slot's own setter, ~40 % less time. The generated
+# ``data()`` is one dict display instead of a getter, a zip and a dict, ~2x faster. Both
+# do what the dataclass's and the reference ``data()`` do; tests compare them on every
+# class and every captured event.
+
+
+def _safe(value: Any) -> Any:
+    return value if type(value) in _PLAIN else _json_safe(value)
+
+
+DATACLASS_INIT: dict[type[DomainEvent], Callable[..., None]] = {}  # the originals (tests)
+
+
+def _slot_setter(cls: type, name: str) -> Callable[[Any, Any], None]:
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            setter: Callable[[Any, Any], None] = klass.__dict__[name].__set__
+            return setter
+    raise AttributeError(name)
+
+
+def _specialise(cls: type[DomainEvent]) -> None:
+    fields = dataclasses.fields(cls)
+    assert not hasattr(cls, "__post_init__"), cls  # the generated __init__ would skip it
+    env: dict[str, Any] = {"_safe": _safe}
+    params: list[str] = []
+    body: list[str] = []
+    for i, f in enumerate(fields):
+        assert f.default_factory is dataclasses.MISSING and f.kw_only, (cls, f.name)
+        if f.default is dataclasses.MISSING:
+            params.append(f.name)
+        else:
+            env[f"_d{i}"] = f.default
+            params.append(f"{f.name}=_d{i}")
+        env[f"_s{i}"] = _slot_setter(cls, f.name)
+        body.append(f"    _s{i}(self, {f.name})")
+    init_src = f"def __init__(self, *, {', '.join(params)}):\n" + "\n".join(body) + "\n"
+    names, _, loose = _log_shape(cls)
+    items = ", ".join(
+        f"{n!r}: " + (f"_safe(self.{n})" if n in loose else f"self.{n}") for n in names
+    )
+    data_src = f"def data(self):\n    return {{{items}}}\n"
+    code: dict[str, Any] = {}
+    exec(init_src + data_src, env, code)  # names from the class's own fields only
+    init, data = code["__init__"], code["data"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    data.__qualname__ = f"{cls.__qualname__}.data"
+    data.__doc__ = DomainEvent.data.__doc__
+    DATACLASS_INIT[cls] = cls.__init__
+    cls.__init__ = init  # type: ignore[method-assign]
+    cls.data = data  # type: ignore[method-assign]
+
+
+# The classes as this module names them: ``slots=True`` makes each a new class, and the
+# one it replaced may linger among ``__subclasses__()`` until collected.
+EVENT_CLASSES: tuple[type[DomainEvent], ...] = tuple(
+    v for v in list(globals().values()) if isinstance(v, type) and issubclass(v, DomainEvent)
+)
+for _cls in EVENT_CLASSES:
+    _specialise(_cls)
