@@ -122,15 +122,21 @@ class _Protocol(AMIProtocol, asyncio.BufferedProtocol):  # type: ignore[misc]
     def data_received(self, data: bytes | bytearray | memoryview) -> None:
         link = self.link
         received = link.clock()
+        on_frame = link.on_frame
+        responses = self.responses
+        events = 0
         for item in self.parser.feed(data):
             if isinstance(item, Banner):
                 self.version = item.version
                 continue
             action_id = item.action_id
-            if item.kind == "response" or (action_id and action_id in self.responses):
+            if item.kind == "response" or (action_id and action_id in responses):
                 self.handle_message(to_message(item))
             else:
-                link.on_frame_received(item, received)
+                on_frame(item, received)
+                events += 1
+        if events:
+            link.last_event_at = received
         stats = self.parser.stats
         if stats.skipped:
             link.on_skipped(stats.skipped)
@@ -255,10 +261,6 @@ class AmiLink:
         return result
 
     # ---- callbacks from the protocol -------------------------------------------------
-
-    def on_frame_received(self, frame: AmiFrame, received: datetime) -> None:
-        self.last_event_at = received
-        self.on_frame(frame, received)
 
     def lost(self, exc: Exception | None) -> None:
         if self.state == "logged_in":

@@ -519,6 +519,7 @@ class Normaliser:
         # Timestamp seconds -> (year, month, day, hour, minute, second) in UTC (bounded)
         self._seconds: dict[str, tuple[int, int, int, int, int, int]] = {}
         self.dropped = 0  # frames in the table whose content is not kept (most VarSet)
+        self._ctx = _Ctx(pbx=pbx, at=datetime.min.replace(tzinfo=UTC), key="", raw={}, privacy=self)
 
     def event_key(self, raw: bytes) -> str:
         """Identity of a frame: its hash, plus how often the same bytes came before.
@@ -616,11 +617,10 @@ class Normaliser:
             return None
         stamp = frame.get("Timestamp")
         at = (self.timestamp(stamp) if stamp else None) or received_at
-        ctx = _Ctx(
-            pbx=self.pbx,
-            at=at,
-            key=self.event_key(frame.raw),
-            raw=self.scrub(frame),
-            privacy=self,
-        )
+        # One context, filled anew for each frame (handlers read it and keep nothing of
+        # it): a new object per frame cost as much as a small event.
+        ctx = self._ctx
+        ctx.at = at
+        ctx.key = self.event_key(frame.raw)
+        ctx.raw = self.scrub(frame)
         return handler(frame, ctx)

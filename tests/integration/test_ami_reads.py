@@ -18,11 +18,12 @@ class _Collect:
         self.frames: list[AmiFrame] = []
         self.reads = 0
         self.metrics = Metrics()
+        self.last_event_at: datetime | None = None
 
     def clock(self) -> datetime:
         return datetime.now(UTC)
 
-    def on_frame_received(self, frame: AmiFrame, received: datetime) -> None:
+    def on_frame(self, frame: AmiFrame, received: datetime) -> None:
         self.frames.append(frame)
 
     def on_skipped(self, skipped: dict[bytes, int]) -> None:
@@ -88,3 +89,4 @@ async def test_a_burst_is_read_in_bounded_pieces_and_every_frame_is_intact() -> 
     assert [f.raw for f in collect.frames] == frames
     assert collect.frames[7999].get("MemberName") == "Søren Ærø 7999"
     assert collect.frames[4321].get("PausedReason") == "Møde 0004321"
+    assert collect.last_event_at is not None
