@@ -16,6 +16,8 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <datetime.h>
+#include <stdint.h>
 
 static PyObject *empty_str;
 
@@ -260,7 +262,187 @@ fail:
     return NULL;
 }
 
+/* copy_binary(rows, kinds) -> bytes: PostgreSQL's binary COPY stream (header, rows,
+ * trailer) for ``rows`` (a list of tuples), column i encoded as kinds[i] says:
+ *   't' text (str), 'b' bytes as they are (json's binary form is its text; a str is
+ *   taken as UTF-8), 'T' timestamptz (datetime; microseconds since 2000-01-01 UTC; one
+ *   not in UTC, or naive, is first put through astimezone(UTC), as asyncpg does);
+ *   None is NULL in any column. (The kinds the COPY-loaded tables need.)
+ * The same bytes as app/store/copy.py's ``py_copy_binary`` (its twin and reference). */
+typedef struct {
+    char *data;
+    size_t len;
+    size_t cap;
+} Buf;
+
+static int
+buf_grow(Buf *b, size_t more)
+{
+    if (b->len + more <= b->cap) {
+        return 0;
+    }
+    size_t cap = b->cap ? b->cap : 65536;
+    while (cap < b->len + more) {
+        cap *= 2;
+    }
+    char *data = PyMem_Realloc(b->data, cap);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+static int
+buf_put(Buf *b, const void *src, size_t n)
+{
+    if (buf_grow(b, n) < 0) {
+        return -1;
+    }
+    memcpy(b->data + b->len, src, n);
+    b->len += n;
+    return 0;
+}
+
+static int
+buf_be(Buf *b, uint64_t v, int nbytes)
+{
+    unsigned char out[8];
+    for (int i = nbytes - 1; i >= 0; i--) {
+        out[i] = (unsigned char)(v & 0xff);
+        v >>= 8;
+    }
+    return buf_put(b, out, (size_t)nbytes);
+}
+
+static int64_t
+days_from_civil(int64_t y, int64_t m, int64_t d)
+{
+    /* days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm) */
+    y -= m <= 2;
+    const int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const int64_t yoe = y - era * 400;
+    const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static PyObject *utc_tz; /* datetime.timezone.utc */
+
+static int
+put_timestamp(Buf *b, PyObject *v)
+{
+    if (!PyDateTime_Check(v)) {
+        PyErr_SetString(PyExc_TypeError, "copy_binary(): a timestamptz must be a datetime");
+        return -1;
+    }
+    PyObject *dt = Py_NewRef(v);
+    PyObject *tz = PyDateTime_DATE_GET_TZINFO(v);
+    if (tz != utc_tz) {
+        Py_DECREF(dt);
+        dt = PyObject_CallMethod(v, "astimezone", "O", utc_tz);
+        if (dt == NULL) {
+            return -1;
+        }
+    }
+    int64_t days = days_from_civil(PyDateTime_GET_YEAR(dt), PyDateTime_GET_MONTH(dt),
+                                   PyDateTime_GET_DAY(dt)) -
+                   10957; /* 1970-01-01 -> 2000-01-01 */
+    int64_t secs = days * 86400 + PyDateTime_DATE_GET_HOUR(dt) * 3600 +
+                   PyDateTime_DATE_GET_MINUTE(dt) * 60 + PyDateTime_DATE_GET_SECOND(dt);
+    int64_t micros = secs * 1000000 + PyDateTime_DATE_GET_MICROSECOND(dt);
+    Py_DECREF(dt);
+    return buf_be(b, 8, 4) < 0 ? -1 : buf_be(b, (uint64_t)micros, 8);
+}
+
+static int
+put_value(Buf *b, char kind, PyObject *v)
+{
+    if (v == Py_None) {
+        return buf_be(b, 0xffffffffu, 4);
+    }
+    switch (kind) {
+    case 't':
+    case 'b': {
+        const char *data;
+        Py_ssize_t n;
+        if (PyUnicode_Check(v)) {
+            data = PyUnicode_AsUTF8AndSize(v, &n);
+            if (data == NULL) {
+                return -1;
+            }
+        }
+        else if (kind == 'b' && PyBytes_Check(v)) {
+            data = PyBytes_AS_STRING(v);
+            n = PyBytes_GET_SIZE(v);
+        }
+        else {
+            PyErr_Format(PyExc_TypeError, "copy_binary(): column kind '%c' takes %s, not %.100s",
+                         kind, kind == 't' ? "str" : "bytes or str", Py_TYPE(v)->tp_name);
+            return -1;
+        }
+        if (n > 0x7fffffff) {
+            PyErr_SetString(PyExc_OverflowError, "copy_binary(): value too long");
+            return -1;
+        }
+        return buf_be(b, (uint64_t)n, 4) < 0 ? -1 : buf_put(b, data, (size_t)n);
+    }
+    case 'T':
+        return put_timestamp(b, v);
+    default:
+        PyErr_Format(PyExc_ValueError, "copy_binary(): unknown column kind '%c'", kind);
+        return -1;
+    }
+}
+
+static PyObject *
+copy_binary(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "copy_binary(rows: list[tuple], kinds: bytes)");
+        return NULL;
+    }
+    PyObject *rows = args[0];
+    const char *kinds = PyBytes_AS_STRING(args[1]);
+    const Py_ssize_t ncols = PyBytes_GET_SIZE(args[1]);
+    Buf b = {NULL, 0, 0};
+    static const char header[] = "PGCOPY\n\377\r\n\0";
+    if (buf_put(&b, header, 11) < 0 || buf_be(&b, 0, 4) < 0 || buf_be(&b, 0, 4) < 0) {
+        goto fail;
+    }
+    for (Py_ssize_t r = 0; r < PyList_GET_SIZE(rows); r++) {
+        PyObject *row = PyList_GET_ITEM(rows, r);
+        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != ncols) {
+            PyErr_Format(PyExc_ValueError, "copy_binary(): row %zd is not a tuple of %zd",
+                         r, ncols);
+            goto fail;
+        }
+        if (buf_be(&b, (uint64_t)ncols, 2) < 0) {
+            goto fail;
+        }
+        for (Py_ssize_t c = 0; c < ncols; c++) {
+            if (put_value(&b, kinds[c], PyTuple_GET_ITEM(row, c)) < 0) {
+                goto fail;
+            }
+        }
+    }
+    if (buf_be(&b, 0xffff, 2) < 0) {
+        goto fail;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(b.data, (Py_ssize_t)b.len);
+    PyMem_Free(b.data);
+    return out;
+fail:
+    PyMem_Free(b.data);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
+    {"copy_binary", (PyCFunction)(void (*)(void))copy_binary, METH_FASTCALL,
+     "copy_binary(rows, kinds) -> bytes: PostgreSQL's binary COPY stream of the rows."},
     {"split_lines", split_lines, METH_O,
      "split_lines(raw: bytes) -> (keys, values, index) | None: one AMI message's lines."},
     {"scrub", (PyCFunction)(void (*)(void))scrub, METH_FASTCALL,
@@ -271,8 +453,9 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
     .m_name = "app.ami._speedups",
-    .m_doc = "C versions of the AMI parser's line splitter (app/ami/parser.py) and the "
-             "normaliser's scrub (app/ami/normalise.py).",
+    .m_doc = "C versions of the AMI parser's line splitter (app/ami/parser.py), the "
+             "normaliser's scrub (app/ami/normalise.py) and the event log's binary COPY "
+             "encoder (app/store/copy.py).",
     .m_size = -1,
     .m_methods = methods,
 };
@@ -284,6 +467,11 @@ PyInit__speedups(void)
     if (empty_str == NULL) {
         return NULL;
     }
+    PyDateTime_IMPORT;
+    if (PyDateTimeAPI == NULL) {
+        return NULL;
+    }
+    utc_tz = PyDateTime_TimeZone_UTC;
     for (int i = 0; i < 4; i++) {
         caller_suffix_strs[i] = PyUnicode_FromString(caller_suffixes[i]);
         if (caller_suffix_strs[i] == NULL) {

@@ -36,6 +36,7 @@ from app.acd.records import Record, tuple_getter
 from app.components import Health, cancel_tasks
 from app.metrics import Metrics
 from app.store import models
+from app.store.copy import KIND_OF, copy_binary
 from app.store.tables import (
     EXTRA_TYPES,
     JSON,
@@ -122,6 +123,14 @@ _AGENT_SPEC = next(s for s in SPECS if s.table == "agent_state_changes")
 # rows as arrays.
 _COPIED = (_EVENT_SPEC, _AGENT_SPEC)
 _COPY_COLUMNS = {spec: [*spec.columns, *spec.extra] for spec in _COPIED}
+# Each column's kind for the binary COPY stream (app/store/copy.py)
+_COPY_KINDS = {
+    spec: "".join(
+        KIND_OF[spec.pg_types[c] if c in spec.pg_types else EXTRA_TYPES[c]]
+        for c in _COPY_COLUMNS[spec]
+    ).encode("ascii")
+    for spec in _COPIED
+}
 _UNIQUE = {f"uq_{spec.table}_pbx_event_key" for spec in _COPIED}
 
 
@@ -229,10 +238,13 @@ class PostgresBackend:
             tail = tuple(spec.extra.values())
             records = [(*r, *tail) for r in records]
         columns = _COPY_COLUMNS[spec]
+        # The whole batch as one binary COPY stream, encoded in one pass (a memoryview:
+        # asyncpg would take bytes for a file name).
+        stream = memoryview(copy_binary(records, _COPY_KINDS[spec]))
+        table = spec.table if direct else _stage(spec)
+        await self.conn.copy_to_table(table, source=stream, columns=columns, format="binary")
         if direct:
-            await self.conn.copy_records_to_table(spec.table, records=records, columns=columns)
             return True
-        await self.conn.copy_records_to_table(_stage(spec), records=records, columns=columns)
         status = await self.conn.execute(_FROM_STAGE[spec])
         return bool(status == f"INSERT 0 {len(records)}")
 
