@@ -38,10 +38,15 @@ substring(PyObject *text, const Py_UCS1 *data1, Py_ssize_t start, Py_ssize_t end
     if (data1 == NULL || len > CACHE_MAX_LEN) {
         return PyUnicode_Substring(text, start, end);
     }
-    /* FNV-1a over the characters and the length */
-    uint32_t h = 2166136261u ^ (uint32_t)len;
-    for (Py_ssize_t i = start; i < end; i++) {
-        h = (h ^ data1[i]) * 16777619u;
+    /* The slot: from the length and four of the characters (first, second, middle,
+     * last), not all of them: a slot shared by two strings only costs a new one. */
+    uint32_t h = (uint32_t)len * 2654435761u;
+    if (len > 0) {
+        const Py_UCS1 *p = data1 + start;
+        h ^= (uint32_t)p[0] | (uint32_t)p[len > 1] << 8 | (uint32_t)p[len / 2] << 16 |
+             (uint32_t)p[len - 1] << 24;
+        h *= 2246822519u;
+        h ^= h >> 15;
     }
     PyObject **slot = &cache[h & (CACHE_SLOTS - 1)];
     PyObject *hit = *slot;
@@ -92,19 +97,49 @@ split_lines(PyObject *module, PyObject *arg)
         Py_ssize_t end = start;
         Py_ssize_t sep = -1; /* where its first ": " is */
         int space = 0;       /* whether it has a " " at all */
-        while (end < n) {
-            Py_UCS4 c = PyUnicode_READ(kind, data, end);
-            if (c == '\r' && end + 1 < n && PyUnicode_READ(kind, data, end + 1) == '\n') {
-                break;
+        if (data1 != NULL) {
+            /* 1-byte text (nearly every frame): memchr for the line's end and its ": " */
+            for (;;) {
+                const Py_UCS1 *cr = memchr(data1 + end, '\r', (size_t)(n - end));
+                if (cr == NULL) {
+                    end = n;
+                    break;
+                }
+                end = cr - data1;
+                if (end + 1 < n && data1[end + 1] == '\n') {
+                    break;
+                }
+                end++;
             }
-            if (c == ' ') {
-                space = 1;
+            for (Py_ssize_t at = start; at < end;) {
+                const Py_UCS1 *colon = memchr(data1 + at, ':', (size_t)(end - at));
+                if (colon == NULL) {
+                    break;
+                }
+                at = colon - data1;
+                if (at + 1 < end && data1[at + 1] == ' ') {
+                    sep = at;
+                    break;
+                }
+                at++;
             }
-            else if (c == ':' && sep < 0 && end + 1 < n &&
-                     PyUnicode_READ(kind, data, end + 1) == ' ') {
-                sep = end;
+            space = sep >= 0 || memchr(data1 + start, ' ', (size_t)(end - start)) != NULL;
+        }
+        else {
+            while (end < n) {
+                Py_UCS4 c = PyUnicode_READ(kind, data, end);
+                if (c == '\r' && end + 1 < n && PyUnicode_READ(kind, data, end + 1) == '\n') {
+                    break;
+                }
+                if (c == ' ') {
+                    space = 1;
+                }
+                else if (c == ':' && sep < 0 && end + 1 < n &&
+                         PyUnicode_READ(kind, data, end + 1) == ' ') {
+                    sep = end;
+                }
+                end++;
             }
-            end++;
         }
         if (end > start) {
             PyObject *key;
