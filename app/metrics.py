@@ -32,7 +32,9 @@ class Metrics:
             "acd_ami_events", "AMI events received, by event name", ["event"], registry=r
         )
         self.ami_malformed = Counter(
-            "acd_ami_malformed_frames", "AMI frames that could not be parsed", registry=r
+            "acd_ami_malformed_frames",
+            "AMI frames that could not be parsed, or not taken (skipped, counted here)",
+            registry=r,
         )
         self.ami_reconnects = Counter(
             "acd_ami_reconnects", "AMI (re)connection attempts", ["result"], registry=r

@@ -101,11 +101,23 @@ class Pipeline:
         # Per-event metric updates are batched: label lookups cost as much as normalising.
         counts = self._frame_counts
         counts[frame.name] = counts.get(frame.name, 0) + 1
-        event = self.normaliser.normalise(frame, received)
-        if event is not None:
-            self._last_event = event
-            self._last_received = received
-            self._apply(event, received)
+        try:
+            event = self.normaliser.normalise(frame, received)
+            if event is not None:
+                self._last_event = event
+                self._last_received = received
+                self._apply(event, received)
+        except Exception as exc:
+            # One frame the service cannot take must not cost the rest: raised into the
+            # protocol it would close the link and drop what the read still held. Counted
+            # and logged by event name and error type only (a message may quote a value,
+            # and a value may be a caller's number).
+            self.metrics.ami_malformed.inc()
+            log.warning(
+                "AMI %s frame could not be taken (%s); skipped",
+                self._label(frame.name),
+                type(exc).__name__,
+            )
 
     def on_event(self, event: ev.DomainEvent) -> None:
         """For producers outside the AMI reader (IVR sessions, the API)."""

@@ -53,13 +53,22 @@ def _int(value: str, default: int = 0) -> int:
         return default
 
 
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()  # not "²" or "٣", which isdigit() takes
+
+
 def parse_timestamp(value: str) -> datetime | None:
-    """``1795362316.123456`` -> aware UTC datetime (exact to the microsecond)."""
+    """``1795362316.123456`` -> aware UTC datetime (exact to the microsecond); None for
+    anything else, a time out of datetime's range included (the caller then uses the
+    receive time: a garbled header must not stop the reader)."""
     sec, _, usec = value.partition(".")
-    if not sec.isdigit() or (usec and not usec.isdigit()):
+    if not _digits(sec) or (usec and not _digits(usec)):
         return None
     micro = int((usec + "000000")[:6]) if usec else 0
-    return datetime.fromtimestamp(int(sec), UTC).replace(microsecond=micro)
+    try:
+        return datetime.fromtimestamp(int(sec), UTC).replace(microsecond=micro)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 @dataclass(slots=True)
@@ -601,7 +610,7 @@ class Normaliser:
             )
         if not usec:
             micro = 0
-        elif usec.isdigit():
+        elif _digits(usec):
             micro = int((usec + "000000")[:6])
         else:
             return None

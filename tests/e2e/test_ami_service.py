@@ -341,6 +341,27 @@ async def test_garbage_and_oversized_frames_are_counted_and_skipped(
     assert float(malformed.split()[-1]) == 3.0
 
 
+async def test_a_garbled_timestamp_neither_drops_the_link_nor_the_call(
+    pg_url: str, tmp_path: Any
+) -> None:
+    # A Timestamp beyond datetime's range in the middle of a call, in the same read as
+    # the rest of it: the event takes the receive time, and nothing after it is lost.
+    cap = load_capture("01_answered")
+    data = stream(cap, timestamps=True)
+    i = data.index(b"Event: QueueCallerJoin")
+    garbled = b"Event: DeviceStateChange\r\nTimestamp: 99999999999999.5\r\n"
+    garbled += b"Device: PJSIP/agent9\r\nState: INUSE\r\n\r\n"
+    async with (
+        ReplayServer(payloads=[data[:i] + garbled + data[i:]]) as pbx,
+        service(pg_url, pbx.port, tmp=tmp_path) as svc,
+    ):
+        await wait_for(lambda: _has_rows(pg_url, 1))
+        await asyncio.sleep(0.3)
+        assert pbx.logins == 1  # the link stayed up
+        assert (await svc.client.get("/ready")).status_code == 200
+    check_row((await ended_calls(pg_url))[0], EXPECTED["01_answered"])
+
+
 async def test_danish_pause_reason_survives_tcp_and_lands_in_the_database(
     pg_url: str, tmp_path: Any
 ) -> None:

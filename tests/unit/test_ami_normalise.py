@@ -317,3 +317,25 @@ def test_logged_data_is_every_field_made_json_safe(name: str) -> None:
         expected = {n: ev._json_safe(getattr(event, n)) for n in names}
         assert event.data() == expected
         json.dumps(event.data())  # and it is JSON
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["99999999999999.0", "²", "1415088000.٣", "-5", "1e9", "", ".5", "1415088000.5x"],
+)
+def test_a_garbled_timestamp_gives_the_receive_time(value: str) -> None:
+    assert parse_timestamp(value) is None
+    n = Normaliser("pbx1", CallerPrivacy(KEY))
+    frame = parse_frame(
+        f"Event: Hangup\r\nTimestamp: {value}\r\nChannel: x\r\nUniqueid: 1\r\n"
+        "Linkedid: 1\r\nCause: 16".encode()
+    )
+    assert frame is not None
+    event = n.normalise(frame, NOW)
+    assert event is not None and event.at == NOW
+
+
+def test_a_good_timestamp_is_exact() -> None:
+    assert parse_timestamp("1415088000.611") == datetime(2014, 11, 4, 8, 0, 0, 611000, UTC)
+    n = Normaliser("pbx1", CallerPrivacy(KEY))
+    assert n.timestamp("1415088000.000001") == datetime(2014, 11, 4, 8, 0, 0, 1, UTC)

@@ -1,11 +1,16 @@
-"""Flushes after AMI reads: at once on a quiet line, every FLUSH_EVERY in a burst."""
+"""The pipeline: flushes after AMI reads (at once on a quiet line, every FLUSH_EVERY in a
+burst), and a frame it cannot take skipped without stopping the rest."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+
+import pytest
 
 from app import pipeline as pl
 from app.acd.state import CallCentre, Drained
+from app.ami import normalise
 from app.ami.normalise import Normaliser
 from app.ami.parser import AmiFrame, AmiParser
 from app.metrics import Metrics
@@ -57,3 +62,30 @@ async def test_stop_flushes_what_a_pending_flush_would_have() -> None:
     assert sum(len(d.records) for d in flushed) == 1
     await asyncio.sleep(pl.FLUSH_EVERY * 3)  # the cancelled timer does not flush again
     assert len(flushed) == 2
+
+
+def test_a_frame_that_cannot_be_taken_is_counted_and_skipped_and_the_rest_go_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    p, flushed = _pipeline()
+    frames = _frames()
+    broken = next(f for f in frames if f.name == "Newchannel")
+
+    def explode(frame: AmiFrame, ctx: object) -> None:
+        raise ValueError(f"cannot take {frame.get('CallerIDNum')}")
+
+    monkeypatch.setitem(normalise.HANDLERS, "Newchannel", explode)
+    received = p.clock()
+    with caplog.at_level(logging.WARNING):
+        for frame in frames:
+            p.on_ami_frame(frame, received)
+    p.flush()
+    newchannels = sum(1 for f in frames if f.name == "Newchannel")
+    assert p.metrics.ami_malformed._value.get() == newchannels >= 1
+    taken = [r for d in flushed for r in d.records if type(r).__name__ == "EventRecord"]
+    monkeypatch.undo()
+    expected = [f for f in frames if f.name != "Newchannel"]
+    n = Normaliser("pbx1", CallerPrivacy(b"k" * 32))
+    assert len(taken) == len([f for f in expected if n.normalise(f, received)]) > 10
+    assert "Newchannel frame could not be taken (ValueError)" in caplog.text
+    assert broken.get("CallerIDNum") not in caplog.text  # no value in the log
