@@ -449,19 +449,21 @@ copy_binary(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto fail;
     }
     for (Py_ssize_t r = 0; r < PyList_GET_SIZE(rows); r++) {
-        PyObject *row = PyList_GET_ITEM(rows, r);
+        /* held while its values are encoded: astimezone() runs Python code */
+        PyObject *row = Py_NewRef(PyList_GET_ITEM(rows, r));
         if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != ncols) {
             PyErr_Format(PyExc_ValueError, "copy_binary(): row %zd is not a tuple of %zd",
                          r, ncols);
+            Py_DECREF(row);
             goto fail;
         }
-        if (buf_be(&b, (uint64_t)ncols, 2) < 0) {
-            goto fail;
+        int failed = buf_be(&b, (uint64_t)ncols, 2) < 0;
+        for (Py_ssize_t c = 0; c < ncols && !failed; c++) {
+            failed = put_value(&b, kinds[c], PyTuple_GET_ITEM(row, c)) < 0;
         }
-        for (Py_ssize_t c = 0; c < ncols; c++) {
-            if (put_value(&b, kinds[c], PyTuple_GET_ITEM(row, c)) < 0) {
-                goto fail;
-            }
+        Py_DECREF(row);
+        if (failed) {
+            goto fail;
         }
     }
     if (buf_be(&b, 0xffff, 2) < 0) {
