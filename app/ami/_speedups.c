@@ -1,7 +1,8 @@
-/* The AMI hot path's two text loops in C: the parser's line splitter (the same result as
- * app/ami/parser.py's ``py_split_lines``) and the normaliser's scrub (as
- * app/ami/normalise.py's ``py_scrub``). The pure-Python twins stay the reference and the
- * fallback.
+/* The AMI hot path's loops in C: the parser's line splitter (the same result as
+ * app/ami/parser.py's ``py_split_lines``), the normaliser's scrub and timestamp (as
+ * app/ami/normalise.py's ``py_scrub`` and ``parse_timestamp``) and the event log's binary
+ * COPY encoder (as app/store/copy.py's ``py_copy_binary``). The pure-Python twins stay
+ * the reference and the fallback.
  *
  *     split_lines(raw: bytes) -> tuple[list[str], list[str], dict[str, str]] | None
  *
@@ -477,7 +478,81 @@ fail:
     return NULL;
 }
 
+/* utc_time(value: str) -> datetime | None: app/ami/normalise.py's ``parse_timestamp``
+ * (its twin and reference). "SECONDS[.FRACTION]", ASCII digits only, seconds since the
+ * epoch; the fraction's first six digits are the microseconds. None for anything else,
+ * or for a time outside datetime's years (1-9999). */
+static void
+civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+    /* the inverse of days_from_civil (H. Hinnant's algorithm) */
+    z += 719468;
+    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    const int64_t doe = z - era * 146097;
+    const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+static PyObject *
+utc_time(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "utc_time() takes str");
+        return NULL;
+    }
+    if (PyUnicode_KIND(arg) != PyUnicode_1BYTE_KIND) {
+        Py_RETURN_NONE; /* not ASCII digits */
+    }
+    const Py_UCS1 *p = PyUnicode_1BYTE_DATA(arg);
+    const Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
+    Py_ssize_t i = 0;
+    int64_t secs = 0;
+    while (i < n && p[i] != '.') {
+        if (p[i] < '0' || p[i] > '9') {
+            Py_RETURN_NONE;
+        }
+        if (secs > 253402300799LL) { /* past 9999-12-31: stop counting, it is None */
+            Py_RETURN_NONE;
+        }
+        secs = secs * 10 + (p[i] - '0');
+        i++;
+    }
+    if (i == 0 || secs > 253402300799LL) {
+        Py_RETURN_NONE;
+    }
+    int micros = 0;
+    if (i < n) { /* p[i] == '.' */
+        i++;
+        for (Py_ssize_t k = 0; i + k < n; k++) {
+            Py_UCS1 c = p[i + k];
+            if (c < '0' || c > '9') {
+                Py_RETURN_NONE;
+            }
+            if (k < 6) {
+                micros = micros * 10 + (c - '0');
+            }
+        }
+        for (Py_ssize_t k = n - i; k < 6; k++) {
+            micros *= 10; /* ".5" is 500000 */
+        }
+    }
+    int64_t year;
+    int month, day;
+    civil_from_days(secs / 86400, &year, &month, &day);
+    int rest = (int)(secs % 86400);
+    return PyDateTimeAPI->DateTime_FromDateAndTime((int)year, month, day, rest / 3600,
+                                                   rest / 60 % 60, rest % 60, micros, utc_tz,
+                                                   PyDateTimeAPI->DateTimeType);
+}
+
 static PyMethodDef methods[] = {
+    {"utc_time", utc_time, METH_O,
+     "utc_time(value: str) -> datetime | None: an AMI Timestamp header as UTC."},
     {"copy_binary", (PyCFunction)(void (*)(void))copy_binary, METH_FASTCALL,
      "copy_binary(rows, kinds) -> bytes: PostgreSQL's binary COPY stream of the rows."},
     {"split_lines", split_lines, METH_O,
@@ -491,8 +566,8 @@ static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
     .m_name = "app.ami._speedups",
     .m_doc = "C versions of the AMI parser's line splitter (app/ami/parser.py), the "
-             "normaliser's scrub (app/ami/normalise.py) and the event log's binary COPY "
-             "encoder (app/store/copy.py).",
+             "normaliser's scrub and timestamp (app/ami/normalise.py) and the event log's "
+             "binary COPY encoder (app/store/copy.py).",
     .m_size = -1,
     .m_methods = methods,
 };

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.ami import normalise, parser
-from app.ami.normalise import _FREE_TEXT_KEYS, _mask_text, py_scrub
+from app.ami.normalise import _FREE_TEXT_KEYS, Normaliser, _mask_text, parse_timestamp, py_scrub
 from app.ami.parser import parse_frame, py_split_lines
+from app.privacy import CallerPrivacy
 from tests.ami_replay import SCENARIOS, load_capture
 
 try:
     from app.ami._speedups import scrub as c_scrub
     from app.ami._speedups import split_lines as c_split_lines
+    from app.ami._speedups import utc_time as c_utc_time
 except ImportError:  # pragma: no cover - only where the extension could not be built
     c_split_lines = None
     c_scrub = None
+    c_utc_time = None
 
 needs_c = pytest.mark.skipif(
     c_split_lines is None and not os.environ.get("ACD_REQUIRE_SPEEDUPS"),
@@ -33,6 +37,7 @@ def test_the_extension_is_built_where_the_test_command_requires_it() -> None:
         assert c_split_lines is not None, "app/ami/_speedups.c was not built; see setup.py"
         assert parser.SPEEDUPS and parser.split_lines is c_split_lines
         assert normalise.scrub_index is c_scrub
+        assert normalise.utc_time is c_utc_time is not None
     else:
         assert parser.SPEEDUPS is (c_split_lines is not None)
         assert (normalise.scrub_index is c_scrub) is (c_scrub is not None)
@@ -207,3 +212,42 @@ def test_c_scrubs_every_captured_frame_as_python_does(name: str) -> None:
         expected = py_scrub(frame.index, _hash, _mask_text, _FREE_TEXT_KEYS)
         assert c_scrub is not None
         assert c_scrub(frame.index, _hash, _mask_text, _FREE_TEXT_KEYS) == expected
+
+
+# ---- timestamps ----------------------------------------------------------------------
+
+_TIMESTAMPS = (
+    st.text(alphabet="0123456789.x-+ ²٣", max_size=16)
+    | st.integers(0, 2**40).map(str)
+    | st.builds(
+        lambda sec, frac: f"{sec}.{frac}",
+        st.integers(0, 260_000_000_000),
+        st.text(alphabet="0123456789", max_size=9),
+    )
+)
+
+
+@needs_c
+@given(_TIMESTAMPS)
+@settings(max_examples=3000)
+def test_c_reads_timestamps_as_python_does(value: str) -> None:
+    assert c_utc_time is not None
+    assert c_utc_time(value) == parse_timestamp(value)
+
+
+@given(_TIMESTAMPS)
+@settings(max_examples=1000)
+def test_the_python_timestamp_memo_reads_as_parse_timestamp(value: str) -> None:
+    n = Normaliser("pbx1", CallerPrivacy(b"k" * 32))
+    assert n._timestamp(value) == parse_timestamp(value)
+
+
+@needs_c
+def test_c_timestamps_at_the_edges() -> None:
+    assert c_utc_time is not None
+    for value in ["0", "951782400.5", "253402300799.999999", "253402300800", "", ".1", "1."]:
+        assert c_utc_time(value) == parse_timestamp(value), value
+    got = c_utc_time("1415088000.611")
+    assert got is not None and got.tzinfo is UTC and got.microsecond == 611000
+    with pytest.raises(TypeError):
+        c_utc_time(b"1415088000")  # type: ignore[arg-type]
