@@ -36,6 +36,7 @@ _EVENT_LABEL = re.compile(r"[A-Za-z0-9_]{1,40}")
 _MAX_EVENT_LABELS = 300
 _QUEUE_LABEL = re.compile(r"[a-z][a-z0-9_]{1,40}")
 _MAX_QUEUE_LABELS = 100
+_MAX_FAILURE_LOGS = 100  # distinct (event, error) kinds of untakeable frames logged
 RESTORE_TIMEOUT = 10.0  # seconds the start waits for the log (the database may be down)
 # After reads from the AMI socket, a flush at most this often: a burst arrives as many
 # small reads (app/ami/link.py READ_SIZE), and each flush costs a fixed part (a record of
@@ -69,6 +70,7 @@ class Pipeline:
         self._flush_timer: asyncio.TimerHandle | None = None
         self._last_flush = 0.0  # time.monotonic() of the last flush
         self._event_labels: set[str] = set()
+        self._failures: set[tuple[str, str]] = set()  # (event, error) already logged
         self._ticker: asyncio.Task[None] | None = None
         # PBX clock minus ours (from Timestamp headers): the state machine runs on PBX
         # time, so the ticker must too, or wrap-ups and stale-call sweeps fire early/late.
@@ -113,11 +115,10 @@ class Pipeline:
             # and logged by event name and error type only (a message may quote a value,
             # and a value may be a caller's number).
             self.metrics.ami_malformed.inc()
-            log.warning(
-                "AMI %s frame could not be taken (%s); skipped",
-                self._label(frame.name),
-                type(exc).__name__,
-            )
+            what = (self._label(frame.name), type(exc).__name__)
+            if what not in self._failures and len(self._failures) < _MAX_FAILURE_LOGS:
+                self._failures.add(what)  # logged once each: a PBX repeating it floods none
+                log.warning("AMI %s frame could not be taken (%s); skipped", *what)
 
     def on_event(self, event: ev.DomainEvent) -> None:
         """For producers outside the AMI reader (IVR sessions, the API)."""

@@ -501,11 +501,23 @@ def py_scrub(
     digits in a row, the least ``_LONG_DIGITS`` matches."""
     out = dict(index)
     for key, value in index.items():
-        if key.endswith(_CALLER_KEYS):
-            out[key] = hash(value)
-        elif key in free_text:
-            out[key] = mask(value)
+        out[key] = _scrubbed(key, value, hash, mask, free_text)
     return out
+
+
+def _scrubbed(
+    key: str,
+    value: str,
+    hash: Callable[[str], str],
+    mask: Callable[[str], str],
+    free_text: AbstractSet[str],
+) -> str:
+    """One header's value for the log: a caller number or name hashed, free text masked."""
+    if key.endswith(_CALLER_KEYS):
+        return hash(value)
+    if key in free_text:
+        return mask(value)
+    return value
 
 
 scrub_index: Callable[
@@ -583,11 +595,8 @@ class Normaliser:
 
     def _scrub_lines(self, frame: AmiFrame) -> dict[str, str]:
         out: dict[str, str] = {}
-        for key, value in frame.fields:
-            if key.endswith(_CALLER_KEYS):
-                value = self.hash(value)
-            elif key in _FREE_TEXT_KEYS:
-                value = _mask_text(value)
+        for key, raw_value in frame.fields:
+            value = _scrubbed(key, raw_value, self.hash, _mask_text, _FREE_TEXT_KEYS)
             if key in out:  # repeated keys (Output:) are joined, order kept
                 out[key] = out[key] + "\n" + value
             else:

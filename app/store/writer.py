@@ -86,9 +86,18 @@ def _group(records: Sequence[Record]) -> dict[TableSpec, list[Any]]:
 # --------------------------------------------------------------------------------------
 
 
+def _columns(spec: TableSpec) -> list[str]:
+    """The columns a row of ``spec`` is written to: the record's, then the extra ones."""
+    return [*spec.columns, *spec.extra]
+
+
+def _column_types(spec: TableSpec) -> list[str]:
+    return [spec.pg_types[c] for c in spec.columns] + [EXTRA_TYPES[c] for c in spec.extra]
+
+
 def _pg_statement(spec: TableSpec) -> str:
-    cols = list(spec.columns) + list(spec.extra)
-    types = [spec.pg_types[c] for c in spec.columns] + [EXTRA_TYPES[c] for c in spec.extra]
+    cols = _columns(spec)
+    types = _column_types(spec)
     params = ", ".join(f"${i}::{t}[]" for i, t in enumerate(types, start=1))
     collist = ", ".join(f'"{c}"' for c in cols)
     conflict = ", ".join(f'"{c}"' for c in spec.conflict)
@@ -122,14 +131,10 @@ _AGENT_SPEC = next(s for s in SPECS if s.table == "agent_state_changes")
 # INSERT ... SELECT (measured in bench/ingest.py), and the service less than binding the
 # rows as arrays.
 _COPIED = (_EVENT_SPEC, _AGENT_SPEC)
-_COPY_COLUMNS = {spec: [*spec.columns, *spec.extra] for spec in _COPIED}
+_COPY_COLUMNS = {spec: _columns(spec) for spec in _COPIED}
 # Each column's kind for the binary COPY stream (app/store/copy.py)
 _COPY_KINDS = {
-    spec: "".join(
-        KIND_OF[spec.pg_types[c] if c in spec.pg_types else EXTRA_TYPES[c]]
-        for c in _COPY_COLUMNS[spec]
-    ).encode("ascii")
-    for spec in _COPIED
+    spec: "".join(KIND_OF[t] for t in _column_types(spec)).encode("ascii") for spec in _COPIED
 }
 _UNIQUE = {f"uq_{spec.table}_pbx_event_key" for spec in _COPIED}
 

@@ -88,4 +88,10 @@ def test_a_frame_that_cannot_be_taken_is_counted_and_skipped_and_the_rest_go_on(
     n = Normaliser("pbx1", CallerPrivacy(b"k" * 32))
     assert len(taken) == len([f for f in expected if n.normalise(f, received)]) > 10
     assert "Newchannel frame could not be taken (ValueError)" in caplog.text
+    monkeypatch.setitem(normalise.HANDLERS, "Newchannel", explode)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):  # the same failure again: counted, not logged again
+            p.on_ami_frame(broken, received)
+    assert p.metrics.ami_malformed._value.get() == newchannels + 3
+    assert caplog.text.count("could not be taken") == 1
     assert broken.get("CallerIDNum") not in caplog.text  # no value in the log
