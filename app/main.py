@@ -26,7 +26,7 @@ from app.acd.board import QueueInfo
 from app.acd.callbacks import callback_due
 from app.acd.estimates import EstimateSource, no_estimates
 from app.acd.events import DomainEvent, PbxLifecycle
-from app.acd.kpi import DayBook, KpiConfig, VisitFacts
+from app.acd.kpi import DayBook, Goals, KpiConfig, VisitFacts
 from app.acd.queues import QueueCatalogue
 from app.acd.state import CallCentre
 from app.acd.work import WORK_FILE, WorkConfig
@@ -39,7 +39,7 @@ from app.components import Component, DatabaseComponent, RedisComponent
 from app.dialer import CallbackDialer
 from app.ivr.catalogue import CATALOGUE_FILE, load_catalogue, load_work
 from app.live.collector import LiveCollector
-from app.live.history import visits_of_day
+from app.live.history import calls_of_day, visits_of_day
 from app.live.hub import LiveHub
 from app.live.mirror import RedisMirror, RedisReader
 from app.live.queries import estimate_from
@@ -47,6 +47,7 @@ from app.live.store import LiveStore
 from app.metrics import Metrics
 from app.pipeline import Pipeline
 from app.privacy import CallerPrivacy
+from app.reports.goals import GOALS_FILE, GoalsConfig, live_goals, load_goals
 from app.settings import Settings
 from app.store import restore
 from app.store.agents import Roster
@@ -71,6 +72,7 @@ class Runtime:
     roster: Roster
     catalogue: QueueCatalogue | None = None
     work: WorkConfig | None = None
+    goals: GoalsConfig | None = None  # ivr_flows/goals.yaml: service goals, departments
     redis: Redis | None = None
     ami: AmiLink | None = None
     # Agent actions wait here for the AMI events that confirm them (app.ami.confirm).
@@ -135,6 +137,7 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
         catalogue=catalogue,
         work=_work(settings, catalogue),
     )
+    rt.goals = _goals(settings, catalogue, rt.work)
     rt.listeners.append(pipeline.on_event)
     pipeline.listeners.append(rt.confirmations.on_event)
     rt.components += [DatabaseComponent(engine), roster]
@@ -207,7 +210,8 @@ def _live(rt: Runtime, is_reader: bool) -> None:
     )
 
     async def load_day(day: date) -> list[VisitFacts]:
-        return await visits_of_day(rt.sessions, settings.pbx_id, day, settings.tz)
+        visits = await visits_of_day(rt.sessions, settings.pbx_id, day, settings.tz)
+        return visits + await calls_of_day(rt.sessions, settings.pbx_id, day, settings.tz)
 
     hub = LiveHub(
         rt.centre,
@@ -223,6 +227,7 @@ def _live(rt: Runtime, is_reader: bool) -> None:
         load_day=load_day,
         sink=mirror,
         queue_label=rt.pipeline.queue_label,
+        goals=lambda day: goals_on(rt, day),
     )
     rt.hub = hub
     rt.pipeline.drain_hooks.append(hub.on_drained)
@@ -263,6 +268,35 @@ def _work(settings: Settings, catalogue: QueueCatalogue | None) -> WorkConfig | 
         )
         return None
     return load_work(settings.ivr_flows, catalogue.names if catalogue is not None else None)
+
+
+def _goals(
+    settings: Settings, catalogue: QueueCatalogue | None, work: WorkConfig | None
+) -> GoalsConfig | None:
+    """``goals.yaml`` (service goals per agreement, departments); an invalid file stops
+    the start (``GoalsInvalid`` names each problem with its line)."""
+    if not (settings.ivr_flows / GOALS_FILE).is_file():
+        log.warning(
+            "no %s: no goals on the live figures, reports answer 503",
+            settings.ivr_flows / GOALS_FILE,
+        )
+        return None
+    return load_goals(
+        settings.ivr_flows,
+        catalogue.names if catalogue is not None else None,
+        [d.name for d in work.destinations] if work is not None else None,
+    )
+
+
+def goals_on(rt: Runtime, day: date) -> Goals | None:
+    """The goals the live figures of ``day`` are shown against (None: no goals file, or no
+    agreement in force that day)."""
+    if rt.goals is None:
+        return None
+    try:
+        return live_goals(rt.goals, day)
+    except LookupError:
+        return None
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:

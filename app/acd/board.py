@@ -16,7 +16,7 @@ from typing import Any
 
 from app.acd.estimates import QueueEstimate
 from app.acd.ewt import HandleTimes, position_waits, residual_talk
-from app.acd.kpi import CENTRE, GOALS, DayBook, KpiConfig
+from app.acd.kpi import CENTRE, DayBook, Goals, KpiConfig
 from app.acd.state import DEFAULT_WRAPUP, Agent, Call, CallCentre, Visit
 
 MEMBER_STATES = ("available", "ringing", "on_call", "wrapup", "paused", "unavailable")
@@ -74,8 +74,10 @@ def build_board(
     *,
     config: KpiConfig,
     day: date | None = None,
+    goals: Goals | None = None,
 ) -> dict[str, Any]:
-    """The whole live picture at ``now`` (PBX clock); ``day`` defaults to now's local day."""
+    """The whole live picture at ``now`` (PBX clock); ``day`` defaults to now's local day;
+    ``goals``: those of the agreement in force (ivr_flows/goals.yaml), if there is one."""
     day = day or book.day_of(now)
     queues = board_queues(catalogue, centre, book, day)
     wrapup_of = wrapups(queues)
@@ -154,7 +156,7 @@ def build_board(
             "short_abandon_seconds": config.short_abandon_seconds,
             "service_level_seconds": config.service_level_seconds,
         },
-        "goals": GOALS.as_dict(),
+        "goals": goals.as_dict() if goals is not None else None,
         "centre": {
             "waiting": sum(v["waiting"] for v in queue_views.values()),
             "longest_wait_seconds": max(longest) if longest else 0.0,

@@ -5,8 +5,11 @@ figures of a stored day (fed ``queue_visits`` rows) and a recomputation from the
 (``call_events`` replayed through a fresh ``CallCentre``), so the three agree exactly.
 
 Units and rules
-- The unit is the queue *visit*, not the call: a call transferred from one queue to
-  another counts in each queue it visited (``queue_visits``).
+- A queue's unit is the *visit*, not the call: a call transferred from one queue to
+  another counts in each queue it visited (``queue_visits``). The centre's unit is the
+  *call* (``CENTRE``, ``call_facts``): a call counts once however many queues it visited,
+  with the wait it had until an agent first answered it (the waits of every visit up to
+  that one), or until it left the last queue unanswered.
 - A visit counts once its outcome is known ("decided"): ``answered`` (an agent took it
   in this queue), ``abandoned`` (the caller hung up waiting), ``timeout`` (the queue's max
   wait passed), ``empty`` (no agents left: leavewhenempty), ``transferred`` (moved to
@@ -18,7 +21,7 @@ Units and rules
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -39,24 +42,21 @@ class KpiConfig:
 
 @dataclass(frozen=True, slots=True)
 class Goals:
-    """The agreement's service goals (DOMAIN.md) and the early-warning levels before them.
+    """The service goals the live figures of the whole centre are coloured and alerted
+    against, with their early-warning levels: those of the agreement in force, read from
+    ``ivr_flows/goals.yaml`` (``app.reports.goals.live_goals``). The alert rules in
+    ``deploy/prometheus/rules`` are tested against that file."""
 
-    The alert rules in ``deploy/prometheus/rules`` and the wallboard's colours use these
-    numbers (a test checks the rules file against them)."""
+    answer_rate: float  # availability (tilgængelighed)
+    answer_rate_ambition: float
+    answer_rate_warning: float
+    avg_wait_seconds: float  # ventetid
+    avg_wait_warning_seconds: float
+    service_level: float | None = None  # "93 % answered within 3 minutes", if set
+    service_level_warning: float | None = None
 
-    answer_rate: float = 0.92  # availability (tilgængelighed)
-    answer_rate_ambition: float = 0.95
-    answer_rate_warning: float = 0.94
-    avg_wait_seconds: float = 150.0  # ventetid at most 2.5 min
-    avg_wait_warning_seconds: float = 120.0
-    service_level: float = 0.93  # "93 % answered within 3 minutes"
-    service_level_warning: float = 0.95
-
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, float | None]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-GOALS = Goals()
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +94,7 @@ class Tally:
     empty: int = 0
     transferred: int = 0
     answered_within_sl: int = 0
+    abandoned_within_sl: int = 0
     abandoned_after_sl: int = 0
     waits: int = 0  # visits with a known wait (all of them, in practice)
     wait_ms: int = 0
@@ -132,6 +133,8 @@ class Tally:
                 self.short_abandoned += 1
             if wait > _ms(config.service_level_seconds):
                 self.abandoned_after_sl += 1
+            else:
+                self.abandoned_within_sl += 1
 
     def talk(self, v: VisitFacts) -> None:
         if v.talk_seconds is None:
@@ -167,6 +170,7 @@ class Figures:
     empty: int
     transferred: int
     answered_within_sl: int
+    abandoned_within_sl: int
     abandoned_after_sl: int
     answer_rate: float | None  # answered / (offered - short_abandoned)
     answer_rate_raw: float | None  # answered / offered
@@ -175,6 +179,8 @@ class Figures:
     asa_seconds: float | None  # answered visits' wait
     service_level: float | None  # answered within T / answered
     service_level_abandons: float | None  # answered within T / (answered + abandoned after T)
+    service_level_offered: float | None  # answered within T / offered
+    service_level_sl2: float | None  # (answered + abandoned within T) / (answered + abandoned)
     avg_talk_seconds: float | None
     max_wait_seconds: float | None
     talked: int
@@ -197,6 +203,7 @@ def figures(t: Tally) -> Figures:
         empty=t.empty,
         transferred=t.transferred,
         answered_within_sl=t.answered_within_sl,
+        abandoned_within_sl=t.abandoned_within_sl,
         abandoned_after_sl=t.abandoned_after_sl,
         answer_rate=_rate(t.answered, net),
         answer_rate_raw=_rate(t.answered, t.offered),
@@ -205,12 +212,58 @@ def figures(t: Tally) -> Figures:
         asa_seconds=_avg_seconds(t.answered_wait_ms, t.answered_waits),
         service_level=_rate(t.answered_within_sl, t.answered_waits),
         service_level_abandons=_rate(t.answered_within_sl, t.answered_waits + t.abandoned_after_sl),
+        service_level_offered=_rate(t.answered_within_sl, t.offered),
+        service_level_sl2=_rate(
+            t.answered_within_sl + t.abandoned_within_sl, t.answered_waits + t.abandoned
+        ),
         avg_talk_seconds=_avg_seconds(t.talk_ms, t.talked),
         max_wait_seconds=round(t.max_wait_ms / 1000, 1) if t.waits else None,
         talked=t.talked,
         ewt_samples=t.ewt_samples,
         ewt_mean_error_seconds=_avg_seconds(t.ewt_error_ms, t.ewt_samples),
         ewt_mean_abs_error_seconds=_avg_seconds(t.ewt_abs_error_ms, t.ewt_samples),
+    )
+
+
+def call_facts(visits: Sequence[VisitFacts], ended: bool) -> VisitFacts | None:
+    """A call as the centre counts it (``queue=CENTRE``), from its visits in order; None
+    while its outcome is not known.
+
+    Decided when an agent first answers it (``answered``), or when it ended unanswered
+    (the outcome of its last visit: abandoned, timeout, empty). Its wait is the sum of
+    the waits of its visits up to and including the first answered one: the time the
+    caller waited before first reaching an agent, across queues if moved while waiting
+    (a wait after an agent put the call through to another queue is not in it; that
+    visit counts in its own queue). Unanswered: the waits of every visit. Its talk is
+    the talk of every visit, known when the call has ended. Its day is the local day of
+    its first queue entry; its expected wait the one the menu gave at routing.
+    """
+    if not visits:
+        return None
+    answered = next((i for i, v in enumerate(visits) if v.outcome == "answered"), None)
+    if answered is None and (not ended or any(v.outcome is None for v in visits)):
+        return None
+    upto = visits if answered is None else visits[: answered + 1]
+    wait_ms = sum(_ms(v.wait_seconds) for v in upto if v.wait_seconds is not None)
+    known = any(v.wait_seconds is not None for v in upto)
+    if answered is None:
+        outcome = visits[-1].outcome
+        # Moved on and then the record ends: the caller did not get through.
+        outcome = "abandoned" if outcome == "transferred" else outcome
+    else:
+        outcome = "answered"
+    talks = [_ms(v.talk_seconds) for v in visits if v.talk_seconds is not None]
+    first = visits[0]
+    return VisitFacts(
+        linkedid=first.linkedid,
+        seq=0,
+        queue=CENTRE,
+        entered_at=first.entered_at,
+        outcome=outcome,
+        wait_seconds=wait_ms / 1000 if known else None,
+        talk_seconds=sum(talks) / 1000 if ended and talks else None,
+        ring_seconds=visits[answered].ring_seconds if answered is not None else None,
+        estimated_wait_seconds=first.estimated_wait_seconds,
     )
 
 
@@ -228,7 +281,8 @@ def day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
 
 @dataclass
 class DayBook:
-    """Tallies per (local day, queue), each visit counted once however often it is fed.
+    """Tallies per (local day, queue), each visit counted once however often it is fed;
+    the centre's (``CENTRE``) is fed the calls (``call_facts``), each once too.
 
     Feeding is idempotent by the visit's key (linkedid, seq, queue), separately for its
     decision and its talk: the live path and a reload of the stored day may both offer
@@ -279,18 +333,13 @@ class DayBook:
             self.talked(v)
 
     def tally(self, day: date, queue: str) -> Tally:
-        if queue == CENTRE:
-            total = Tally()
-            for t in self.tallies.get(day, {}).values():
-                total.add(t)
-            return total
         return self.tallies.get(day, {}).get(queue) or Tally()
 
     def figures(self, day: date, queue: str) -> Figures:
         return figures(self.tally(day, queue))
 
     def queues(self, day: date) -> list[str]:
-        return sorted(self.tallies.get(day, {}))
+        return sorted(q for q in self.tallies.get(day, {}) if q != CENTRE)
 
     def prune(self, today: date) -> None:
         oldest = today - timedelta(days=self.keep_days - 1)

@@ -18,9 +18,9 @@ from typing import Any
 
 from app.acd import events as ev
 from app.acd.ewt import HandleTimes
-from app.acd.kpi import DayBook, VisitFacts
+from app.acd.kpi import DayBook, VisitFacts, call_facts
 from app.acd.queues import QueueCatalogue
-from app.acd.state import CallCentre, Drained, Visit
+from app.acd.state import Call, CallCentre, Drained, Visit
 from app.privacy import Caller
 
 
@@ -113,8 +113,14 @@ def visit_facts(visit: Visit) -> VisitFacts:
     )
 
 
+def call_of(call: Call) -> VisitFacts | None:
+    """The call as the centre counts it (None while its outcome is not known)."""
+    return call_facts([visit_facts(v) for v in call.visits], ended=call.ended_at is not None)
+
+
 def take(book: DayBook, drained: Drained, handle: HandleTimes | None = None) -> list[VisitFacts]:
-    """Count what a ``drain()`` says became known; returns the decisions counted."""
+    """Count what a ``drain()`` says became known; returns the visits' decisions counted
+    (the calls', counted in the centre, are not returned)."""
     counted = []
     for visit in drained.decided:
         facts = visit_facts(visit)
@@ -126,6 +132,11 @@ def take(book: DayBook, drained: Drained, handle: HandleTimes | None = None) -> 
         facts = visit_facts(visit)
         if book.talked(facts) and handle is not None and facts.talk_seconds is not None:
             handle.add_talk(facts.queue, facts.talk_seconds)
+    for call in (*drained.calls_answered, *drained.calls_ended):
+        whole = call_of(call)
+        if whole is not None:
+            book.decided(whole)
+            book.talked(whole)
     return counted
 
 

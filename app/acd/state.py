@@ -211,13 +211,16 @@ class Drained:
 
     ``decided``: visits whose outcome became known (answered, abandoned, ...), each once;
     ``talked``: answered visits whose talk ended, each once; ``calls_ended``: calls that
-    ended. Adapters count metrics from these without deriving anything themselves.
+    ended; ``calls_answered``: calls an agent answered for the first time (the centre
+    counts a call once: ``app.acd.kpi.call_facts``). Adapters count metrics from these
+    without deriving anything themselves.
     """
 
     records: list[Record]
     calls_ended: list[Call]
     decided: list[Visit]
     talked: list[Visit]
+    calls_answered: list[Call] = field(default_factory=list)
 
 
 class CallCentre:
@@ -261,6 +264,7 @@ class CallCentre:
         self._ended: list[Call] = []
         self._decided: list[Visit] = []
         self._talked: list[Visit] = []
+        self._answered: list[Call] = []
         self._gap_from: datetime | None = None
         self._gap_reason = "ami link down"
         # Link sessions: events stream in while the resync's actions are in flight, so a
@@ -322,11 +326,12 @@ class CallCentre:
                 self._emit_call(call)
         self._dirty_calls.clear()
         self._dirty_surveys.clear()
-        out = Drained(self._records, self._ended, self._decided, self._talked)
+        out = Drained(self._records, self._ended, self._decided, self._talked, self._answered)
         self._records = []
         self._ended = []
         self._decided = []
         self._talked = []
+        self._answered = []
         return out
 
     def _decide(self, visit: Visit, outcome: str) -> None:
@@ -334,6 +339,10 @@ class CallCentre:
         if visit.outcome is None:
             visit.outcome = outcome
             self._decided.append(visit)
+            if outcome == "answered":
+                call = self.calls.get(visit.linkedid)
+                if call is not None and call.answered_visit() is visit:
+                    self._answered.append(call)
 
     def _talk_ended(self, visit: Visit, at: datetime) -> None:
         if visit.talk_end_at is None:

@@ -43,7 +43,8 @@ class _Out(BaseModel):
 
 
 class TodayOut(_Out):
-    """Today's figures of a queue (or the centre); definitions in docs/kpis.md."""
+    """Today's figures of a queue (per visit) or the centre (per call); definitions in
+    docs/kpis.md."""
 
     offered: int
     answered: int
@@ -53,6 +54,7 @@ class TodayOut(_Out):
     empty: int
     transferred: int
     answered_within_sl: int
+    abandoned_within_sl: int
     abandoned_after_sl: int
     answer_rate: float | None
     answer_rate_raw: float | None
@@ -61,6 +63,8 @@ class TodayOut(_Out):
     asa_seconds: float | None
     service_level: float | None
     service_level_abandons: float | None
+    service_level_offered: float | None
+    service_level_sl2: float | None
     avg_talk_seconds: float | None
     max_wait_seconds: float | None
     talked: int
@@ -103,13 +107,16 @@ class KpiConfigOut(_Out):
 
 
 class GoalsOut(_Out):
+    """The goals of the agreement in force (ivr_flows/goals.yaml) with their early-warning
+    levels; the wallboard colours by them."""
+
     answer_rate: float
     answer_rate_ambition: float
     answer_rate_warning: float
     avg_wait_seconds: float
     avg_wait_warning_seconds: float
-    service_level: float
-    service_level_warning: float
+    service_level: float | None
+    service_level_warning: float | None
 
 
 class _Head(_Out):
@@ -121,7 +128,7 @@ class _Head(_Out):
 
 class QueuesOut(_Head):
     config: KpiConfigOut
-    goals: GoalsOut
+    goals: GoalsOut | None  # None: no goals.yaml
     centre: CentreOut
     queues: list[QueueOut]
 
@@ -145,7 +152,7 @@ class LiveCallOut(_Out):
 
 class QueueDetailOut(QueueOut, _Head):
     config: KpiConfigOut
-    goals: GoalsOut
+    goals: GoalsOut | None
     waiting_calls: list[LiveCallOut]
 
 

@@ -11,9 +11,11 @@ from pydantic import ValidationError
 
 from app.acd.queues import QueueCatalogue
 from app.acd.work import WORK_FILE, WorkConfig, parse_work
+from app.reports.goals import GOALS_FILE
 
 CATALOGUE_FILE = "queues.yaml"
-NOT_FLOWS = frozenset({CATALOGUE_FILE, WORK_FILE})  # beside the flows, but no menus
+# Beside the flows, but no menus.
+NOT_FLOWS = frozenset({CATALOGUE_FILE, WORK_FILE, GOALS_FILE})
 
 
 class WorkConfigError(ValueError):

@@ -20,6 +20,7 @@ from app.ivr.model import QueueNode
 from app.ivr.prompts import PromptToolsMissing, render_prompts
 from app.ivr.registry import FlowSet, load_catalogue_text, load_flow_set
 from app.ivr.validate import FlowInvalid, all_prompt_texts, load_flow_text
+from app.reports.goals import GOALS_FILE, load_goals_text
 
 
 def _err(message: str) -> None:
@@ -45,6 +46,20 @@ def _validate(args: argparse.Namespace) -> int:
             catalogue = load_catalogue_text(queues.read_text(encoding="utf-8"), str(queues))
             if path.name == CATALOGUE_FILE:
                 print(f"{path}: ok: {len(catalogue.queues)} queues")
+                continue
+            if path.name == GOALS_FILE:
+                work_file = path.parent / WORK_FILE
+                work = load_work(path.parent, catalogue.names) if work_file.is_file() else None
+                goals = load_goals_text(
+                    path.read_text(encoding="utf-8"),
+                    str(path),
+                    catalogue.names,
+                    [d.name for d in work.destinations] if work is not None else None,
+                )
+                print(
+                    f"{path}: ok: {len(goals.agreements)} agreements, "
+                    f"{len(goals.departments)} departments"
+                )
                 continue
             if path.name == WORK_FILE:
                 work = load_work(path.parent, catalogue.names)

@@ -20,8 +20,9 @@ from app.live.store import LiveStore
 AGENT_STATES = ("logged_in", *MEMBER_STATES)
 
 # Today's figures exported as gauges: field of the "today" dict -> (metric suffix, help).
+# A queue counts visits, the centre (queue="_all") calls: docs/kpis.md.
 TODAY_FIGURES: dict[str, str] = {
-    "offered": "Queue visits decided today (answered, abandoned, timeout, empty, transferred)",
+    "offered": "Queue visits (centre: calls) decided today: answered, abandoned, timeout, ...",
     "answered": "Visits answered today",
     "abandoned": "Visits abandoned today (short abandons included)",
     "short_abandoned": "Visits abandoned today within the short-abandon threshold",
@@ -29,6 +30,7 @@ TODAY_FIGURES: dict[str, str] = {
     "empty": "Visits that left because no agent was left, today",
     "transferred": "Visits moved to another queue while waiting, today",
     "answered_within_sl": "Visits answered within the service-level time today",
+    "abandoned_within_sl": "Visits abandoned within the service-level time today",
     "abandoned_after_sl": "Visits abandoned after the service-level time today",
     "answer_rate": "Answered / (offered - short abandons), today",
     "answer_rate_raw": "Answered / offered, today",
@@ -37,6 +39,8 @@ TODAY_FIGURES: dict[str, str] = {
     "asa_seconds": "Average speed of answer (wait of answered visits), today",
     "service_level": "Answered within the service-level time / answered, today",
     "service_level_abandons": "Answered within T / (answered + abandoned after T), today",
+    "service_level_offered": "Answered within the service-level time / offered, today",
+    "service_level_sl2": "(Answered + abandoned within T) / (answered + abandoned), today (SL2)",
     "avg_talk_seconds": "Average talk time of today's visits whose talk ended",
     "max_wait_seconds": "Longest wait of a visit decided today",
     "talked": "Visits whose talk ended, today",

@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.acd.kpi import DayBook, KpiConfig, VisitFacts, day_bounds
+from app.acd.kpi import DayBook, KpiConfig, VisitFacts, call_facts, day_bounds
 from app.acd.queues import QueueCatalogue
 from app.acd.replay import Replay
-from app.store.models import CallEvent, QueueVisit
+from app.store.models import Call, CallEvent, QueueVisit
 
 # A call's events can start this long before its visit's day (stale calls close after 12 h).
 REPLAY_MARGIN = timedelta(hours=12)
@@ -53,6 +53,39 @@ async def visits_of_day(
         rows = (await session.execute(stmt)).scalars().all()
     rows = sorted(rows, key=lambda r: (r.ended_at or r.left_at or r.entered_at, r.id))
     return [_facts(r) for r in rows]
+
+
+async def calls_of_day(
+    sessions: async_sessionmaker[AsyncSession], pbx: str, day: date, tz: ZoneInfo
+) -> list[VisitFacts]:
+    """The decided calls of one local day as the centre counts them (``call_facts``): the
+    calls whose first queue entry was that day, from all their stored visits."""
+    start, end = day_bounds(day, tz)
+    stmt = (
+        select(QueueVisit, Call.ended_at)
+        .join(Call, (Call.pbx == QueueVisit.pbx) & (Call.linkedid == QueueVisit.linkedid))
+        .where(
+            Call.pbx == pbx,
+            Call.started_at >= start - REPLAY_MARGIN,
+            Call.started_at < end,
+            Call.queue_entered_at >= start,
+            Call.queue_entered_at < end,
+        )
+        .order_by(QueueVisit.linkedid, QueueVisit.seq)
+    )
+    async with sessions() as session:
+        rows = (await session.execute(stmt)).all()
+    by_call: dict[str, list[VisitFacts]] = {}
+    ended: dict[str, bool] = {}
+    for visit, ended_at in rows:
+        by_call.setdefault(visit.linkedid, []).append(_facts(visit))
+        ended[visit.linkedid] = ended_at is not None
+    out = []
+    for linkedid, visits in by_call.items():
+        facts = call_facts(visits, ended[linkedid])
+        if facts is not None:
+            out.append(facts)
+    return out
 
 
 def book_of_visits(visits: Sequence[VisitFacts], tz: ZoneInfo, config: KpiConfig) -> DayBook:

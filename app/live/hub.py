@@ -6,9 +6,10 @@ handle times, and once per ``interval`` builds the board at the PBX's time, publ
 to the ``LiveStore`` (REST, stream, Prometheus) and hands it to the Redis mirror.
 
 "Today" survives a restart: when the hub first needs a day (at start, or when the PBX
-clock passes midnight) it loads that day's decided visits from the database and counts
-them; counting is idempotent per visit, so visits the live path has already seen are not
-counted twice. Until the load succeeds (it is retried) ``history_loaded`` says so.
+clock passes midnight) it loads that day's decided visits (and calls, for the centre)
+from the database and counts them; counting is idempotent per visit (and call), so what
+the live path has already seen is not counted twice. Until the load succeeds (it is
+retried) ``history_loaded`` says so.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from datetime import date, datetime
 from app.acd.board import QueueInfo, build_board, queue_estimate, wrapups
 from app.acd.estimates import QueueEstimate
 from app.acd.ewt import HandleTimes
-from app.acd.kpi import DayBook, KpiConfig, VisitFacts
+from app.acd.kpi import CENTRE, DayBook, Goals, KpiConfig, VisitFacts
 from app.acd.replay import take
 from app.acd.state import CallCentre, Drained
 from app.components import Health, cancel_tasks
@@ -58,6 +59,7 @@ class LiveHub:
         load_day: DayLoader | None = None,
         sink: SnapshotSink | None = None,
         queue_label: Callable[[str], str] = lambda q: q,
+        goals: Callable[[date], Goals | None] = lambda _day: None,
     ) -> None:
         self.centre = centre
         self.clock = clock
@@ -70,6 +72,7 @@ class LiveHub:
         self.load_day = load_day
         self.sink = sink
         self.queue_label = queue_label
+        self.goals = goals
         self.handle = HandleTimes()
         self._wrapup_of = wrapups(self.catalogue)
         self._known = {q.name for q in self.catalogue}
@@ -108,7 +111,14 @@ class LiveHub:
         self._ensure_loaded(day)
         self.book.prune(day)
         board = build_board(
-            self.centre, self.book, self.handle, now, self.catalogue, config=self.config, day=day
+            self.centre,
+            self.book,
+            self.handle,
+            now,
+            self.catalogue,
+            config=self.config,
+            day=day,
+            goals=self.goals(day),
         )
         board["history_loaded"] = day in self._loaded or self.load_day is None
         update = self.store.publish(board, time.time())
@@ -172,11 +182,12 @@ class LiveHub:
                         return  # that day is over: its figures are no longer shown
             counted = 0
             for v in visits:
-                if self.book.decided(v):
+                whole_call = v.queue == CENTRE  # the centre's: no queue's handle times
+                if self.book.decided(v) and not whole_call:
                     counted += 1
                     if v.outcome == "answered" and v.ring_seconds:
                         self.handle.add_ring(v.queue, v.ring_seconds)
-                if self.book.talked(v) and v.talk_seconds is not None:
+                if self.book.talked(v) and v.talk_seconds is not None and not whole_call:
                     self.handle.add_talk(v.queue, v.talk_seconds)
             self._loaded.add(day)
             log.info("today (%s) rebuilt from the database: %d visits", day, counted)

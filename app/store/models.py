@@ -16,13 +16,14 @@ a test compares the migrated database with these models.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -375,6 +376,41 @@ class AuditLog(Base):
     status_code: Mapped[int] = mapped_column(SmallInteger)
     target: Mapped[str | None] = mapped_column(String(128))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
+
+
+# --------------------------------------------------------------------------------------
+# Reports: the per-day tallies they are summed from (app/reports/rollup.py)
+# --------------------------------------------------------------------------------------
+
+
+class ReportDay(Base):
+    """One local day of the report rollup: when its tallies were counted, from how many
+    calls, with which definitions (``digest``), and whether they are final (counted after
+    the day's repeat-call window closed: not counted again, the detail may be purged)."""
+
+    __tablename__ = "report_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    computed_at: Mapped[datetime]
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+    visits: Mapped[int] = mapped_column(Integer, default=0)
+    final: Mapped[bool] = mapped_column(Boolean, default=False)
+    digest: Mapped[str] = mapped_column(String(64))
+
+
+class ReportRollup(Base):
+    """The report tallies of one day and group (``app.reports.tally.ReportTally``, only its
+    non-zero counts): ``kind`` centre | scope | department | queue | agent | gap, ``key``
+    the group's name, ``slot`` the half-hour of the day (0-47) or -1 for the whole day.
+    Reports read these, never the detail rows, for every day that has them."""
+
+    __tablename__ = "report_rollup"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    slot: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON())
 
 
 # --------------------------------------------------------------------------------------
