@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from functools import partial
 
 from fastapi import FastAPI, Request
@@ -34,7 +34,19 @@ from app.agi.server import AgiServer
 from app.ami.confirm import Confirmations
 from app.ami.link import AmiLink
 from app.ami.normalise import Normaliser
-from app.api import agents, auth, callbacks, calls, health, ivr, live, surveys, wallboard, work
+from app.api import (
+    agents,
+    auth,
+    callbacks,
+    calls,
+    health,
+    ivr,
+    live,
+    reports,
+    surveys,
+    wallboard,
+    work,
+)
 from app.components import Component, DatabaseComponent, RedisComponent
 from app.dialer import CallbackDialer
 from app.ivr.catalogue import CATALOGUE_FILE, load_catalogue, load_work
@@ -48,6 +60,8 @@ from app.metrics import Metrics
 from app.pipeline import Pipeline
 from app.privacy import CallerPrivacy
 from app.reports.goals import GOALS_FILE, GoalsConfig, live_goals, load_goals
+from app.reports.rollup import Context as ReportContext
+from app.reports.rollup import RollupJob
 from app.settings import Settings
 from app.store import restore
 from app.store.agents import Roster
@@ -89,6 +103,20 @@ class Runtime:
     live: LiveStore | None = None
     hub: LiveHub | None = None
     reader: RedisReader | None = None
+
+    def report_context(self) -> ReportContext | None:
+        """What reports are counted with (None: no goals.yaml)."""
+        if self.goals is None:
+            return None
+        s = self.settings
+        return ReportContext(
+            tz=s.tz,
+            config=KpiConfig(s.short_abandon_seconds, s.service_level_seconds),
+            goals=self.goals,
+            catalogue=self.catalogue,
+            repeat_days=s.repeat_call_working_days,
+            settle=timedelta(minutes=s.disposition_window_minutes),
+        )
 
     def emit(self, event: DomainEvent) -> None:
         for listener in self.listeners:
@@ -165,6 +193,9 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
         )
         rt.components.append(rt.ami)
         pipeline.listeners.append(_resync_on_reload(pipeline, rt.ami))
+    if not is_reader:
+        # Counts the report tallies of the last weeks' days ahead of the reports.
+        rt.components.append(RollupJob(sessions, rt.report_context, pipeline.pbx_now))
     # Always present: it keeps the overdue call-back gauges; it dials only when
     # ACD_DIALER_ENABLED and a PBX is configured.
     rt.dialer = CallbackDialer.from_runtime(rt)
@@ -354,6 +385,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(agents.router)
     app.include_router(callbacks.router)
     app.include_router(surveys.router)
+    app.include_router(reports.router)
     app.include_router(work.router)
     app.include_router(wallboard.router)
     return app

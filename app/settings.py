@@ -119,6 +119,13 @@ class Settings(BaseSettings):
         le=3600,
         description="Service level: share answered within this many seconds",
     )
+    repeat_call_working_days: int = Field(
+        default=3,
+        ge=0,
+        le=10,
+        description="First-contact resolution from repeat calls: the same caller calling "
+        "again within this many working days counts as not settled",
+    )
     live_interval: float = Field(
         default=1.0,
         ge=0.1,

@@ -33,6 +33,7 @@ SCOPES: dict[str, str] = {
     "surveys:read": "read survey answers and averages (an agent: its own)",
     "ivr:admin": "reload the menu",
     "live:read": "the live picture: queues, agents, calls in progress, the stream",
+    "reports:read": "reports against the service goals (by agent: as agents:read reaches)",
 }
 READ_SCOPES = frozenset(s for s in SCOPES if s.endswith(":read"))
 WRITE_SCOPES = frozenset(SCOPES) - READ_SCOPES
@@ -47,6 +48,7 @@ _AGENT = frozenset(
         "callbacks:read",
         "callbacks:write",
         "surveys:read",
+        "reports:read",  # the centre's figures; its own among the agents'
     }
 )
 ROLE_SCOPES: dict[Role, frozenset[str]] = {

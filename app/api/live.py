@@ -18,10 +18,12 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from app.acd.access import Principal
-from app.api.auth import access
+from app.acd.kpi import Tally, figures
+from app.api.auth import AUDIT_KEY, access, audit_note
 from app.api.common import ERRORS
 from app.live import queries
 from app.live.store import LiveStore, Subscriber, TooManyClients
+from app.reports.build import day_figures
 
 # Every live view needs credentials with live:read; looking is not audited (a wallboard
 # looks every second), a refusal is.
@@ -133,6 +135,27 @@ class QueuesOut(_Head):
     queues: list[QueueOut]
 
 
+class QueueDayOut(_Out):
+    name: str
+    title: str
+    figures: TodayOut
+
+
+class CentreDayOut(_Out):
+    figures: TodayOut
+
+
+class QueuesDayOut(_Out):
+    """A past day's figures (``?date=``): the same figures as ``today``, of that day."""
+
+    day: date
+    as_of: datetime  # the PBX's time they were read at
+    config: KpiConfigOut
+    goals: GoalsOut | None
+    centre: CentreDayOut
+    queues: list[QueueDayOut]
+
+
 class LiveCallOut(_Out):
     linkedid: str
     started_at: datetime
@@ -214,14 +237,88 @@ def _json(body: bytes | None) -> Response:
 
 @router.get(
     "/queues",
-    response_model=QueuesOut,
-    responses=NOT_YET,
-    summary="Every queue now: waiting, longest wait, agents by state, expected wait, today",
+    response_model=QueuesOut | QueuesDayOut,
+    responses={
+        **NOT_YET,
+        422: {"model": ErrorOut, "description": "date in the future, or not a date"},
+    },
+    summary="Every queue now: waiting, longest wait, agents by state, expected wait, today; "
+    "or, with ?date=, a past day's figures",
 )
 async def list_queues(
-    request: Request, _: Annotated[Principal, live_view("queues.list")]
+    request: Request,
+    _: Annotated[Principal, live_view("queues.list")],
+    day: Annotated[
+        date | None,
+        Query(
+            alias="date",
+            description="a past local day: its figures (QueuesDayOut) instead of the live "
+            "picture; today's date gives the live picture",
+        ),
+    ] = None,
 ) -> Response:
-    return _json(queries.queues(_store(request)))
+    store = _store(request)
+    if day is None:
+        return _json(queries.queues(store))
+    return await _past_day(request, store, day)
+
+
+async def _past_day(request: Request, store: LiveStore, day: date) -> Response:
+    rt = request.app.state.rt
+    now = rt.pipeline.pbx_now()
+    snap = store.snapshot
+    today = (
+        date.fromisoformat(snap["day"])
+        if snap is not None
+        else now.astimezone(rt.settings.tz).date()
+    )
+    if day > today:
+        raise HTTPException(422, f"date {day} is in the future (today is {today})")
+    if day == today:
+        return _json(queries.queues(store))
+    # A report read, not a look at the live picture: audited.
+    audit_note(request, target=f"day:{day.isoformat()}")
+    mark = request.scope.get(AUDIT_KEY)
+    if mark is not None:
+        mark.quiet = False
+    ctx = rt.report_context()
+    if ctx is None:
+        raise HTTPException(503, f"no {rt.settings.ivr_flows}/goals.yaml: past days are not kept")
+    async with rt.sessions.begin() as session:
+        centre, queues = await day_figures(session, day, ctx, now)
+    titles = {q.name: q.title for q in rt.catalogue.queues} if rt.catalogue else {}
+    names = [*titles, *sorted(q for q in queues if q not in titles)]
+    empty = figures(Tally()).as_dict()
+    body = QueuesDayOut(
+        day=day,
+        as_of=now,
+        config=KpiConfigOut(
+            short_abandon_seconds=ctx.config.short_abandon_seconds,
+            service_level_seconds=ctx.config.service_level_seconds,
+        ),
+        goals=_goals_out(rt, day),
+        centre=CentreDayOut(figures=TodayOut(**centre)),
+        queues=[
+            QueueDayOut(
+                name=name,
+                title=titles.get(name, name),
+                figures=TodayOut(**queues.get(name, empty)),
+            )
+            for name in names
+        ],
+    )
+    return Response(
+        body.model_dump_json().encode(),
+        media_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _goals_out(rt: Any, day: date) -> GoalsOut | None:
+    from app.main import goals_on
+
+    goals = goals_on(rt, day)
+    return GoalsOut(**goals.as_dict()) if goals is not None else None
 
 
 @router.get(
