@@ -353,4 +353,7 @@ async def call_ids(session: Any, linkedids: Sequence[str]) -> dict[str, int]:
     from app.store.models import Call
 
     rows = await session.execute(select(Call.linkedid, Call.id).where(Call.linkedid.in_(linkedids)))
-    return dict(rows.tuples().all())
+    out: dict[str, int] = {}
+    for lid, cid in rows:
+        out[lid] = cid
+    return out
