@@ -9,18 +9,19 @@ import asyncio
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from app.acd.kpi import GOALS
+from app.reports.goals import live_goals, load_goals
 from tests.auth_support import viewer_headers
 from tests.integration.test_live_api import live_app, staff
 from tests.live_support import Feed, serving
 
 ROOT = Path(__file__).resolve().parents[2]
+GOALS = live_goals(load_goals(ROOT / "ivr_flows"), date.today())
 
 
 @pytest.fixture

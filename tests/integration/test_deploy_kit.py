@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +16,19 @@ import pytest
 import yaml
 from prometheus_client.registry import CollectorRegistry
 
-from app.acd.kpi import GOALS
+from app.ivr.catalogue import load_catalogue
 from app.main import create_app
+from app.reports.goals import live_goals, load_goals
 from app.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 PROM = ROOT / "deploy" / "prometheus"
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "acd.json"
 NAME = re.compile(r"\b(acd_[a-z0-9_]+|acd:[a-z0-9_:]+)")
+# The goals the rules must use: those of the agreement in force, from ivr_flows/goals.yaml.
+GOALS = live_goals(
+    load_goals(ROOT / "ivr_flows", load_catalogue(ROOT / "ivr_flows").names), date.today()
+)
 
 
 def promtool(*args: str) -> str:

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.acd.kpi import CENTRE, DayBook, KpiConfig, VisitFacts, day_bounds, figures
+from app.acd.kpi import CENTRE, DayBook, KpiConfig, VisitFacts, call_facts, day_bounds, figures
 
 TZ = ZoneInfo("Europe/Copenhagen")
 T = datetime(2014, 11, 4, 9, 0, tzinfo=UTC)
@@ -63,6 +63,10 @@ def test_a_hand_computed_day() -> None:
     assert (f.answered_within_sl, f.abandoned_after_sl) == (2, 1)
     assert f.service_level == round(2 / 3, 4)
     assert f.service_level_abandons == round(2 / 4, 4)
+    # SL over everything offered, and app_queue's SL2 (abandons within T count as served).
+    assert f.abandoned_within_sl == 2  # 3 s and 5 s
+    assert f.service_level_offered == round(2 / 9, 4)
+    assert f.service_level_sl2 == round((2 + 2) / (3 + 3), 4)
     assert (f.talked, f.avg_talk_seconds) == (2, 75.0)
     assert f.max_wait_seconds == 1800.0
     # Expected wait at routing vs actual wait, answered visits that had one.
@@ -131,13 +135,48 @@ def test_the_day_is_the_local_day_of_the_queue_entry() -> None:
     assert book.figures(late.date(), "dagpenge").offered == 0
 
 
-def test_the_centre_adds_up_its_queues() -> None:
+def test_the_centre_counts_calls_not_visits() -> None:
+    """kpi.call_facts: a call counts once in the centre, with the wait until an agent first
+    answered it, whatever number of queues it visited."""
+
+    def leg(
+        seq: int, queue: str, outcome: str | None, wait: float | None, talk: float | None = None
+    ) -> VisitFacts:
+        at = T + timedelta(seconds=100 * seq)
+        return VisitFacts(
+            "c1", seq, queue, at, outcome, wait, talk, 2.0, 30.0 if seq == 1 else None
+        )
+
+    # Answered, then put through to another queue and answered there: the first wait.
+    transferred = [
+        leg(1, "dagpenge", "answered", 40.0, 100.0),
+        leg(2, "kontanthjaelp", "answered", 25.0, 60.0),
+    ]
+    live = call_facts(transferred, ended=False)
+    assert live is not None and (live.queue, live.seq, live.outcome) == (CENTRE, 0, "answered")
+    assert (live.wait_seconds, live.talk_seconds, live.estimated_wait_seconds) == (40.0, None, 30.0)
+    ended = call_facts(transferred, ended=True)
+    assert ended is not None and ended.talk_seconds == 160.0  # both talks, once ended
+    # Moved on while waiting, then answered: the waits add up.
+    moved = [leg(1, "a_kasse", "transferred", 40.1), leg(2, "dagpenge", "answered", 20.2, 5.0)]
+    facts = call_facts(moved, ended=True)
+    assert facts is not None and (facts.outcome, facts.wait_seconds) == ("answered", 60.3)
+    # Unanswered: known once the call ended; the last visit's outcome.
+    timeout = [leg(1, "a_kasse", "transferred", 10.0), leg(2, "dagpenge", "timeout", 1800.0)]
+    assert call_facts(timeout, ended=False) is None
+    gone = call_facts(timeout, ended=True)
+    assert gone is not None and (gone.outcome, gone.wait_seconds) == ("timeout", 1810.0)
+    cut = call_facts([leg(1, "a_kasse", "transferred", 10.0)], ended=True)
+    assert cut is not None and cut.outcome == "abandoned"
+    assert call_facts([], ended=True) is None
+
     book = DayBook(TZ)
-    book.feed([*DAY, visit(20, "answered", 40.0, 30.0, queue="kontanthjaelp")])
+    book.feed([*transferred, ended])
+    book.feed([ended])  # counted once, as any visit
     centre = book.figures(T.date(), CENTRE)
-    assert (centre.offered, centre.answered, centre.talked) == (10, 4, 3)
-    assert centre.asa_seconds == round(430 / 4, 1)
-    assert book.queues(T.date()) == ["dagpenge", "kontanthjaelp"]
+    assert (centre.offered, centre.answered, centre.talked, centre.asa_seconds) == (1, 1, 1, 40.0)
+    assert book.figures(T.date(), "dagpenge").offered == 1
+    assert book.queues(T.date()) == ["dagpenge", "kontanthjaelp"]  # not the centre
 
 
 outcomes = st.sampled_from(["answered", "abandoned", "timeout", "empty", "transferred"])
