@@ -131,7 +131,7 @@ async def scorecard(
     until = max(start, min(end, now))
     visits = (
         await session.execute(
-            select(QueueVisit, Call.id)
+            select(QueueVisit, Call.id, Call.ended_at)
             .join(Call, and_(Call.pbx == QueueVisit.pbx, Call.linkedid == QueueVisit.linkedid))
             .where(
                 QueueVisit.agent == agent_id,
@@ -140,12 +140,14 @@ async def scorecard(
             )
         )
     ).all()
-    call_ids = {cid for _, cid in visits}
+    call_ids = {cid for _, cid, _ in visits}
     talk = 0.0
-    for v, _ in visits:
+    for v, _, call_ended in visits:
         if v.talk_seconds is not None:
             talk += v.talk_seconds
-        elif v.answered_at is not None:  # still talking
+        elif v.answered_at is not None and call_ended is None:
+            # Still talking: up to now (the PBX's), within the day. A call that ended
+            # without its talk's end (a data gap) has no known talk.
             talk += max(0.0, (until - v.answered_at).total_seconds())
 
     mine = or_(AgentStateChange.interface == interface, AgentStateChange.agent_id == agent_id)

@@ -127,3 +127,40 @@ async def test_scorecard_of_a_known_day(db_url: str, tmp_path: Path) -> None:
         assert future.status_code == 422
         nobody = await o.http.get("/v1/agents/ghost/today", headers=o.who["admin"])
         assert nobody.status_code == 404
+
+
+async def test_the_scorecard_uses_the_pbx_clock_and_counts_a_live_talk_until_now(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The PBX plays 4 March 2025 at 09:02 UTC (the demo, a PBX with another clock): the
+    agent's "today" is that day, and a call answered at 09:00 and still up counts two
+    minutes of talk, not the rest of the day; a talk whose call ended in a data gap (no
+    end of talk known) counts none."""
+    async with office(db_url, tmp_path) as o:
+        o.rt.pipeline.skew = utc(9, 2) - datetime.now(UTC)
+        async with o.rt.sessions.begin() as s:
+            for name, ended in (("live", None), ("lost", utc(8, 50))):
+                answered = utc(9) if name == "live" else utc(8, 40)
+                call = Call(
+                    pbx="pbx1", linkedid=f"now.{name}", started_at=answered - timedelta(minutes=1),
+                    answered_at=answered, ended_at=ended, agent="agent1", queue="dagpenge",
+                    outcome=None if ended is None else "answered", data_gap=ended is not None,
+                )  # fmt: skip
+                s.add(call)
+                s.add(
+                    QueueVisit(
+                        pbx="pbx1", linkedid=call.linkedid, seq=1, queue="dagpenge",
+                        entered_at=answered - timedelta(seconds=30), answered_at=answered,
+                        agent="agent1", outcome="answered", data_gap=ended is not None,
+                    )
+                )  # fmt: skip
+        r = await o.http.get("/v1/agents/agent1/today", headers=o.who["agent1"])
+        assert r.status_code == 200, r.text
+        card = r.json()
+        assert card["date"] == "2025-03-04"
+        assert card["period_end"].startswith("2025-03-04T09:02")
+        assert card["calls_answered"] == 2
+        assert 120.0 <= card["talk_seconds"] < 125.0  # the live call so far; the lost one 0
+        # Another day than the PBX's today is refused as the future.
+        ahead = await o.http.get("/v1/agents/agent1/today?date=2025-03-05", headers=o.who["agent1"])
+        assert ahead.status_code == 422
