@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 
 from app.ivr import commands as ivr_commands
+from app.reports import commands as report_commands
 from app.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("app.cli")
@@ -423,6 +424,20 @@ COMMANDS: list[Command] = [
         "API users: `acd users add NAME --role ROLE` (prints the secret once), list, revoke",
         cmd_users,
         _users_args,
+    ),
+    Command(
+        "report",
+        "a report against the service goals to a file: --period 2014-Q4 --by department "
+        "--format pdf --out FILE",
+        report_commands.cmd_report,
+        report_commands.report_args,
+    ),
+    Command(
+        "recompute",
+        "rebuild the calls and queue visits of --from..--to from the event log, saying what "
+        "changed (idempotent)",
+        report_commands.cmd_recompute,
+        report_commands.recompute_args,
     ),
     Command(
         "simulate",

@@ -20,6 +20,7 @@ from app.acd import events as ev
 from app.acd.ewt import HandleTimes
 from app.acd.kpi import DayBook, VisitFacts, call_facts
 from app.acd.queues import QueueCatalogue
+from app.acd.records import Record
 from app.acd.state import Call, CallCentre, Drained, Visit
 from app.privacy import Caller
 
@@ -142,22 +143,36 @@ def take(book: DayBook, drained: Drained, handle: HandleTimes | None = None) -> 
 
 @dataclass
 class Replay:
-    """A fresh state machine fed logged events, counting into its own ``DayBook``."""
+    """A fresh state machine fed logged events, counting into its own ``DayBook`` (the
+    figures of the log), or handing over the records it makes (a rebuild of the stored
+    rows: ``records_of``)."""
 
     centre: CallCentre
-    book: DayBook
+    book: DayBook | None = None
     skipped: int = 0
 
     @classmethod
     def new(cls, pbx: str, book: DayBook, catalogue: QueueCatalogue | None = None) -> Replay:
         return cls(CallCentre(pbx, catalogue), book)
 
+    def _drain(self) -> list[Record]:
+        drained = self.centre.drain()
+        if self.book is not None:
+            take(self.book, drained)
+        return drained.records
+
     def apply(self, event: ev.DomainEvent) -> None:
         self.centre.apply(event, event.at)
-        take(self.book, self.centre.drain())
+        self._drain()
 
     def apply_rows(self, rows: Iterable[Any]) -> None:
         """Rows with ``kind, at, pbx, event_key, linkedid, uniqueid, data`` attributes."""
+        self.records_of(rows)
+
+    def records_of(self, rows: Iterable[Any]) -> list[Record]:
+        """Apply logged rows; the records the state machine made of them, in order
+        (drained every 2000 events, so the state machine's buffers stay bounded)."""
+        out: list[Record] = []
         for n, row in enumerate(rows, start=1):
             try:
                 event = event_of_row(row)
@@ -165,6 +180,7 @@ class Replay:
                 self.skipped += 1
                 continue
             self.centre.apply(event, event.at)
-            if n % 2000 == 0:  # keep the drained records bounded
-                take(self.book, self.centre.drain())
-        take(self.book, self.centre.drain())
+            if n % 2000 == 0:
+                out.extend(self._drain())
+        out.extend(self._drain())
+        return out
