@@ -84,6 +84,9 @@ CASES: list[tuple[str, str, str, Any, set[str]]] = [
     ("surveys.list", "GET", "/v1/surveys", None, MEMBERS),
     ("surveys.summary", "GET", "/v1/surveys/summary", None, MEMBERS),
     ("work.read", "GET", "/v1/work", None, MEMBERS),
+    # Reports: the centre's figures for everyone who works here (agents' own as the roles
+    # allow, tests/integration/test_reports_api.py); every read audited.
+    ("reports.read", "GET", "/v1/reports?period=2014-W45", None, MEMBERS),
     ("ivr.reload", "POST", "/v1/ivr/reload", None, ADMINS),
     # The live picture: everyone who works here may look; looking is not audited (a
     # wallboard looks every second), a refusal is.
