@@ -188,9 +188,9 @@ def _rate(num: int, den: int) -> float | None:
 
 def t_quantile_975(df: int) -> float:
     """Student's t 97.5 % quantile (a two-sided 95 % interval) for ``df`` degrees of
-    freedom: exact values to df 4, then the Cornish-Fisher expansion around the normal
-    quantile (error below 1e-4 from df 5 on)."""
-    exact = {1: 12.7062, 2: 4.3027, 3: 3.1824, 4: 2.7764}
+    freedom: tabled values to df 5, then the Cornish-Fisher expansion around the normal
+    quantile (error below 1e-4 from df 6 on; the tables give 4 decimals)."""
+    exact = {1: 12.7062, 2: 4.3027, 3: 3.1824, 4: 2.7764, 5: 2.5706}
     if df in exact:
         return exact[df]
     z = NormalDist().inv_cdf(0.975)
