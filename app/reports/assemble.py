@@ -96,13 +96,40 @@ class _Builder:
         self.prev_days = days_of(self.prev.first, self.prev.last)
         self.ly_days = days_of(self.last_year.first, self.last_year.last)
         self.agreements = x.goals.agreements_for(x.period.first, x.period.last)
+        # A tally's figures, and a group's sum over some days, are asked for many times
+        # (by each goal of each agreement, for the period and its comparisons): once each.
+        self._figs: dict[tuple[int, bool], dict[str, Any]] = {}
+        self._totals: dict[tuple[str, str, tuple[date, ...], int], ReportTally] = {}
 
     # ---- figures ------------------------------------------------------------------------
 
-    def figures(self, t: ReportTally, overdue: int = 0, agent: bool = False) -> dict[str, Any]:
+    def figures(
+        self, t: ReportTally, overdue: int = 0, agent: bool = False, nested: bool = True
+    ) -> dict[str, Any]:
         return report_figures(
-            t, self.x.config, repeat_days=self.x.repeat_days, overdue=overdue, agent=agent
+            t,
+            self.x.config,
+            repeat_days=self.x.repeat_days,
+            overdue=overdue,
+            agent=agent,
+            nested=nested,
         )
+
+    def _cached_figures(self, t: ReportTally, agent: bool) -> dict[str, Any]:
+        key = (id(t), agent)
+        figs = self._figs.get(key)
+        if figs is None:
+            figs = self._figs[key] = self.figures(t, agent=agent, nested=False)
+        return figs
+
+    def total(
+        self, kind: str, key: str, days: Sequence[date], slot: int = WHOLE_DAY
+    ) -> ReportTally:
+        cache = (kind, key, tuple(days), slot)
+        t = self._totals.get(cache)
+        if t is None:
+            t = self._totals[cache] = total(self.x.rows, kind, key, days, slot)
+        return t
 
     def overdue(self, match: Callable[[date, str], bool]) -> int:
         return sum(1 for day, queue in self.x.overdue if match(day, queue))
@@ -122,7 +149,7 @@ class _Builder:
             )
         ):
             return None
-        figs = self.figures(t, agent=agent)
+        figs = self._cached_figures(t, agent)
         value = figs.get(metric)
         return float(value) if value is not None else None
 
@@ -174,9 +201,9 @@ class _Builder:
         if days is None:  # the whole period, with its comparisons
             return self.goals(
                 self.agreements,
-                lambda a: total(rows, "scope", a.scope, self.days),
-                lambda a: total(rows, "scope", a.scope, self.prev_days),
-                lambda a: total(rows, "scope", a.scope, self.ly_days),
+                lambda a: self.total("scope", a.scope, self.days),
+                lambda a: self.total("scope", a.scope, self.prev_days),
+                lambda a: self.total("scope", a.scope, self.ly_days),
             )
         if slot != WHOLE_DAY:
             return self.goals(
@@ -185,16 +212,13 @@ class _Builder:
                 None,
                 None,
             )
-        return self.goals(
-            self.agreements, lambda a: total(rows, "scope", a.scope, days), None, None
-        )
+        return self.goals(self.agreements, lambda a: self.total("scope", a.scope, days), None, None)
 
     def group_goals(
         self, kind: str, key: str, queues: Sequence[str] | None
     ) -> dict[str, AgreementGoals]:
         """The agreements whose scope covers a department's or a queue's queues, measured
         on that group; an agent is measured against the agreement of the whole line."""
-        rows = self.x.rows
         if queues is None:
             primary = self.x.goals.primary(self.x.period.last)
             applies = [primary] if primary is not None else []
@@ -209,9 +233,9 @@ class _Builder:
         agent = kind == "agent"
         return self.goals(
             applies,
-            lambda a: total(rows, kind, key, self.days),
-            lambda a: total(rows, kind, key, self.prev_days),
-            lambda a: total(rows, kind, key, self.ly_days),
+            lambda a: self.total(kind, key, self.days),
+            lambda a: self.total(kind, key, self.prev_days),
+            lambda a: self.total(kind, key, self.ly_days),
             agent=agent,
         )
 
@@ -222,7 +246,7 @@ class _Builder:
         out: list[Group] = []
         if by == "department":
             for d in x.goals.departments:
-                t = total(rows, "department", d.name, self.days)
+                t = self.total("department", d.name, self.days)
                 own = set(d.queues)
                 overdue = self.overdue(lambda _day, q, own=own: q in own)  # type: ignore[misc]
                 out.append(
@@ -237,7 +261,7 @@ class _Builder:
             names = list(x.queue_titles)
             names += sorted(k for k in rows.get("queue", {}) if k not in x.queue_titles)
             for name in names:
-                t = total(rows, "queue", name, self.days)
+                t = self.total("queue", name, self.days)
                 overdue = self.overdue(lambda _day, q, name=name: q == name)  # type: ignore[misc]
                 out.append(
                     Group(
@@ -256,7 +280,7 @@ class _Builder:
             for agent in sorted(seen):
                 if x.agents is not None and not x.agents(agent):
                     continue
-                t = total(rows, "agent", agent, self.days)
+                t = self.total("agent", agent, self.days)
                 out.append(
                     Group(
                         key=agent,
@@ -272,7 +296,7 @@ class _Builder:
                 cut.setdefault(key, (title, []))[1].append(day)
             for key in sorted(cut, key=int if by == "weekday" else str):
                 title, days = cut[key]
-                t = total(rows, "centre", "", days)
+                t = self.total("centre", "", days)
                 in_days = set(days)
                 overdue = self.overdue(lambda day, _q, s=in_days: day in s)  # type: ignore[misc]
                 out.append(
@@ -301,15 +325,20 @@ class _Builder:
 
     def report(self) -> Report:
         x, rows = self.x, self.x.rows
-        centre_t = total(rows, "centre", "", self.days)
+        centre_t = self.total("centre", "", self.days)
         centre = Centre(
             **self.figures(centre_t, len(x.overdue)),
             goals=self.scope_goals(None),
         )
+        by_day = rows.get("centre", {}).get("", {})
         daily = [
-            Day(date=day, **self.figures(total(rows, "centre", "", [day]))) for day in self.days
+            Day(
+                date=day,
+                **self.figures(by_day.get(day, {}).get(WHOLE_DAY) or ReportTally(), nested=False),
+            )
+            for day in self.days
         ]
-        gap_t = total(rows, "gap", "", self.days)
+        gap_t = self.total("gap", "", self.days)
         return Report(
             from_=x.period.first,
             to=x.period.last,
@@ -368,8 +397,14 @@ class _Builder:
                     affected.append(name)
             if gap_t.max_wait_ms and gap_t.max_wait_ms >= centre_t.max_wait_ms:
                 affected.append("max_wait_seconds")
+        in_period = set(self.days)
         visits_touched = sum(
-            total(x.rows, "queue", q, self.days).data_gap_calls for q in x.rows.get("queue", {})
+            t.data_gap_calls
+            for by_day in x.rows.get("queue", {}).values()
+            for day, by_slot in by_day.items()
+            if day in in_period
+            for slot, t in by_slot.items()
+            if slot == WHOLE_DAY
         )
         return DataQuality(
             gaps=centre_t.gaps,

@@ -205,7 +205,12 @@ class Group(Figures):
 
 
 class Day(Figures):
+    """The centre's figures of one day (for charts): the scalars; the service-level table
+    and the survey's detail are the period's (``centre``), not repeated per day."""
+
     date: date
+    service_levels: list[ServiceLevel] = Field(default_factory=list)
+    survey: Survey | None = None  # type: ignore[assignment]
 
 
 class WaitDistribution(_Out):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from dataclasses import dataclass, field, fields
+from operator import add
 from statistics import NormalDist
 from typing import Any
 
@@ -121,18 +122,16 @@ class ReportTally(Tally):
     # ---- arithmetic --------------------------------------------------------------------
 
     def add(self, other: Tally) -> None:
-        for f in fields(self):
-            mine = getattr(self, f.name)
-            theirs = getattr(other, f.name, None)
-            if theirs is None:
-                continue
-            if f.name == "max_wait_ms":
-                self.max_wait_ms = max(mine, theirs)
-            elif isinstance(mine, list):
-                for i, x in enumerate(theirs):
-                    mine[i] += x
-            else:
-                setattr(self, f.name, mine + theirs)
+        # Reports add thousands of these (days into years, queues into groups): the field
+        # names are looked up once (_SCALARS, _LISTS), not per call.
+        if type(other) is not ReportTally:
+            Tally.add(self, other)
+            return
+        for name in _SCALARS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in _LISTS:
+            setattr(self, name, list(map(add, getattr(self, name), getattr(other, name))))
+        self.max_wait_ms = max(self.max_wait_ms, other.max_wait_ms)
 
     def minus(self, part: ReportTally) -> ReportTally:
         """These counts without ``part`` (a subset of them). The longest wait cannot be
@@ -164,17 +163,18 @@ class ReportTally(Tally):
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> ReportTally:
-        t = cls()
-        for name, value in data.items():
-            current = getattr(t, name, None)
-            if current is None:
-                continue  # a count an older version stored and this one no longer has
-            if isinstance(current, list):
-                n = min(len(current), len(value))
-                current[:n] = value[:n]
-            else:
-                setattr(t, name, value)
-        return t
+        known = {k: v for k, v in data.items() if k in _FIELDS}  # older versions' counts go
+        for name in _LISTS:
+            value = known.get(name)
+            if value is not None and len(value) != _LENGTHS[name]:
+                known[name] = (list(value) + [0] * _LENGTHS[name])[: _LENGTHS[name]]
+        return cls(**known)
+
+
+_FIELDS = frozenset(f.name for f in fields(ReportTally))
+_LISTS = tuple(f.name for f in fields(ReportTally) if f.name.endswith("_hist"))
+_LENGTHS = {name: len(getattr(ReportTally(), name)) for name in _LISTS}
+_SCALARS = tuple(f.name for f in fields(ReportTally) if f.name not in (*_LISTS, "max_wait_ms"))
 
 
 # --------------------------------------------------------------------------------------
@@ -204,16 +204,21 @@ def t_quantile_975(df: int) -> float:
 def question_stats(counts: list[int]) -> QuestionStats:
     """Mean of 1-9 answers with the 95 % confidence interval of the mean (Student's t)."""
     n = sum(counts)
+    # model_construct: counted here, nothing to validate (a report builds thousands).
     if n == 0:
-        return QuestionStats(n=0, mean=None, ci95_low=None, ci95_high=None, counts=counts)
+        return QuestionStats.model_construct(
+            n=0, mean=None, ci95_low=None, ci95_high=None, counts=counts
+        )
     total = sum((i + 1) * c for i, c in enumerate(counts))
     mean = total / n
     if n < 2:
-        return QuestionStats(n=n, mean=round(mean, 2), ci95_low=None, ci95_high=None, counts=counts)
+        return QuestionStats.model_construct(
+            n=n, mean=round(mean, 2), ci95_low=None, ci95_high=None, counts=counts
+        )
     squares = sum(((i + 1) - mean) ** 2 * c for i, c in enumerate(counts))
     sd = math.sqrt(squares / (n - 1))
     half = t_quantile_975(n - 1) * sd / math.sqrt(n)
-    return QuestionStats(
+    return QuestionStats.model_construct(
         n=n,
         mean=round(mean, 2),
         ci95_low=round(mean - half, 2),
@@ -228,9 +233,13 @@ def _survey(t: ReportTally) -> Survey:
         for q in QUESTIONS:
             start = survey_cell(split, q, 1)
             stats[q] = question_stats(t.survey_hist[start : start + 9])
-        return SurveyGroup(**stats)
+        return SurveyGroup.model_construct(
+            friendliness=stats["friendliness"], wait=stats["wait"], overall=stats["overall"]
+        )
 
-    return Survey(all=group("all"), settled=group("settled"), transferred=group("transferred"))
+    return Survey.model_construct(
+        all=group("all"), settled=group("settled"), transferred=group("transferred")
+    )
 
 
 def service_levels(t: ReportTally, config: KpiConfig) -> list[ServiceLevel]:
@@ -241,7 +250,7 @@ def service_levels(t: ReportTally, config: KpiConfig) -> list[ServiceLevel]:
 
     def row(threshold: float, within: int, ab_within: int) -> ServiceLevel:
         after = abandoned - ab_within
-        return ServiceLevel(
+        return ServiceLevel.model_construct(
             threshold_seconds=threshold,
             answered_within=within,
             abandoned_within=ab_within,
@@ -270,10 +279,12 @@ def report_figures(
     repeat_days: int,
     overdue: int = 0,
     agent: bool = False,
+    nested: bool = True,
 ) -> dict[str, Any]:
     """The published figures of a tally: a dict of ``Figures``' fields (to which the
     caller adds its key, title and goals). ``agent``: a person's answered calls, not a
-    queue's offered ones, so the figures of what was offered are not shown."""
+    queue's offered ones, so the figures of what was offered are not shown. ``nested``:
+    with the service-level table and the survey's detail (not for the days of a chart)."""
     base = figures(t).as_dict()
     repeated = sum(t.repeat_hist[: repeat_days + 1])
     out: dict[str, Any] = {
@@ -283,7 +294,7 @@ def report_figures(
         "ivr_hangup": t.ivr_hangup,
         "failed": t.failed,
         **{k: v for k, v in base.items() if k in Figures.model_fields},
-        "service_levels": service_levels(t, config),
+        "service_levels": service_levels(t, config) if nested else [],
         "avg_handle_seconds": round(t.handle_ms / t.talked / 1000, 1) if t.talked else None,
         "transferred_to_queue": t.transferred_to_queue,
         "transferred_external": t.transferred_external,
@@ -304,7 +315,7 @@ def report_figures(
         "survey_response_rate": (
             round(min(1.0, t.survey_responses / t.survey_invited), 4) if t.survey_invited else None
         ),
-        "survey": _survey(t),
+        "survey": _survey(t) if nested else None,
         "callbacks_requested": t.callbacks_requested,
         "messages_requested": t.messages_requested,
         "tasks_requested": t.callbacks_requested + t.messages_requested,
@@ -318,7 +329,11 @@ def report_figures(
         "tasks_overdue": overdue,
         "data_gap_calls": t.data_gap_calls,
     }
-    out["satisfaction"] = out["survey"].all.overall.mean
+    overall = t.survey_hist[survey_cell("all", "overall", 1) : survey_cell("all", "overall", 9) + 1]
+    answers = sum(overall)
+    out["satisfaction"] = (
+        round(sum((i + 1) * c for i, c in enumerate(overall)) / answers, 2) if answers else None
+    )
     if agent:
         for name in (
             "offered",
