@@ -59,6 +59,24 @@ def _decode(hint: Any, value: Any) -> Any:
     return value
 
 
+# Per event class, its fields that need decoding (a Caller, a datetime) and the hint each:
+# a replay decodes millions of rows, most fields plain (str, int, bool) and passed as read.
+_SPECIAL: dict[type, tuple[frozenset[str], dict[str, Any]]] = {}
+
+
+def _plan(cls: type) -> tuple[frozenset[str], dict[str, Any]]:
+    plan = _SPECIAL.get(cls)
+    if plan is None:
+        hints = _hints(cls)
+        special = {
+            name: hint
+            for name, hint in hints.items()
+            if Caller in _types_of(hint) or datetime in _types_of(hint)
+        }
+        plan = _SPECIAL[cls] = (frozenset(hints), special)
+    return plan
+
+
 class UnknownEvent(ValueError):
     pass
 
@@ -77,8 +95,11 @@ def event_from_log(
     cls = KINDS.get(kind)
     if cls is None:
         raise UnknownEvent(f"unknown event kind {kind!r}")
-    hints = _hints(cls)
-    fields = {k: _decode(hints[k], v) for k, v in data.items() if k in hints}
+    known, special = _plan(cls)
+    fields = {k: v for k, v in data.items() if k in known}
+    for name, hint in special.items():
+        if name in fields:
+            fields[name] = _decode(hint, fields[name])
     try:
         return cls(
             at=at, pbx=pbx, key=key, linkedid=linkedid or "", uniqueid=uniqueid or "", **fields
