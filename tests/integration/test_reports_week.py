@@ -32,12 +32,12 @@ from app.reports.goals import load_goals
 from app.reports.model import Report
 from app.reports.periods import parse_period, span
 from app.reports.render import render
-from app.reports.rollup import Context
+from app.reports.rollup import Context, RollupJob
 from app.store import callbacks as tasks
 from app.store.db import create_engine, session_factory
 from app.store.models import Callback, ReportDay
 from app.store.registrations import put_disposition
-from app.store.writer import PostgresBackend
+from app.store.writer import PostgresBackend, SqliteBackend
 from tests.report_support import TZ, Centre, Leg, Script, call_ids, local, merged
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,7 +142,8 @@ async def load_week(url: str) -> Week:
     catalogue = load_catalogue(ROOT / "ivr_flows")
     goals = load_goals(ROOT / "ivr_flows", catalogue.names)
     ctx = Context(tz=TZ, config=KpiConfig(), goals=goals, catalogue=catalogue, repeat_days=3)
-    backend = PostgresBackend(url)
+    sqlite = create_engine(url) if url.startswith("sqlite") else None
+    backend: Any = SqliteBackend(sqlite) if sqlite is not None else PostgresBackend(url)
     centre = Centre(backend, catalogue)
     gap_done = False
     for event in merged(week()):
@@ -157,6 +158,8 @@ async def load_week(url: str) -> Week:
     centre.tick(AS_OF)
     await centre.flush(AS_OF)
     await backend.close()
+    if sqlite is not None:
+        await sqlite.dispose()
 
     engine = create_engine(url)
     try:
@@ -211,6 +214,15 @@ def group(report: Report, key: str) -> Any:
 
 
 async def test_the_centre_counts_each_call_once(loaded: Week) -> None:
+    await check_the_centre(loaded)
+
+
+async def test_the_same_on_sqlite(sqlite_url: str) -> None:
+    """A single box on SQLite: the same week, the same figures."""
+    await check_the_centre(await load_week(sqlite_url))
+
+
+async def check_the_centre(loaded: Week) -> None:
     r = await report_of(loaded, "centre")
     c = r.centre
     assert (r.from_, r.to, r.period, r.title) == (
@@ -442,6 +454,27 @@ async def test_data_quality_says_what_the_gap_could_change(loaded: Week) -> None
         assert name not in dq.figures_affected
     assert dq.figures_affected_count == len(dq.figures_affected)
     assert dq.days == 7
+
+
+async def test_the_job_counts_the_last_weeks_once(loaded: Week) -> None:
+    """The service's hourly job counts the recent past days ahead of the reports, and
+    leaves them alone while they are fresh."""
+    engine = create_engine(loaded.url)
+    try:
+        job = RollupJob(session_factory(engine), lambda: loaded.ctx, lambda: AS_OF, window=14)
+        assert await job.run_once() == 14  # 27 October .. 9 November
+        assert await job.run_once() == 0
+        assert (await job.check()).ok
+        async with session_factory(engine)() as session:
+            days = (await session.execute(select(ReportDay.day))).scalars().all()
+        assert sorted(days) == [AS_OF.date() - timedelta(days=i) for i in range(14, 0, -1)]
+        report = await report_of(loaded, "centre")
+        assert report.data_quality.days_from_rollup == 7  # used as the job left them
+        assert report.data_quality.days_recomputed == 0
+        silent = RollupJob(session_factory(engine), lambda: None, lambda: AS_OF)
+        assert await silent.run_once() == 0  # no goals file: nothing to count with
+    finally:
+        await engine.dispose()
 
 
 async def test_stored_tallies_are_used_once_final_and_outlive_the_detail(loaded: Week) -> None:
