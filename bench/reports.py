@@ -56,6 +56,7 @@ from app.store import migrate  # noqa: E402
 from app.store.db import create_engine, session_factory  # noqa: E402
 from app.store.models import Call, CallEvent, QueueVisit  # noqa: E402
 from app.store.writer import PostgresBackend  # noqa: E402
+from bench.day import admin  # noqa: E402
 from tests.report_support import TZ, Centre, Leg, Script, events, local  # noqa: E402
 
 FLOWS = ROOT / "ivr_flows"
@@ -69,16 +70,6 @@ UNITS = ("jc_amager", "jc_nord", "jc_vest")
 
 def say(*parts: object) -> None:
     print(*parts, flush=True)
-
-
-async def admin(url: str, sql: str) -> None:
-    import asyncpg  # type: ignore[import-untyped]
-
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 # --------------------------------------------------------------------------------------

@@ -4,8 +4,9 @@ state machine). Both count with ``app.acd.kpi``, as the live path does."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import date, timedelta
+from collections.abc import AsyncIterator, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -107,18 +108,29 @@ async def replay_day(
     day, in the order the service applied them, through a fresh ``CallCentre``."""
     start, end = day_bounds(day, tz)
     replay = Replay.new(pbx, DayBook(tz, config, keep_days=10_000), catalogue)
+    async for part in logged_events(sessions, pbx, start - REPLAY_MARGIN, end + REPLAY_MARGIN):
+        replay.apply_rows(part)
+    return replay
+
+
+async def logged_events(
+    sessions: async_sessionmaker[AsyncSession],
+    pbx: str,
+    since: datetime,
+    until: datetime,
+    batch: int = 2000,
+) -> AsyncIterator[Sequence[Any]]:
+    """The PBX's logged events in [since, until), in the order the service applied them
+    (the log's), ``batch`` rows at a time, as rows with ``kind, at, pbx, event_key,
+    linkedid, uniqueid, data`` (what ``Replay`` takes)."""
+    e = CallEvent
     stmt = (
-        select(CallEvent)
-        .where(
-            CallEvent.pbx == pbx,
-            CallEvent.at >= start - REPLAY_MARGIN,
-            CallEvent.at < end + REPLAY_MARGIN,
-        )
-        .order_by(CallEvent.id)
+        select(e.kind, e.at, e.pbx, e.event_key, e.linkedid, e.uniqueid, e.data)
+        .where(e.pbx == pbx, e.at >= since, e.at < until)
+        .order_by(e.id)
         .execution_options(yield_per=batch)
     )
     async with sessions() as session:
         result = await session.stream(stmt)
-        async for part in result.scalars().partitions(batch):
-            replay.apply_rows(part)
-    return replay
+        async for part in result.partitions(batch):
+            yield part

@@ -259,17 +259,9 @@ class _Counter:
             t.transferred_to_queue += 1
         elif c.transferred_to is not None and c.transferred_to not in self.queues:
             t.transferred_external += 1
-        own = [r for i, r in enumerate(regs) if queues is None or reg_queue[i] in queues]
-        if own:
-            t.registered += 1
-            if all(r.resolved and r.transferred_to is None for r in own):
-                t.registered_resolved += 1
-            if any(r.transferred_to for r in own):
-                t.registered_transferred += 1
-        if repeat is not None:
-            t.repeat_base += 1
-            if repeat <= REPEAT_MAX_DAYS:
-                t.repeat_hist[repeat] += 1
+        _answered_call(
+            t, [r for i, r in enumerate(regs) if queues is None or reg_queue[i] in queues], repeat
+        )
         here = queues is None or last.facts.queue in queues
         self._survey(t, c, last.facts.queue, survey, split, here)
 
@@ -307,17 +299,7 @@ class _Counter:
             t.transferred_to_queue += 1
         elif c.transferred_to is not None and c.transferred_to not in self.queues:
             t.transferred_external += 1
-        own = [r for r in regs if r.agent_id == v.agent]
-        if own:
-            t.registered += 1
-            if all(r.resolved and r.transferred_to is None for r in own):
-                t.registered_resolved += 1
-            if any(r.transferred_to for r in own):
-                t.registered_transferred += 1
-        if repeat is not None:
-            t.repeat_base += 1
-            if repeat <= REPEAT_MAX_DAYS:
-                t.repeat_hist[repeat] += 1
+        _answered_call(t, [r for r in regs if r.agent_id == v.agent], repeat)
         if last_answered:
             self._survey(t, c, v.facts.queue, survey, split, True)
 
@@ -405,6 +387,20 @@ class _Counter:
             overlap = (min(until, end) - max(gap.gap_from, start)).total_seconds()
             if overlap > 0:
                 self.tally("centre", "", day).gap_ms += round(overlap * 1000)
+
+
+def _answered_call(t: ReportTally, regs: Sequence[Registration], repeat: int | None) -> None:
+    """An answered call's (or visit's) registrations, and whether its caller called again."""
+    if regs:
+        t.registered += 1
+        if all(r.resolved and r.transferred_to is None for r in regs):
+            t.registered_resolved += 1
+        if any(r.transferred_to for r in regs):
+            t.registered_transferred += 1
+    if repeat is not None:
+        t.repeat_base += 1
+        if repeat <= REPEAT_MAX_DAYS:
+            t.repeat_hist[repeat] += 1
 
 
 def count_days(

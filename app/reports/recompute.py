@@ -30,6 +30,7 @@ from app.acd.queues import QueueCatalogue
 from app.acd.records import CallRecord, Record, SurveyRecord, VisitRecord
 from app.acd.replay import Replay
 from app.acd.state import CallCentre, default_agent_id
+from app.live.history import logged_events
 from app.reports.rollup import Context, count_and_store
 from app.reports.tally import REPEAT_MAX_DAYS
 from app.store.models import Agent, Call, CallEvent, QueueVisit, SurveyResponse
@@ -123,30 +124,10 @@ async def recompute(
         replay = Replay(
             CallCentre(pbx, catalogue, agent_of=agent_of, due_at=lambda at: callback_due(at, tz))
         )
-        stmt = (
-            select(
-                CallEvent.kind,
-                CallEvent.at,
-                CallEvent.pbx,
-                CallEvent.event_key,
-                CallEvent.linkedid,
-                CallEvent.uniqueid,
-                CallEvent.data,
-            )
-            .where(
-                CallEvent.pbx == pbx,
-                CallEvent.at >= start - MARGIN,
-                CallEvent.at < end + MARGIN,
-            )
-            .order_by(CallEvent.id)
-            .execution_options(yield_per=batch)
-        )
-        async with sessions() as session:
-            result = await session.stream(stmt)
-            async for part in result.partitions(batch):
-                out.events += len(part)
-                for record in replay.records_of(part):
-                    _keep(records, record)
+        async for part in logged_events(sessions, pbx, start - MARGIN, end + MARGIN, batch):
+            out.events += len(part)
+            for record in replay.records_of(part):
+                _keep(records, record)
         for record in replay.records_of([]):
             _keep(records, record)
         out.skipped_events += replay.skipped
