@@ -194,21 +194,20 @@ class _Counter:
         repeat = self._repeat(c, data) if c.caller_hash else None
         if day in self.days:
             slot = slot_of(first_at or c.started_at, self.tz)
+            gap = c.data_gap or any(v.data_gap for v in visits)
             for kind, key, queues, dests, slots in self.groups:
-                mine = [v for v in visits if queues is None or v.facts.queue in queues]
+                mine = visits if queues is None else [v for v in visits if v.facts.queue in queues]
                 to_us = c.transferred_to is not None and c.transferred_to in dests
                 if queues is not None and not mine and not to_us:
                     continue
                 targets = [self.tally(kind, key, day)]
                 if slots:
                     targets.append(self.tally(kind, key, day, slot))
-                gap = c.data_gap or any(v.data_gap for v in visits)
                 if kind == "centre" and gap:
                     targets.append(self.tally("gap", "", day))
-                for t in targets:
-                    self._call_in_group(
-                        t, c, mine, queues, regs, reg_queue, survey, split, repeat, to_us, gap
-                    )
+                self._call_in_group(
+                    targets, c, mine, queues, regs, reg_queue, survey, split, repeat, to_us, gap
+                )
         for i, v in enumerate(visits):
             vday = local_day(v.facts.entered_at, self.tz)
             if vday not in self.days:
@@ -220,7 +219,7 @@ class _Counter:
 
     def _call_in_group(
         self,
-        t: ReportTally,
+        targets: Sequence[ReportTally],
         c: CallRow,
         mine: Sequence[VisitRow],
         queues: frozenset[str] | None,
@@ -232,38 +231,61 @@ class _Counter:
         to_us: bool,
         gap: bool,
     ) -> None:
-        if mine or queues is None:
-            t.calls += 1
+        """The call as one group counts it, into each of ``targets`` (the day's, the
+        half-hour's, the data gap's): worked out once, added to each."""
+        counted = bool(mine) or queues is None
+        outcome: str | None = None
         if queues is None:
             if c.outcome in ("closed", "forwarded", "ivr_hangup", "failed"):
-                setattr(t, c.outcome, getattr(t, c.outcome) + 1)
+                outcome = c.outcome
         elif to_us and c.outcome == "forwarded":
-            t.forwarded += 1
-        if to_us:
-            t.transfers_received += 1
-        if gap and (mine or queues is None):
-            t.data_gap_calls += 1
-        facts = call_facts([v.facts for v in mine], ended=c.ended_at is not None)
-        if facts is None:
-            return
-        t.decided(facts, self.config)
-        if facts.talk_seconds is not None:
-            talked = [v.facts.queue for v in mine if v.facts.talk_seconds is not None]
-            wrapups = sum(self.wrapup_ms(q) for q in talked)
-            t.talk_and_wrapup(facts, wrapups)
-        if facts.outcome != "answered":
-            return
-        answered = [i for i, v in enumerate(mine) if v.facts.outcome == "answered"]
-        last = mine[answered[-1]]
-        if any(v.facts.outcome == "answered" for v in mine[:-1]) or self._moved_on(mine, c):
-            t.transferred_to_queue += 1
-        elif c.transferred_to is not None and c.transferred_to not in self.queues:
-            t.transferred_external += 1
-        _answered_call(
-            t, [r for i, r in enumerate(regs) if queues is None or reg_queue[i] in queues], repeat
-        )
-        here = queues is None or last.facts.queue in queues
-        self._survey(t, c, last.facts.queue, survey, split, here)
+            outcome = "forwarded"
+        facts = call_facts([v.facts for v in mine], ended=c.ended_at is not None) if mine else None
+        wrapups = 0
+        if facts is not None and facts.talk_seconds is not None:
+            wrapups = sum(
+                self.wrapup_ms(v.facts.queue) for v in mine if v.facts.talk_seconds is not None
+            )
+        answered = facts is not None and facts.outcome == "answered"
+        to_queue = external = here = False
+        own: list[Registration] = []
+        last_queue = ""
+        if answered:
+            last_queue = next(
+                v for v in reversed(mine) if v.facts.outcome == "answered"
+            ).facts.queue
+            to_queue = any(v.facts.outcome == "answered" for v in mine[:-1]) or self._moved_on(
+                mine, c
+            )
+            external = (
+                not to_queue
+                and c.transferred_to is not None
+                and c.transferred_to not in self.queues
+            )
+            own = [r for i, r in enumerate(regs) if queues is None or reg_queue[i] in queues]
+            here = queues is None or last_queue in queues
+        for t in targets:
+            if counted:
+                t.calls += 1
+                if gap:
+                    t.data_gap_calls += 1
+            if outcome is not None:
+                setattr(t, outcome, getattr(t, outcome) + 1)
+            if to_us:
+                t.transfers_received += 1
+            if facts is None:
+                continue
+            t.decided(facts, self.config)
+            if facts.talk_seconds is not None:
+                t.talk_and_wrapup(facts, wrapups)
+            if not answered:
+                continue
+            if to_queue:
+                t.transferred_to_queue += 1
+            elif external:
+                t.transferred_external += 1
+            _answered_call(t, own, repeat)
+            self._survey(t, c, last_queue, survey, split, here)
 
     def _moved_on(self, mine: Sequence[VisitRow], c: CallRow) -> bool:
         # Answered in this group and then put through to a queue of another group.

@@ -11,12 +11,14 @@ When a day is counted
 A day is *final* once it was counted after its repeat-call window closed (REPEAT_MAX_DAYS
 working days later): then its tallies are never counted again by themselves and its detail
 rows may be purged. A day that is not final is used as stored if it was counted after the
-day ended (and the registration window after it) and within the last hour; else it is
-counted again. Tallies counted with other definitions (thresholds, scopes, departments,
-wrap-ups: ``digest``) are counted again where the detail rows still exist.
+day ended (and the registration window after it) and on the current local day: so each
+past day is counted about once a day (its later callers' repeat calls, its call-backs
+returned since) until final, ~14 times in all; today is counted by each report. Tallies
+counted with other definitions (thresholds, scopes, departments, wrap-ups: ``digest``)
+are counted again where the detail rows still exist.
 
-Nothing here is on the path a call is written by: the cost is the counting, once per day
-and hour until final (measured in bench/reports.py).
+Nothing here is on the path a call is written by: the cost is the counting, about once a
+day per recent day until final (measured in bench/reports.py).
 """
 
 from __future__ import annotations
@@ -70,7 +72,6 @@ log = logging.getLogger(__name__)
 ROLLUP_VERSION = 1  # raise when what a tally counts changes: stored days are counted again
 MARGIN = timedelta(hours=12)  # a call's start can be this long before its day's queue entry
 SETTLE = timedelta(minutes=60)  # agents register a call up to an hour after it (setting)
-MAX_AGE = timedelta(hours=1)  # a day that is not final is counted again after this
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,6 @@ class Context:
     catalogue: QueueCatalogue | None
     repeat_days: int = 3
     settle: timedelta = SETTLE
-    max_age: timedelta = MAX_AGE
 
     @property
     def queues(self) -> tuple[str, ...]:
@@ -374,7 +374,9 @@ def usable(row: ReportDay | None, day: date, ctx: Context, now: datetime) -> boo
     if row.final:
         return True
     _, end = day_bounds(day, ctx.tz)
-    return row.computed_at >= end + ctx.settle and now - row.computed_at <= ctx.max_age
+    return row.computed_at >= end + ctx.settle and local_day(row.computed_at, ctx.tz) == local_day(
+        now, ctx.tz
+    )
 
 
 @dataclass
@@ -499,7 +501,7 @@ async def final_before(session: AsyncSession) -> date | None:
 
 class RollupJob:
     """Component: once every ``interval``, counts the days of the last ``window`` days
-    that are not usable as stored (not final, counted while open or over an hour ago),
+    that are not usable as stored (not final, and counted while open or on another day),
     so that reports find them ready. Days before the window are counted by the first
     report that needs them."""
 
