@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from app import jsoncodec
 from app.acd import events as ev
 from app.acd.ewt import HandleTimes
 from app.acd.kpi import DayBook, VisitFacts, call_facts
@@ -109,7 +110,11 @@ def event_from_log(
 
 
 def event_of_row(row: Any) -> ev.DomainEvent:
-    """A row with ``kind, at, pbx, event_key, linkedid, uniqueid, data`` attributes."""
+    """A row with ``kind, at, pbx, event_key, linkedid, uniqueid, data`` attributes;
+    ``data`` decoded already, or the JSON text as stored (decoded here, with orjson)."""
+    data = row.data
+    if isinstance(data, str | bytes):
+        data = jsoncodec.loads(data)
     return event_from_log(
         row.kind,
         at=row.at,
@@ -117,7 +122,7 @@ def event_of_row(row: Any) -> ev.DomainEvent:
         key=row.event_key,
         linkedid=row.linkedid,
         uniqueid=row.uniqueid,
-        data=row.data,
+        data=data,
     )
 
 

@@ -146,27 +146,29 @@ async def recompute(
             (c.pbx, c.linkedid): c
             for c in (
                 await session.execute(
-                    select(Call).where(Call.started_at >= start, Call.started_at < end)
+                    select(*Call.__table__.columns).where(
+                        Call.started_at >= start, Call.started_at < end
+                    )
                 )
-            ).scalars()
+            )
         }
         stored_visits = {
             (v.pbx, v.linkedid, v.seq): v
             for v in (
                 await session.execute(
-                    select(QueueVisit)
+                    select(*QueueVisit.__table__.columns)
                     .join(
                         Call, and_(Call.pbx == QueueVisit.pbx, Call.linkedid == QueueVisit.linkedid)
                     )
                     .where(Call.started_at >= start, Call.started_at < end)
                 )
-            ).scalars()
+            )
         }
         stored_surveys = {
             (s.pbx, s.linkedid): s
             for s in (
                 await session.execute(
-                    select(SurveyResponse)
+                    select(*SurveyResponse.__table__.columns)
                     .join(
                         Call,
                         and_(
@@ -175,7 +177,7 @@ async def recompute(
                     )
                     .where(Call.started_at >= start, Call.started_at < end)
                 )
-            ).scalars()
+            )
         }
     out.calls_stored = len(stored_calls)
     out.not_in_log = sum(1 for k in stored_calls if k not in calls)
