@@ -59,6 +59,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from app.acd.staffing import offered_load
 from app.ivr.calendar import is_working_day
 from app.sim.behaviour import Reply, Talk
 from app.sim.conf import QueuesConfig
@@ -343,7 +344,7 @@ def plan_agents(
         share = q.calls_per_year / total_cpy
         aht = cfg.talk_means.get(q.name, 270.0) + q.wrapuptime
         peak_calls = volume * share * peak_w / max(total_w, 1e-9)
-        need_peak = max(1, math.ceil(peak_calls * aht / 3600.0 * cfg.agents_per_erlang))
+        need_peak = max(1, math.ceil(offered_load(peak_calls, aht, 3600.0) * cfg.agents_per_erlang))
         for j in range(need_peak):
             n += 1
             logout_hour = float(cfg.close_hour)
