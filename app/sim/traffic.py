@@ -204,6 +204,15 @@ class TrafficConfig:
     second_skill_share: float = 0.35
     meeting_share: float = 0.10
     hours: tuple[float, float] | None = None  # limit arrivals to [from, to) local hours
+    # Day-to-day pattern (planning tests and benchmarks; all 1.0 = every working day alike,
+    # the default day's arrivals unchanged): weekday (0 = Monday) weights, the first
+    # working day of a month, the first working day after a public holiday, and growth
+    # per week from ``trend_from``.
+    weekday_weights: Mapping[int, float] = field(default_factory=dict)
+    month_start_factor: float = 1.0
+    after_holiday_factor: float = 1.0
+    trend_per_week: float = 0.0
+    trend_from: dt.date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,10 +278,55 @@ def _poisson_times(rng: random.Random, rate_per_s: float, t0: float, t1: float) 
 
 
 def daily_volume(queues: QueuesConfig, cfg: TrafficConfig) -> float:
+    """Expected calls of ``cfg.date`` (a working day), its day pattern included."""
     if cfg.calls_per_day is not None:
-        return cfg.calls_per_day * cfg.calls_scale
-    total = sum(q.calls_per_year for q in queues.queues)
-    return total / WORKING_DAYS_PER_YEAR * cfg.calls_scale
+        base = cfg.calls_per_day * cfg.calls_scale
+    else:
+        total = sum(q.calls_per_year for q in queues.queues)
+        base = total / WORKING_DAYS_PER_YEAR * cfg.calls_scale
+    return base * day_factor(cfg, cfg.date)
+
+
+def day_factor(cfg: TrafficConfig, day: dt.date) -> float:
+    """The day-to-day pattern's multiplier for ``day`` (1.0 with the defaults)."""
+    factor = cfg.weekday_weights.get(day.weekday(), 1.0)
+    if cfg.month_start_factor != 1.0:
+        first = day.replace(day=1)
+        while not is_working_day(first):
+            first += dt.timedelta(days=1)
+        if first == day:
+            factor *= cfg.month_start_factor
+    if cfg.after_holiday_factor != 1.0:
+        prev = day - dt.timedelta(days=1)
+        while prev.weekday() >= 5:
+            prev -= dt.timedelta(days=1)
+        if not is_working_day(prev):
+            factor *= cfg.after_holiday_factor
+    if cfg.trend_per_week and cfg.trend_from is not None:
+        factor *= (1.0 + cfg.trend_per_week) ** ((day - cfg.trend_from).days / 7.0)
+    return factor
+
+
+def expected_calls(queues: QueuesConfig, cfg: TrafficConfig) -> dict[str, list[float]]:
+    """The expected arrivals per queue and local half hour (48 slots) of ``cfg.date``
+    within the opening hours: the rates ``plan_day`` draws from (the known truth a
+    forecast of this traffic should recover). Closed days: no queue has any."""
+    names = [q for q in queues.queues if q.calls_per_year > 0]
+    total_cpy = sum(q.calls_per_year for q in names)
+    out = {q.name: [0.0] * 48 for q in queues.queues}
+    if not is_working_day(cfg.date) or not total_cpy:
+        return out
+    volume = daily_volume(queues, cfg)
+    total_w = sum(cfg.hour_weights.get(h, 0.0) for h in range(cfg.open_hour, cfg.close_hour))
+    for h in range(cfg.open_hour, cfg.close_hour):
+        if cfg.hours is not None and not cfg.hours[0] <= h < cfg.hours[1]:
+            continue
+        per_half = volume * cfg.hour_weights.get(h, 0.0) / total_w / 2
+        for q in names:
+            share = q.calls_per_year / total_cpy
+            out[q.name][2 * h] += per_half * share
+            out[q.name][2 * h + 1] += per_half * share
+    return out
 
 
 def plan_day(queues: QueuesConfig, cfg: TrafficConfig) -> DayPlan:
