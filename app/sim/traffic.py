@@ -52,6 +52,7 @@ Agents
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -379,6 +380,72 @@ def plan_day(queues: QueuesConfig, cfg: TrafficConfig) -> DayPlan:
     start = _local(cfg.date, cfg.open_hour - 0.5, tz) - 300.0
     end = max([a.at for a in arrivals], default=start)
     return DayPlan(cfg.date, start, end, tuple(arrivals), tuple(agents), cfg)
+
+
+def plan_given(
+    queues: QueuesConfig,
+    cfg: TrafficConfig,
+    rates: Mapping[str, Sequence[tuple[float, float, float]]],
+    agents: Sequence[AgentPlan],
+) -> DayPlan:
+    """A day with given arrivals and staff (``acd plan --check``): Poisson arrivals at
+    ``calls`` per (start, end) epoch interval per queue, callers as in ``plan_day``.
+    Deterministic for ``cfg.seed``: the same rates give the same callers."""
+    rng = random.Random(f"given:{cfg.seed}:{cfg.date.isoformat()}")
+    timed: list[tuple[float, str]] = []
+    for queue in sorted(rates):
+        for t0, t1, calls in rates[queue]:
+            if calls > 0 and t1 > t0:
+                timed += [(t, queue) for t in _poisson_times(rng, calls / (t1 - t0), t0, t1)]
+    timed.sort()
+    arrivals = []
+    for t, target in timed:
+        name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
+        number = f"{rng.choice('2345')}{rng.randrange(10**7):07d}"
+        arrivals.append(Arrival(t, target, number, name, rng.randrange(2**31)))
+    first = min([a.at for a in arrivals] + [a.login for a in agents], default=0.0)
+    start = first - 300.0
+    end = max([a.at for a in arrivals], default=start)
+    return DayPlan(cfg.date, start, end, tuple(arrivals), tuple(agents), cfg)
+
+
+def staffed_agents(
+    cfg: TrafficConfig,
+    groups: Mapping[str, tuple[Sequence[str], Sequence[tuple[float, float, int]]]],
+) -> list[AgentPlan]:
+    """Agents for a staffing per group: (the group's queues, [(start, end, agents)]).
+    Agent j of a group is there in every interval that needs more than j agents: logged
+    in from the first, out after the last, paused ("Plan") in between. No other breaks:
+    the staffing is agents on the phones."""
+    rng = random.Random(f"staffed:{cfg.seed}:{cfg.date.isoformat()}")
+    plans: list[AgentPlan] = []
+    n = 0
+    for group in sorted(groups):
+        skills, cells = groups[group]
+        cells = sorted(cells)
+        most = max((c[2] for c in cells), default=0)
+        for j in range(most):
+            present = [(t0, t1) for t0, t1, k in cells if k > j]
+            merged: list[list[float]] = []
+            for t0, t1 in present:
+                if merged and abs(merged[-1][1] - t0) < 1e-6:
+                    merged[-1][1] = t1
+                else:
+                    merged.append([t0, t1])
+            breaks = tuple(Break(a[1], b[0] - a[1], "Plan") for a, b in itertools.pairwise(merged))
+            n += 1
+            plans.append(
+                AgentPlan(
+                    interface=f"PJSIP/agent{100 + n}",
+                    name=f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
+                    skills=tuple((q, 0) for q in skills),
+                    login=merged[0][0],
+                    logout=merged[-1][1],
+                    breaks=breaks,
+                    seed=rng.randrange(2**31),
+                )
+            )
+    return plans
 
 
 def plan_agents(
