@@ -210,7 +210,7 @@ class Planner:
         data, fcs = await self.forecasts(start, days, queue)
         queues = self._queues(queue)
         return {
-            **self._head(data),
+            **self.head(data),
             "accuracy": self.accuracy(data, start, queues, backtest_weeks),
             "special_days": special_factors(
                 data.history, self.schedule(), data.origin, self.config
@@ -218,7 +218,7 @@ class Planner:
             "days": _by_day(fcs),
         }
 
-    def _head(self, data: PlanningData) -> dict[str, Any]:
+    def head(self, data: PlanningData) -> dict[str, Any]:
         h = data.history
         return {
             "generated_at": self.clock().isoformat(),
@@ -265,7 +265,7 @@ class Planner:
         options = options or PlanOptions()
         data, _, plans, inputs = await self.plan(start, days, options)
         return staffing_document(
-            self._head(data),
+            self.head(data),
             data,
             plans,
             inputs,

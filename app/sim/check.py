@@ -311,6 +311,7 @@ class Checker:
                 centre,
             ):
                 t.decided(v, self.kpi)
+
         def judge(t: Tally) -> Verdict:
             return _verdict(t, self.targets, self.min_calls)
 

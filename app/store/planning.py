@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Float, Integer, and_, case, cast, func, not_, select
+from sqlalchemy import Integer, and_, case, cast, func, not_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.acd.forecast import SLOT_SECONDS, History, slot_of
@@ -23,11 +23,13 @@ from app.store.models import AgentStateChange, QueueVisit
 from app.store.reports import _PER_AGENT, AGENT_STATES, time_in_states
 
 
-def _epoch(session: AsyncSession, column: Any) -> Any:
-    """Seconds since 1970 of a UTC timestamp column, in the session's SQL dialect."""
+def _half_hour(session: AsyncSession, column: Any) -> Any:
+    """The number of the UTC half hour since 1970 a timestamp column falls in, in the
+    session's SQL dialect (SQLite: integer division of its epoch seconds; no ``floor``,
+    which not every SQLite build has)."""
     if session.get_bind().dialect.name == "postgresql":
-        return func.extract("epoch", column)
-    return cast(func.strftime("%s", column), Float)
+        return cast(func.floor(func.extract("epoch", column) / SLOT_SECONDS), Integer)
+    return cast(func.strftime("%s", column), Integer) / SLOT_SECONDS
 
 
 async def load_history(session: AsyncSession, start: date, end: date, tz: ZoneInfo) -> History:
@@ -36,7 +38,7 @@ async def load_history(session: AsyncSession, start: date, end: date, tz: ZoneIn
     v = QueueVisit
     lo, _ = day_bounds(start, tz)
     hi, _ = day_bounds(end, tz)
-    bucket = cast(func.floor(_epoch(session, v.entered_at) / SLOT_SECONDS), Integer)
+    bucket = _half_hour(session, v.entered_at)
     handled = and_(v.outcome == "answered", v.talk_seconds.is_not(None))
     stmt = (
         select(
