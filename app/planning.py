@@ -48,6 +48,7 @@ from app.store.planning import (
 log = logging.getLogger(__name__)
 
 MAX_DAYS = 42
+EARLIEST, LATEST = date(1971, 1, 1), date(2099, 12, 31)  # a year of history must fit in
 PATIENCE_WEEKS = 8
 SHRINKAGE_DAYS = 20
 
@@ -153,6 +154,8 @@ class Planner:
     def _days(self, start: date, days: int) -> list[date]:
         if not 1 <= days <= MAX_DAYS:
             raise PlanningError(f"days must be 1-{MAX_DAYS}")
+        if not EARLIEST <= start <= LATEST:
+            raise PlanningError(f"the date must lie between {EARLIEST} and {LATEST}")
         return [start + timedelta(days=i) for i in range(days)]
 
     def _queues(self, queue: str | None) -> tuple[str, ...]:
