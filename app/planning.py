@@ -29,11 +29,9 @@ from app.acd.forecast import (
     QueueDayForecast,
     backtest,
     forecast,
-    is_open,
-    slot_label,
     special_factors,
 )
-from app.acd.intraday import Projection, SoFar, elapsed_slots, project_day
+from app.acd.intraday import SoFar, elapsed_slots, project_day
 from app.acd.plan import GroupDayPlan, PlanCell, PlanInputs, PlanTargets, build_plan, mean_patience
 from app.acd.staffing import StaffingError
 from app.components import Health, cancel_tasks
@@ -631,21 +629,6 @@ class IntradayMonitor:
 STAFFED = ("available", "ringing", "on_call", "wrapup")
 
 
-def projection_of(doc: Mapping[str, Any] | None) -> Projection | None:
-    """Back from a board's projection dict (for tests and readers)."""
-    if doc is None:
-        return None
-    return Projection(
-        doc["forecast_calls"],
-        doc["expected_calls"],
-        doc["factor"],
-        doc["answer_rate"],
-        doc["avg_wait_seconds"],
-        doc["service_level"],
-        tuple(doc["at_risk"]),
-    )
-
-
 def schedule_of_flows(flows: Mapping[str, Any], preferred: str = "jobcenter") -> Schedule:
     """The phone line's opening hours: the ``preferred`` flow's, else the first flow's."""
     flow = flows.get(preferred) or next(iter(flows.values()), None)
@@ -655,11 +638,6 @@ def schedule_of_flows(flows: Mapping[str, Any], preferred: str = "jobcenter") ->
     return schedule
 
 
-def slot_times(day: date, slot: int, tz: ZoneInfo) -> tuple[datetime, datetime]:
-    start = datetime.combine(day, datetime.min.time(), tz) + timedelta(minutes=30 * slot)
-    return start, start + timedelta(minutes=30)
-
-
 __all__ = [
     "MAX_DAYS",
     "IntradayMonitor",
@@ -667,9 +645,7 @@ __all__ = [
     "Planner",
     "PlanningData",
     "PlanningError",
-    "is_open",
     "plan_csv",
     "plan_xlsx",
     "schedule_of_flows",
-    "slot_label",
 ]

@@ -32,11 +32,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, time, timedelta
 from statistics import NormalDist
 from typing import Any
 
-from app.ivr.calendar import WEEKDAYS, Schedule
+from app.ivr.calendar import Schedule
 
 SLOT_SECONDS = 1800
 SLOTS = 48  # half hours in a day (a DST day is laid on the same 48 local slots)
@@ -736,16 +736,3 @@ def _score(
             err.aht_abs += n * abs(s.aht_seconds - real)
             err.aht_actual += n * real
             err.aht_calls += n
-
-
-def week_days(start: date, days: int) -> list[date]:
-    return [start + timedelta(days=i) for i in range(days)]
-
-
-def weekday_name(d: date) -> str:
-    return WEEKDAYS[d.weekday()]
-
-
-def slot_start(d: date, slot: int, tz: Any) -> datetime:
-    """The aware local start of ``slot`` on ``d`` (``tz`` a ZoneInfo)."""
-    return datetime.combine(d, time(slot // 2, 30 * (slot % 2)), tzinfo=tz)

@@ -23,7 +23,6 @@ The answer is the passing staffing with the fewest agent-hours.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -439,8 +438,3 @@ async def check_day(
         min_calls=min_calls,
     )
     return await checker.run(), checker.members
-
-
-def run_check(*args: Any, **kwargs: Any) -> tuple[CheckResult, dict[str, tuple[str, ...]]]:
-    """``check_day`` from synchronous code (the CLI)."""
-    return asyncio.run(check_day(*args, **kwargs))
