@@ -229,7 +229,6 @@ async def _plan(
         PlanningError,
         PlanOptions,
         schedule_of_flows,
-        staffing_document,
     )
     from app.store.db import create_engine, session_factory
 
@@ -276,34 +275,18 @@ async def _plan(
         await engine.dispose()
     checks: dict[str, Any] | None = None
     if args.check:
-        from app.sim.check import check_day
+        from app.sim.check import Checker
         from app.sim.runner import load_queues
 
         queues = load_queues(catalogue)
         checks = {}
         for day in sorted({p.day for p in plans if p.closed is None}):
-            result, members = await check_day(
-                queues,
-                day,
-                fcs,
-                plans,
-                inputs.targets,
-                kpi,
-                tz=settings.timezone,
-                seed=args.seed,
-                rounds=args.rounds,
-            )
-            checks[day.isoformat()] = result.as_dict(members)
-    return staffing_document(
-        planner.head(data),
-        data,
-        plans,
-        inputs,
-        measured_shrinkage=args.shrinkage is None,
-        patience_measured=args.patience is None,
-        accuracy=accuracy,
-        check=checks,
-    )
+            checker = Checker(
+                queues, day, fcs, plans, inputs.targets, kpi,
+                tz=settings.timezone, seed=args.seed, rounds=args.rounds,
+            )  # fmt: skip
+            checks[day.isoformat()] = (await checker.run()).as_dict(checker.members)
+    return planner.document(data, plans, inputs, options, accuracy, checks)
 
 
 def _f(v: Any, fmt: str = "{:.1f}") -> str:

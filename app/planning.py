@@ -265,6 +265,19 @@ class Planner:
     ) -> dict[str, Any]:
         options = options or PlanOptions()
         data, _, plans, inputs = await self.plan(start, days, options)
+        accuracy = self.accuracy(data, start, self.queues, options.backtest_weeks)
+        return self.document(data, plans, inputs, options, accuracy)
+
+    def document(
+        self,
+        data: PlanningData,
+        plans: Sequence[GroupDayPlan],
+        inputs: PlanInputs,
+        options: PlanOptions,
+        accuracy: Mapping[str, Any],
+        check: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The staffing document (the API's JSON; CSV and XLSX are made from it)."""
         return staffing_document(
             self.head(data),
             data,
@@ -272,7 +285,8 @@ class Planner:
             inputs,
             measured_shrinkage=options.shrinkage is None,
             patience_measured=options.patience is None,
-            accuracy=self.accuracy(data, start, self.queues, options.backtest_weeks),
+            accuracy=accuracy,
+            check=check,
         )
 
 

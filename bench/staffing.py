@@ -32,7 +32,7 @@ from app.acd.forecast import CENTRE, History, backtest, forecast, is_open, open_
 from app.acd.kpi import KpiConfig
 from app.acd.plan import PlanInputs, PlanTargets, build_plan
 from app.ivr.calendar import Schedule, parse_interval
-from app.sim.check import check_day
+from app.sim.check import Checker
 from app.sim.history import history_rows
 from app.sim.runner import load_queues
 from app.sim.traffic import HOUR_WEIGHTS, TrafficConfig, expected_calls
@@ -156,10 +156,11 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     day_fcs = [f for f in fcs if f.day == day]
     day_plans = [p for p in plans if p.day == day]
     t5 = time.perf_counter()
-    result, _ = await check_day(
+    checker = Checker(
         queues, day, day_fcs, day_plans, PlanTargets(), KpiConfig(),
         tz="Europe/Copenhagen", rounds=args.check_rounds,
     )  # fmt: skip
+    result = await checker.run()
     checked = time.perf_counter() - t5
     centre = acc[CENTRE]
     return {

@@ -5,6 +5,7 @@ work; bad input is a 4xx saying what is wrong."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -39,6 +40,16 @@ def _planner(request: Request) -> Planner:
     return planner
 
 
+async def _answer(work: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    """The document, or the 4xx/503 that says why not."""
+    try:
+        return await work
+    except (PlanningError, StaffingError) as exc:
+        raise _refuse(exc) from exc
+    except SQLAlchemyError as exc:
+        raise unavailable(f"the log cannot be read now ({type(exc).__name__})") from exc
+
+
 def _refuse(exc: Exception) -> HTTPException:
     text = str(exc)
     if text.startswith("no queue"):
@@ -60,13 +71,7 @@ async def get_forecast(
     days: Days = 1,
     queue: Annotated[QueueName | None, Query(description="one queue only")] = None,
 ) -> dict[str, Any]:
-    planner = _planner(request)
-    try:
-        return await planner.forecast_doc(day, days, queue)
-    except PlanningError as exc:
-        raise _refuse(exc) from exc
-    except SQLAlchemyError as exc:
-        raise unavailable(f"the log cannot be read now ({type(exc).__name__})") from exc
+    return await _answer(_planner(request).forecast_doc(day, days, queue))
 
 
 @router.get(
@@ -111,12 +116,7 @@ async def get_staffing(
     options = PlanOptions(
         shrinkage=shrinkage, max_occupancy=max_occupancy, patience=patience, groups=groups
     )
-    try:
-        doc = await planner.staffing_doc(day, days, options)
-    except (PlanningError, StaffingError) as exc:
-        raise _refuse(exc) from exc
-    except SQLAlchemyError as exc:
-        raise unavailable(f"the log cannot be read now ({type(exc).__name__})") from exc
+    doc = await _answer(planner.staffing_doc(day, days, options))
     name = f"bemanding-{day.isoformat()}"
     if format == "csv":
         return Response(

@@ -410,31 +410,3 @@ class Checker:
             if c is not None:
                 fix.add(c)
         return fix
-
-
-async def check_day(
-    queues: QueuesConfig,
-    day: date,
-    forecasts: Sequence[QueueDayForecast],
-    plans: Sequence[GroupDayPlan],
-    targets: PlanTargets,
-    kpi: KpiConfig,
-    *,
-    tz: str,
-    seed: int = 7,
-    rounds: int = 6,
-    min_calls: int = 20,
-) -> tuple[CheckResult, dict[str, tuple[str, ...]]]:
-    checker = Checker(
-        queues,
-        day,
-        forecasts,
-        plans,
-        targets,
-        kpi,
-        tz=tz,
-        seed=seed,
-        rounds=rounds,
-        min_calls=min_calls,
-    )
-    return await checker.run(), checker.members
