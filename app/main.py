@@ -27,6 +27,7 @@ from app.acd.callbacks import callback_due
 from app.acd.estimates import EstimateSource, no_estimates
 from app.acd.events import DomainEvent, PbxLifecycle
 from app.acd.kpi import DayBook, Goals, KpiConfig, VisitFacts
+from app.acd.plan import PlanTargets
 from app.acd.queues import QueueCatalogue
 from app.acd.state import CallCentre
 from app.acd.work import WORK_FILE, WorkConfig
@@ -42,6 +43,7 @@ from app.api import (
     health,
     ivr,
     live,
+    planning,
     reports,
     surveys,
     wallboard,
@@ -49,7 +51,9 @@ from app.api import (
 )
 from app.components import Component, DatabaseComponent, RedisComponent
 from app.dialer import CallbackDialer
+from app.ivr.calendar import Schedule
 from app.ivr.catalogue import CATALOGUE_FILE, load_catalogue, load_work
+from app.ivr.registry import FlowRegistry
 from app.live.collector import LiveCollector
 from app.live.history import calls_of_day, visits_of_day
 from app.live.hub import LiveHub
@@ -58,6 +62,7 @@ from app.live.queries import estimate_from
 from app.live.store import LiveStore
 from app.metrics import Metrics
 from app.pipeline import Pipeline
+from app.planning import IntradayMonitor, Planner, PlanningError, schedule_of_flows
 from app.privacy import CallerPrivacy
 from app.reports.goals import GOALS_FILE, GoalsConfig, live_goals, load_goals
 from app.reports.rollup import Context as ReportContext
@@ -103,6 +108,8 @@ class Runtime:
     live: LiveStore | None = None
     hub: LiveHub | None = None
     reader: RedisReader | None = None
+    # Forecasts and staffing plans (/v1/forecast, /v1/staffing) and "goal at risk".
+    planner: Planner | None = None
 
     def report_context(self) -> ReportContext | None:
         """What reports are counted with (None: no goals.yaml)."""
@@ -177,7 +184,9 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
         rt.components.append(RedisComponent(rt.redis, required=is_reader))
     rt.components += [writer, pipeline]
     _live(rt, is_reader)
-    rt.components.append(AgiServer.from_runtime(rt, clock=pipeline.pbx_now))
+    agi = AgiServer.from_runtime(rt, clock=pipeline.pbx_now)
+    rt.components.append(agi)
+    _planning(rt, agi.registry)
     if settings.ami_host is not None:
         rt.ami = AmiLink(
             host=settings.ami_host,
@@ -266,6 +275,36 @@ def _live(rt: Runtime, is_reader: bool) -> None:
     if mirror is not None:
         rt.components.append(mirror)
     rt.estimates = hub.estimate
+
+
+def _planning(rt: Runtime, flows: FlowRegistry) -> None:
+    """The planner reads the log; on the process that builds the live board it also
+    projects today's figures into it (goal at risk)."""
+    settings = rt.settings
+    catalogue = rt.catalogue
+    kpi = KpiConfig(settings.short_abandon_seconds, settings.service_level_seconds)
+    # The agreement in force today (ivr_flows/goals.yaml) sets the staffing targets.
+    goals = goals_on(rt, rt.pipeline.pbx_now().astimezone(settings.tz).date())
+
+    def schedule() -> Schedule:
+        if flows.current is None:
+            raise PlanningError("the IVR flows are not loaded: opening hours unknown")
+        return schedule_of_flows(flows.current.flows)
+
+    rt.planner = Planner(
+        rt.sessions,
+        tz=settings.tz,
+        queues=catalogue.names if catalogue is not None else (),
+        wrapup={q.name: float(q.wrapup_seconds) for q in catalogue.queues} if catalogue else {},
+        schedule=schedule,
+        targets=PlanTargets.from_goals(goals, kpi) if goals is not None else PlanTargets(),
+        short_abandon_seconds=settings.short_abandon_seconds,
+        clock=rt.pipeline.pbx_now,
+    )
+    if rt.hub is not None:
+        intraday = IntradayMonitor(rt.planner)
+        rt.hub.decorators.append(intraday.decorate)
+        rt.components.append(intraday)
 
 
 def _resync_on_reload(pipeline: Pipeline, link: AmiLink) -> Callable[[DomainEvent], None]:
@@ -387,5 +426,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(surveys.router)
     app.include_router(reports.router)
     app.include_router(work.router)
+    app.include_router(planning.router)
     app.include_router(wallboard.router)
     return app

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from app.acd.plan import PlanTargets
 from app.ivr.catalogue import load_catalogue, load_work
 from app.ivr.registry import flow_files
 from app.reports.goals import GoalsInvalid, live_goals, load_goals, load_goals_text
@@ -62,6 +63,13 @@ def test_the_shipped_file_says_what_the_agreements_say() -> None:
     assert goals.primary(date(2010, 1, 1)) is None  # before 2013 only the comparison
     with pytest.raises(LookupError):
         live_goals(goals, date(2010, 1, 1))
+    # A staffing plan made without the file aims at the same numbers.
+    plain = PlanTargets()
+    assert (plain.answer_rate, plain.avg_wait_seconds, plain.service_level) == (
+        live.answer_rate,
+        live.avg_wait_seconds,
+        live.service_level,
+    )
     # Not a menu: the flow loader leaves it alone.
     assert FLOWS / "goals.yaml" not in flow_files(FLOWS)
 
