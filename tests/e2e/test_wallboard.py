@@ -27,23 +27,23 @@ from tests.live_support import Feed, serving
 SIZES = [(1366, 768), (1600, 900), (1920, 1080), (3840, 2160)]
 
 
-def field(driver: Any, queue: str, name: str) -> tuple[str, str]:
-    """(text, colour class) of one figure of a queue's tile."""
-    from selenium.webdriver.common.by import By
-
-    value = driver.find_element(By.CSS_SELECTOR, f'[data-queue="{queue}"] [data-field="{name}"]')
-    cell = value.find_element(By.XPATH, "..")
+def _shown(value: Any) -> tuple[str, str]:
+    """(text, colour class) of a figure: the class sits on its box."""
+    cell = value.find_element("xpath", "..")
     colour = next((c for c in ("ok", "warn", "bad") if c in cell.get_attribute("class")), "")
     return value.text, colour
+
+
+def field(driver: Any, queue: str, name: str) -> tuple[str, str]:
+    """One figure of a queue's tile."""
+    return _shown(
+        driver.find_element("css selector", f'[data-queue="{queue}"] [data-field="{name}"]')
+    )
 
 
 def header(driver: Any, name: str) -> tuple[str, str]:
-    from selenium.webdriver.common.by import By
-
-    value = driver.find_element(By.CSS_SELECTOR, f'header [data-field="centre-{name}"]')
-    cell = value.find_element(By.XPATH, "..")
-    colour = next((c for c in ("ok", "warn", "bad") if c in cell.get_attribute("class")), "")
-    return value.text, colour
+    """One figure of the header (the centre's, or a team's on a team's wall)."""
+    return _shown(driver.find_element("css selector", f'header [data-field="centre-{name}"]'))
 
 
 def seconds(text: str) -> int:

@@ -25,11 +25,11 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "acd.json"
 NAME = re.compile(r"\b(acd_[a-z0-9_]+|acd:[a-z0-9_:]+)")
 
 
-def promtool(*args: str) -> str:
-    tool = shutil.which("promtool")
+def _run(tool_name: str, package: str, *args: str) -> str:
+    tool = shutil.which(tool_name)
     if tool is None:
         pytest.fail(
-            "promtool is not installed (Debian: apt-get install prometheus; "
+            f"{tool_name} is not installed (Debian: apt-get install {package}; "
             "scripts/test.sh installs it)",
             pytrace=False,
         )
@@ -38,6 +38,15 @@ def promtool(*args: str) -> str:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout + result.stderr
+
+
+def promtool(*args: str) -> str:
+    return _run("promtool", "prometheus", *args)
+
+
+def amtool(*args: str) -> str:
+    # amtool warns on stderr that --config.file overrides --alertmanager.url: stdout only.
+    return _run("amtool", "prometheus-alertmanager", *args).split("Warning:")[0].strip()
 
 
 def test_promtool_accepts_the_config_and_the_rules() -> None:
@@ -196,21 +205,6 @@ def test_the_dashboard_filters_by_queue_and_shows_the_follow_up_goals() -> None:
     assert {"acd_callbacks_overdue", "acd_callbacks_open", "acd_dialer_originations_total"} <= (
         callbacks
     )
-
-
-def amtool(*args: str) -> str:
-    tool = shutil.which("amtool")
-    if tool is None:
-        pytest.fail(
-            "amtool is not installed (Debian: apt-get install prometheus-alertmanager; "
-            "scripts/test.sh installs it)",
-            pytrace=False,
-        )
-    result = subprocess.run(
-        [tool, *args], capture_output=True, text=True, cwd=ROOT, timeout=60, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout.strip()
 
 
 def test_alerts_reach_someone_through_alertmanager() -> None:
