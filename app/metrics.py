@@ -197,6 +197,27 @@ class Metrics:
             ["queue"],
             registry=r,
         )
+        # Today's follow-up by queue (app/store/followup.py), refreshed with the call-back
+        # gauges: first-contact resolution = resolved / registrations, satisfaction = score
+        # sum / answers; counts and sums so that queues add up.
+        self.today_registrations = Gauge(
+            "acd_today_registrations",
+            "Registrations of today's calls, by queue and whether settled at first contact",
+            ["queue", "resolved"],
+            registry=r,
+        )
+        self.today_survey_answers = Gauge(
+            "acd_today_survey_answers",
+            "Survey answers about today's calls, by queue and question",
+            ["queue", "question"],
+            registry=r,
+        )
+        self.today_survey_score = Gauge(
+            "acd_today_survey_score_sum",
+            "Sum of the 1-9 scores of today's survey answers, by queue and question",
+            ["queue", "question"],
+            registry=r,
+        )
         self.dialer_originations = Counter(
             "acd_dialer_originations",
             "Call-backs the dialer placed, by result (answered, no_answer, busy, failed, error)",
