@@ -21,7 +21,7 @@ are shares 0-1 (4 decimals); times are seconds (0.1 s); a figure with nothing to
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,18 +37,7 @@ By = Literal[
     "weekday",
     "halfhour",
 ]
-BY_VALUES: tuple[By, ...] = (
-    "centre",
-    "department",
-    "queue",
-    "agent",
-    "day",
-    "week",
-    "month",
-    "quarter",
-    "weekday",
-    "halfhour",
-)
+BY_VALUES: tuple[By, ...] = get_args(By)
 GoalStatus = Literal["met", "at_risk", "missed", "no_data"]
 SurveySplit = Literal["all", "settled", "transferred"]
 

@@ -24,6 +24,7 @@ day per recent day until final (measured in bench/reports.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
@@ -516,16 +517,20 @@ class RollupJob:
         *,
         interval: float = 3600.0,
         window: int = 31,
+        first_delay: float = 60.0,
     ) -> None:
         self.sessions = sessions
         self.ctx = ctx
         self.clock = clock
         self.interval = interval
         self.window = window
+        # Not in the start-up rush (calls restored, the AMI resync, today's history read).
+        self.first_delay = first_delay
         self.last_run: datetime | None = None
         self.last_counted = 0
         self.last_error: str | None = None
         self._task: asyncio.Task[None] | None = None
+        self._busy: asyncio.Future[int] | None = None  # a count under way
 
     async def run_once(self) -> int:
         ctx = self.ctx()
@@ -546,6 +551,12 @@ class RollupJob:
         self._task = asyncio.create_task(self._loop(), name="report-rollup")
 
     async def stop(self) -> None:
+        # A count under way finishes (its transaction and connection end cleanly) before
+        # the loop is cancelled: cancelled mid-statement, an SQLite connection's worker
+        # thread can be left open and hold the process at exit.
+        if self._busy is not None and not self._busy.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._busy), 30)
         await cancel_tasks(self._task)
 
     async def check(self) -> Health:
@@ -559,9 +570,11 @@ class RollupJob:
         )
 
     async def _loop(self) -> None:
+        await asyncio.sleep(self.first_delay)
         while True:
             try:
-                await self.run_once()
+                self._busy = asyncio.ensure_future(self.run_once())
+                await asyncio.shield(self._busy)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

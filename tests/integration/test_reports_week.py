@@ -13,6 +13,7 @@ in the menu; one call the week before and one the year before for the goals' cha
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -473,6 +474,17 @@ async def test_the_job_counts_the_last_weeks_once(loaded: Week) -> None:
         assert report.data_quality.days_recomputed == 0
         silent = RollupJob(session_factory(engine), lambda: None, lambda: AS_OF)
         assert await silent.run_once() == 0  # no goals file: nothing to count with
+        # Stopped while it counts (the next day: every recent day again), the job lets the
+        # count finish first: no transaction or connection cut off mid-statement.
+        later = RollupJob(
+            session_factory(engine), lambda: loaded.ctx, lambda: AS_OF + timedelta(days=1),
+            window=14, first_delay=0,
+        )  # fmt: skip
+        await later.start()
+        while later._busy is None or later._busy.done():  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
+        await later.stop()
+        assert later.last_run is not None and later.last_counted == 14
     finally:
         await engine.dispose()
 
