@@ -202,8 +202,6 @@ async def test_database_down_spills_then_everything_is_written_exactly_once(
     await writer.drained()
     own_postgres.stop()
     writer.submit(records[100:half])
-    import asyncio
-
     for _ in range(100):
         await asyncio.sleep(0.05)
         if writer.spilling:
@@ -214,10 +212,26 @@ async def test_database_down_spills_then_everything_is_written_exactly_once(
     assert metrics.store_spilled._value.get() > 0  # type: ignore[attr-defined]
     health = await writer.check()
     assert not health.ok and health.state == "spilling"
+    assert health.detail["reason"] == "database unreachable"
+    # While the database is away the retries ask for a connection and read nothing back:
+    # each used to decode a whole batch from the file only to drop it (memory, CPU).
+    reads = 0
+    read = writer.spill.read
+
+    def counted(*args: Any, **kw: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return read(*args, **kw)
+
+    writer.spill.read = counted  # type: ignore[method-assign]
+    errors = metrics.store_errors._value.get()  # type: ignore[attr-defined]
+    await asyncio.sleep(0.5)
+    assert metrics.store_errors._value.get() > errors  # type: ignore[attr-defined]
+    assert reads == 0
     own_postgres.start()
     await writer.drained(within=30)
     await writer.stop()
-    assert not writer.spilling and not (tmp_path / "spill.jsonl").exists()
+    assert reads > 0 and not writer.spilling and not (tmp_path / "spill.jsonl").exists()
 
     # The same records written with no fault, into a fresh database, give the same rows.
     from tests.conftest import _pg_admin, _pg_server_url  # noqa: F401
