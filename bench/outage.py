@@ -43,6 +43,7 @@ from app.acd.records import (  # noqa: E402
 )
 from app.metrics import Metrics  # noqa: E402
 from app.store import migrate  # noqa: E402
+from app.store import writer as writer_module  # noqa: E402
 from app.store.writer import EventWriter, PostgresBackend, SpillFile  # noqa: E402
 from tests.ami_replay import SCENARIOS, replay_pure  # noqa: E402
 from tests.conftest import OwnPostgres  # noqa: E402
@@ -81,6 +82,9 @@ def copy_of(records: list[Record], n: int) -> list[Record]:
                     event_key=f"{n}.{r.event_key}"[:64],
                     linkedid=None if r.linkedid is None else f"{n}.{r.linkedid}",
                     at=r.at + shift,
+                    # Each event its own dicts, as the normaliser makes them.
+                    data=dict(r.data),
+                    raw=None if r.raw is None else dict(r.raw),
                 )
             )
         elif isinstance(r, AgentStateRecord):
@@ -124,6 +128,8 @@ class ReadCounter:
 
 async def run(args: argparse.Namespace, own: OwnPostgres) -> int:
     reads = ReadCounter()
+    if args.keep_heap:  # to see what giving the memory back does
+        writer_module.release_memory = lambda: None
     await migrate.upgrade(own.url)
     base = template()
     tmp = Path(tempfile.mkdtemp(prefix="acd-outage-"))
@@ -214,6 +220,11 @@ def main() -> int:
     p.add_argument("--before", type=float, default=10.0)
     p.add_argument("--after", type=float, default=20.0)
     p.add_argument("--trace", action="store_true", help="print every RSS sample")
+    p.add_argument(
+        "--keep-heap",
+        action="store_true",
+        help="do not give memory back after the catch-up (to compare)",
+    )
     args = p.parse_args()
     own = OwnPostgres()  # before the loop: it creates its database with asyncio.run
     try:

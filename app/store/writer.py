@@ -184,11 +184,12 @@ def dead_letter(record: Record, error: BaseException, at: datetime) -> DeadLette
         data = _JSON_BYTES({"t": spec.tag, "repr": repr(record)[:20_000]})
     key = "/".join(str(v) for v in spec.key(record))
     sqlstate = getattr(error, "sqlstate", None)
+    pbx = getattr(record, "pbx", None)
     return DeadLetter(
         at=at,
         digest=hashlib.blake2b(data, digest_size=16).hexdigest(),
         target=spec.table,
-        pbx=_no_nul(str(getattr(record, "pbx", None))) if hasattr(record, "pbx") else None,
+        pbx=_no_nul(pbx) if isinstance(pbx, str) else None,
         record_key=_no_nul(key),
         error=_no_nul(describe(error)),
         sqlstate=sqlstate if isinstance(sqlstate, str) else None,
@@ -741,7 +742,7 @@ class EventWriter:
         batch: int = 500,
         max_batch: int = 10_000,
         interval: float = 0.25,
-        max_queue: int = 200_000,
+        max_queue: int = 50_000,  # ~1 KB a record in memory: ~50 MB at most
         spill_after: float = 5.0,
         retry: float = 1.0,
         on_commit: Callable[[Sequence[Record], float], None] | None = None,
@@ -770,7 +771,7 @@ class EventWriter:
         self.written = 0
         self.set_aside = 0  # records refused and kept in dead_letters (or its file)
         self._logged_refusals: dict[tuple[str, str], float] = {}
-        self._dead_file_tried = 0.0
+        self._dead_file_tried = -_DEAD_FILE_RETRY  # (monotonic: may start near 0)
         for spec in SPECS:  # every table's series from 0: an alert on increase() sees the 1st
             metrics.store_dead_letters.labels(spec.table)
 
@@ -1055,9 +1056,11 @@ class EventWriter:
         """Refused records kept in the file while dead_letters failed: into the table,
         once it takes them (tried at most every ``_DEAD_FILE_RETRY`` seconds)."""
         now = time.monotonic()
-        if now - self._dead_file_tried < _DEAD_FILE_RETRY or not self.dead_file.exists():
+        if now - self._dead_file_tried < _DEAD_FILE_RETRY:
             return
         self._dead_file_tried = now
+        if not self.dead_file.exists():
+            return
         try:
             letters = self.dead_file.read()
             for i in range(0, len(letters), 1000):
