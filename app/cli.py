@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from app import plan_cli
 from app.ivr import commands as ivr_commands
 from app.settings import Settings, SettingsError, load_settings
 
@@ -429,6 +430,19 @@ COMMANDS: list[Command] = [
         "run a simulated day: an AMI server for the service, every call through its FastAGI",
         cmd_simulate,
         _simulate_args,
+    ),
+    Command(
+        "plan",
+        "forecast and staff coming days from the log (Erlang C and A); --check plays them "
+        "in the simulator",
+        plan_cli.cmd_plan,
+        plan_cli.plan_args,
+    ),
+    Command(
+        "staffing",
+        "Erlang calculator: agents for --calls in --interval with --aht to a service level",
+        plan_cli.cmd_staffing,
+        plan_cli.staffing_args,
     ),
 ]
 

@@ -26,7 +26,8 @@ from app.acd.board import QueueInfo
 from app.acd.callbacks import callback_due
 from app.acd.estimates import EstimateSource, no_estimates
 from app.acd.events import DomainEvent, PbxLifecycle
-from app.acd.kpi import DayBook, KpiConfig, VisitFacts
+from app.acd.kpi import GOALS, DayBook, KpiConfig, VisitFacts
+from app.acd.plan import PlanTargets
 from app.acd.queues import QueueCatalogue
 from app.acd.state import CallCentre
 from app.acd.work import WORK_FILE, WorkConfig
@@ -34,10 +35,24 @@ from app.agi.server import AgiServer
 from app.ami.confirm import Confirmations
 from app.ami.link import AmiLink
 from app.ami.normalise import Normaliser
-from app.api import agents, auth, callbacks, calls, health, ivr, live, surveys, wallboard, work
+from app.api import (
+    agents,
+    auth,
+    callbacks,
+    calls,
+    health,
+    ivr,
+    live,
+    planning,
+    surveys,
+    wallboard,
+    work,
+)
 from app.components import Component, DatabaseComponent, RedisComponent
 from app.dialer import CallbackDialer
+from app.ivr.calendar import Schedule
 from app.ivr.catalogue import CATALOGUE_FILE, load_catalogue, load_work
+from app.ivr.registry import FlowRegistry
 from app.live.collector import LiveCollector
 from app.live.history import visits_of_day
 from app.live.hub import LiveHub
@@ -46,6 +61,7 @@ from app.live.queries import estimate_from
 from app.live.store import LiveStore
 from app.metrics import Metrics
 from app.pipeline import Pipeline
+from app.planning import IntradayMonitor, Planner, PlanningError, schedule_of_flows
 from app.privacy import CallerPrivacy
 from app.settings import Settings
 from app.store import restore
@@ -87,6 +103,8 @@ class Runtime:
     live: LiveStore | None = None
     hub: LiveHub | None = None
     reader: RedisReader | None = None
+    # Forecasts and staffing plans (/v1/forecast, /v1/staffing) and "goal at risk".
+    planner: Planner | None = None
 
     def emit(self, event: DomainEvent) -> None:
         for listener in self.listeners:
@@ -146,7 +164,9 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
         rt.components.append(RedisComponent(rt.redis, required=is_reader))
     rt.components += [writer, pipeline]
     _live(rt, is_reader)
-    rt.components.append(AgiServer.from_runtime(rt, clock=pipeline.pbx_now))
+    agi = AgiServer.from_runtime(rt, clock=pipeline.pbx_now)
+    rt.components.append(agi)
+    _planning(rt, agi.registry)
     if settings.ami_host is not None:
         rt.ami = AmiLink(
             host=settings.ami_host,
@@ -230,6 +250,34 @@ def _live(rt: Runtime, is_reader: bool) -> None:
     if mirror is not None:
         rt.components.append(mirror)
     rt.estimates = hub.estimate
+
+
+def _planning(rt: Runtime, flows: FlowRegistry) -> None:
+    """The planner reads the log; on the process that builds the live board it also
+    projects today's figures into it (goal at risk)."""
+    settings = rt.settings
+    catalogue = rt.catalogue
+    kpi = KpiConfig(settings.short_abandon_seconds, settings.service_level_seconds)
+
+    def schedule() -> Schedule:
+        if flows.current is None:
+            raise PlanningError("the IVR flows are not loaded: opening hours unknown")
+        return schedule_of_flows(flows.current.flows)
+
+    rt.planner = Planner(
+        rt.sessions,
+        tz=settings.tz,
+        queues=catalogue.names if catalogue is not None else (),
+        wrapup={q.name: float(q.wrapup_seconds) for q in catalogue.queues} if catalogue else {},
+        schedule=schedule,
+        targets=PlanTargets.from_goals(GOALS, kpi),
+        short_abandon_seconds=settings.short_abandon_seconds,
+        clock=rt.pipeline.pbx_now,
+    )
+    if rt.hub is not None:
+        intraday = IntradayMonitor(rt.planner)
+        rt.hub.decorators.append(intraday.decorate)
+        rt.components.append(intraday)
 
 
 def _resync_on_reload(pipeline: Pipeline, link: AmiLink) -> Callable[[DomainEvent], None]:
@@ -321,5 +369,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(callbacks.router)
     app.include_router(surveys.router)
     app.include_router(work.router)
+    app.include_router(planning.router)
     app.include_router(wallboard.router)
     return app
