@@ -460,14 +460,18 @@ _MODELS: dict[str, Any] = {
 
 
 class SqliteBackend:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, owns_engine: bool = False) -> None:
         self.engine = engine
+        # The service shares its engine (the database component disposes of it); a
+        # backend made with an engine of its own disposes of it when closed.
+        self.owns_engine = owns_engine
 
     async def open(self) -> None:
         return None
 
     async def close(self) -> None:
-        return None
+        if self.owns_engine:
+            await self.engine.dispose()
 
     async def write(self, groups: dict[TableSpec, list[Any]], now: datetime) -> None:
         async with self.engine.begin() as conn:

@@ -21,7 +21,9 @@ from tests.conftest import OwnPostgres
 
 
 def backend_for(url: str) -> Backend:
-    return SqliteBackend(create_engine(url)) if url.startswith("sqlite") else PostgresBackend(url)
+    if url.startswith("sqlite"):
+        return SqliteBackend(create_engine(url), owns_engine=True)
+    return PostgresBackend(url)
 
 
 async def table_counts(url: str) -> dict[str, int]:
