@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,14 @@ from app.acd.records import AgentStateRecord, CallRecord, EventRecord, Record
 from app.metrics import Metrics
 from app.store.db import create_engine, session_factory
 from app.store.models import AgentStateChange, Call, CallEvent, QueueVisit
-from app.store.writer import Backend, EventWriter, PostgresBackend, SqliteBackend, _group
+from app.store.writer import (
+    Backend,
+    EventWriter,
+    PostgresBackend,
+    SpillFile,
+    SqliteBackend,
+    _group,
+)
 from tests.ami_replay import SCENARIOS, replay_pure
 from tests.conftest import OwnPostgres
 
@@ -62,6 +70,13 @@ async def call_rows(url: str) -> list[tuple[Any, ...]]:
         ]
     await engine.dispose()
     return out
+
+
+def spilled_by_a_previous_run(spill: Path, records: Sequence[Record]) -> None:
+    """A spill file as a previous process left it: all spilled, nothing written back."""
+    previous = SpillFile(spill)
+    previous.append(records)
+    previous.close()
 
 
 def all_records() -> list[Record]:
@@ -250,10 +265,7 @@ async def test_a_spill_file_left_by_a_crash_is_written_on_start(
     records = all_records()
     spill = tmp_path / "spill.jsonl"
     # A previous process spilled and died before writing back (one torn last line).
-    first = EventWriter(backend_for(sqlite_url), Metrics(), spill)
-    first.spilling = True
-    first.submit(records)
-    first.spill.close()
+    spilled_by_a_previous_run(spill, records)
     with spill.open("ab") as fh:
         fh.write(b'{"t":"ev","pbx":"pbx1"')  # torn: no newline
     second = EventWriter(backend_for(sqlite_url), Metrics(), spill)

@@ -21,7 +21,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from app.acd import events as ev
 from app.acd.records import (
     DATACLASS_INIT,
     AgentStateRecord,
@@ -30,8 +29,7 @@ from app.acd.records import (
     Record,
     SurveyRecord,
 )
-from app.acd.state import CallCentre
-from app.main import build_runtime, create_app
+from app.main import create_app
 from app.metrics import Metrics
 from app.settings import load_settings
 from app.store import migrate
@@ -41,11 +39,14 @@ from app.store.tables import decode
 from app.store.writer import EventWriter, PostgresBackend
 from tests.auth_support import admin_headers
 from tests.conftest import _pg_admin, _pg_server_url
-from tests.integration.test_writer import all_records, backend_for, table_counts
-from tests.unit.test_restore import capture_events, play
+from tests.integration.test_writer import (
+    all_records,
+    backend_for,
+    spilled_by_a_previous_run,
+    table_counts,
+)
 
 NOW = datetime(2026, 11, 22, 16, 0, tzinfo=UTC)
-TRANSFER_ID = "1795362472.15"  # 09_blindtransfer's Linkedid
 
 
 def unbounded(cls: type[Any], *args: Any) -> Any:
@@ -211,10 +212,8 @@ async def test_a_spill_file_holding_a_refused_row_is_written_around_it(
 ) -> None:
     good = all_records()
     spill = tmp_path / "spill.jsonl"
-    previous = EventWriter(PostgresBackend(pg_url), Metrics(), spill)
-    previous.spilling = True  # a previous run spilled everything, the poison row first
-    previous.submit([too_long_event(), *good, null_interface()])
-    previous.spill.close()
+    # A previous run spilled everything, the poison row first.
+    spilled_by_a_previous_run(spill, [too_long_event(), *good, null_interface()])
 
     writer = EventWriter(PostgresBackend(pg_url), Metrics(), spill)
     assert writer.spilling and writer.depth == len(good) + 2
@@ -228,50 +227,6 @@ async def test_a_spill_file_holding_a_refused_row_is_written_around_it(
         "call_events",
         "agent_state_changes",
     ]
-
-
-async def test_a_start_restores_open_calls_past_a_refused_row_in_a_long_spill_file(
-    pg_url: str, tmp_path: Path, unused_tcp_port: int
-) -> None:
-    """The issue's start: the previous run left 38,214 records spilled with a poison row
-    first; start-up waited 10 s on a writer stuck on it and skipped the restore. Now the
-    file is written around the row, however long it takes, and the open call restored."""
-    events = capture_events("09_blindtransfer")
-    second_join = [i for i, e in enumerate(events) if isinstance(e, ev.QueueCallerJoined)][1]
-    records = play(CallCentre("pbx1"), events[: second_join + 1])
-    filler = [
-        EventRecord("pbx1", f"filler-{i}", NOW, NOW, f"f{i}", f"f{i}", "ami", "hangup", {}, None)
-        for i in range(40_000)
-    ]
-    spill = tmp_path / "spill-pbx1.jsonl"
-    previous = EventWriter(backend_for(pg_url), Metrics(), spill)
-    previous.spilling = True
-    previous.submit([too_long_event(), *filler, *records])
-    previous.spill.close()
-
-    settings = load_settings(
-        database_url=pg_url,
-        spill_dir=str(tmp_path),
-        agi_port=unused_tcp_port,
-        caller_hash_key="test-caller-hash-key-0123456789",
-    )
-    rt = build_runtime(settings)
-    started = []
-    try:
-        for component in rt.components:
-            await component.start()
-            started.append(component)
-        call = rt.pipeline.centre.calls[TRANSFER_ID]
-        assert call.ended_at is None and [v.queue for v in call.visits] == [
-            "dagpenge",
-            "kontanthjaelp",
-        ]
-        assert rt.writer.depth == 0 and not spill.exists()
-        assert (await table_counts(pg_url))["events"] >= 40_000
-        assert [d.record_key for d in await dead_letters(pg_url)] == ["pbx1/poison-0"]
-    finally:
-        for component in reversed(started):
-            await component.stop()
 
 
 async def test_refused_rows_go_to_a_file_when_dead_letters_fails_and_move_back_later(

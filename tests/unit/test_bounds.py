@@ -41,6 +41,7 @@ from app.privacy import CallerPrivacy
 from app.store.models import Base
 from app.store.tables import SPECS, spec_of
 from tests.ami_replay import SCENARIOS, T0, load_capture
+from tests.unit.test_ami_normalise import _all_event_classes
 
 NOW = datetime(2026, 11, 22, 15, 45, tzinfo=UTC)
 SMALLINT = (-32768, 32767)
@@ -122,12 +123,7 @@ def test_every_text_and_smallint_column_a_record_reaches_is_bounded_as_the_orm_s
 
 def test_event_kinds_and_sources_fit_their_columns() -> None:
     """The event log's ``kind`` and ``source`` are the event classes' own words."""
-    classes: list[type[ev.DomainEvent]] = []
-    todo: list[type[ev.DomainEvent]] = [ev.DomainEvent]
-    while todo:
-        cls = todo.pop()
-        classes.append(cls)
-        todo.extend(cls.__subclasses__())
+    classes = _all_event_classes()
     bounds = BOUNDS[EventRecord][1]
     assert max(len(c.KIND) for c in classes) <= int(bounds["kind"])
     assert max(len(c.SOURCE) for c in classes) <= int(bounds["source"])
