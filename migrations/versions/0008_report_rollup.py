@@ -1,7 +1,7 @@
 """reports: per-day tallies (report_days, report_rollup)
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-10 09:00:00
 
 Why: reports over weeks, quarters and years read one row per day and group instead of
@@ -16,7 +16,7 @@ from alembic import op
 
 
 revision: str = '0008'
-down_revision: str | None = '0005'
+down_revision: str | None = '0006'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
