@@ -20,6 +20,7 @@ from app.settings import load_settings
 from tests.agi_fake_asterisk import Caller, FakeAsterisk
 from tests.agi_support import FLOWS, FakeClock, agi_service, cph
 from tests.auth_support import admin_headers
+from tests.waiting import wait_for
 
 TUESDAY_1030 = cph(2025, 3, 4, 10, 30)
 
@@ -79,7 +80,8 @@ async def test_a_call_in_progress_keeps_its_flow_across_a_reload(tmp_path: Path)
     flows = copy_flows(tmp_path)
     async with agi_service(at=TUESDAY_1030, flows_dir=flows) as h:
         call = asyncio.ensure_future(h.pbx.call(Caller(answers=["5", "2"], think=0.15)))
-        await asyncio.sleep(0.2)  # in the menu now
+        # In the menu now: the first key was taken, under the flow the call started with.
+        await wait_for(lambda: "ivr_key" in h.kinds(), what="the caller's first key")
         rewrite(
             flows,
             '"2": koe_virksomhed\n      "3"',
@@ -100,11 +102,12 @@ async def test_sighup_reloads(tmp_path: Path) -> None:
         version = h.server.registry.current.version  # type: ignore[union-attr]
         rewrite(flows, '"*": hovedmenu', '"*": hovedmenu\n      "7": koe_ni_by')
         os.kill(os.getpid(), signal.SIGHUP)
-        for _ in range(200):
+
+        def reloaded() -> bool:
             current = h.server.registry.current
-            if current is not None and current.version != version:
-                break
-            await asyncio.sleep(0.01)
+            return current is not None and current.version != version
+
+        await wait_for(reloaded, within=5, what="the SIGHUP reload")
         r = await h.pbx.call(Caller(answers=["7"]))
         assert r.variables["ACD_QUEUE"] == "ni_by"
     assert not h.server._sighup_installed  # removed again on stop

@@ -156,7 +156,7 @@ visits = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(visits, st.randoms(use_true_random=False), st.integers(0, 40))
 def test_any_order_and_any_overlap_give_the_same_figures(
     day: list[VisitFacts], rnd: object, cut: int
