@@ -18,6 +18,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from app.acd.access import Principal
+from app.acd.presence import AgentStateName
 from app.api.auth import access
 from app.api.common import ERRORS
 from app.live import queries
@@ -33,9 +34,6 @@ def live_view(action: str) -> Any:
 
 
 HEARTBEAT_SECONDS = 15.0
-AgentState = Literal[
-    "logged_out", "available", "ringing", "on_call", "wrapup", "paused", "unavailable"
-]
 
 
 class _Out(BaseModel):
@@ -167,7 +165,7 @@ class AgentOut(_Out):
     id: str
     name: str
     interface: str
-    state: AgentState
+    state: AgentStateName
     since: datetime | None
     reason: str | None
     call: AgentCallOut | None

@@ -25,19 +25,11 @@ from pydantic import BaseModel
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.acd.presence import AGENT_STATES
 from app.acd.work import Goals
 from app.store.models import AgentStateChange, Call, Disposition, QueueVisit, SurveyResponse
 from app.store.repo import decode_cursor, encode_cursor
 
-AGENT_STATES = (
-    "logged_out",
-    "available",
-    "ringing",
-    "on_call",
-    "wrapup",
-    "paused",
-    "unavailable",
-)
 _PER_AGENT = or_(
     AgentStateChange.queue.is_(None),
     AgentStateChange.state.in_(("ringing", "on_call", "wrapup")),
@@ -56,7 +48,7 @@ def time_in_states(
 ) -> dict[str, float]:
     """Seconds in each agent state within [start, until), from the state in force at
     ``start`` (``before``; None = logged out) and the changes after it, in order."""
-    out = dict.fromkeys(AGENT_STATES, 0.0)
+    out: dict[str, float] = dict.fromkeys(AGENT_STATES, 0.0)
     state, since = before or "logged_out", start
     for at, new in changes:
         at = min(max(at, start), until)
