@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -52,7 +52,7 @@ class CallbackDialer:
     name = "dialer"
     required = False
 
-    def __init__(self, rt: Runtime, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+    def __init__(self, rt: Runtime, *, clock: Callable[[], datetime] | None = None):
         self.rt = rt
         s = rt.settings
         self.enabled = s.dialer_enabled and rt.ami is not None
@@ -62,7 +62,7 @@ class CallbackDialer:
         self.retry = timedelta(minutes=s.dialer_retry_minutes)
         self.channel = s.dialer_channel
         self.caller_id = s.dialer_caller_id
-        self.clock = clock
+        self.clock = clock or rt.clock  # due and overdue are on the PBX's clock
         self.in_flight: dict[int, _InFlight] = {}
         self.placed = 0
         self._task: asyncio.Task[None] | None = None

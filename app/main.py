@@ -35,6 +35,7 @@ from app.ami.confirm import Confirmations
 from app.ami.link import AmiLink
 from app.ami.normalise import Normaliser
 from app.api import agents, auth, callbacks, calls, health, ivr, live, surveys, wallboard, work
+from app.clock import PbxClock
 from app.components import Component, DatabaseComponent, RedisComponent
 from app.dialer import CallbackDialer
 from app.ivr.catalogue import CATALOGUE_FILE, load_catalogue, load_work
@@ -61,6 +62,7 @@ class Runtime:
     """The running service's parts, reachable from routes as ``request.app.state.rt``."""
 
     settings: Settings
+    clock: PbxClock  # the one "now" for business time (app/clock.py)
     metrics: Metrics
     privacy: CallerPrivacy
     engine: AsyncEngine
@@ -106,6 +108,7 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
         )
         privacy = CallerPrivacy.ephemeral()
     metrics = metrics or Metrics()
+    clock = PbxClock(settings.tz)
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
     catalogue = _catalogue(settings)
@@ -119,11 +122,14 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
     backend: Backend = (
         SqliteBackend(engine) if settings.is_sqlite else PostgresBackend(settings.database_url)
     )
-    writer = EventWriter(backend, metrics, settings.spill_dir / f"spill-{settings.pbx_id}.jsonl")
-    pipeline = Pipeline(centre, Normaliser(settings.pbx_id, privacy), metrics, writer)
+    writer = EventWriter(
+        backend, metrics, settings.spill_dir / f"spill-{settings.pbx_id}.jsonl", clock=clock.wall
+    )
+    pipeline = Pipeline(centre, Normaliser(settings.pbx_id, privacy), metrics, writer, clock=clock)
     pipeline.restore_from = partial(restore.open_calls, sessions, settings.pbx_id)
     rt = Runtime(
         settings=settings,
+        clock=clock,
         metrics=metrics,
         privacy=privacy,
         engine=engine,
@@ -146,7 +152,7 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
         rt.components.append(RedisComponent(rt.redis, required=is_reader))
     rt.components += [writer, pipeline]
     _live(rt, is_reader)
-    rt.components.append(AgiServer.from_runtime(rt, clock=pipeline.pbx_now))
+    rt.components.append(AgiServer.from_runtime(rt))
     if settings.ami_host is not None:
         rt.ami = AmiLink(
             host=settings.ami_host,
@@ -159,6 +165,7 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
             on_skipped=pipeline.count_skipped,
             on_connected=lambda link: pipeline.resync(link.action),
             on_lost=pipeline.on_link_lost,
+            clock=clock.wall,  # when a frame was received: the skew is measured against it
         )
         rt.components.append(rt.ami)
         pipeline.listeners.append(_resync_on_reload(pipeline, rt.ami))
@@ -211,7 +218,7 @@ def _live(rt: Runtime, is_reader: bool) -> None:
 
     hub = LiveHub(
         rt.centre,
-        rt.pipeline.pbx_now,
+        rt.clock,
         store,
         DayBook(
             settings.tz,

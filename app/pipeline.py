@@ -16,7 +16,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from panoramisk.message import Message
@@ -25,6 +25,7 @@ from app.acd import events as ev
 from app.acd.state import CallCentre, Drained, LiveChannel, LiveEntry, Snapshot
 from app.ami.normalise import Normaliser
 from app.ami.parser import AmiFrame
+from app.clock import PbxClock
 from app.components import Health, cancel_tasks
 from app.metrics import Metrics
 from app.store.restore import OpenCalls
@@ -57,14 +58,17 @@ class Pipeline:
         metrics: Metrics,
         writer: EventWriter | None = None,
         *,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: PbxClock | None = None,
         tick_interval: float = 1.0,
     ) -> None:
         self.centre = centre
         self.normaliser = normaliser
         self.metrics = metrics
         self.writer = writer
-        self.clock = clock
+        # The runtime's PBX clock (app/clock.py), which this pipeline keeps set from the
+        # Timestamp headers; ``clock`` is the host's clock it adds the skew to.
+        self.pbx_clock = clock if clock is not None else PbxClock()
+        self.clock = self.pbx_clock.host
         self.tick_interval = tick_interval
         self._flush_scheduled = False
         self._flush_timer: asyncio.TimerHandle | None = None
@@ -72,9 +76,6 @@ class Pipeline:
         self._event_labels: set[str] = set()
         self._failures: set[tuple[str, str]] = set()  # (event, error) already logged
         self._ticker: asyncio.Task[None] | None = None
-        # PBX clock minus ours (from Timestamp headers): the state machine runs on PBX
-        # time, so the ticker must too, or wrap-ups and stale-call sweeps fire early/late.
-        self.skew = timedelta(0)
         self._frame_counts: dict[str, int] = {}
         self._last_event: ev.DomainEvent | None = None
         self._last_received: datetime | None = None
@@ -91,11 +92,19 @@ class Pipeline:
         # start: before the AMI link, whose events would otherwise start them afresh.
         self.restore_from: Callable[[datetime], Awaitable[OpenCalls]] | None = None
 
+    @property
+    def skew(self) -> timedelta:
+        """PBX clock minus ours (from Timestamp headers): the state machine runs on PBX
+        time, so the ticker must too, or wrap-ups and stale-call sweeps fire early/late."""
+        return self.pbx_clock.skew
+
+    @skew.setter
+    def skew(self, value: timedelta) -> None:
+        self.pbx_clock.skew = value
+
     def pbx_now(self) -> datetime:
-        """The PBX's time now: our clock plus the skew its Timestamp headers show. The IVR
-        decides on it (opening hours, 09-10 rule) so that it agrees with the PBX whose
-        calls it is deciding; on a real box the two differ by NTP's error."""
-        return self.clock() + self.skew
+        """The PBX's time now (app/clock.py)."""
+        return self.pbx_clock.now()
 
     # ---- producers ---------------------------------------------------------------------
 

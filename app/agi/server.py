@@ -17,7 +17,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -40,10 +40,6 @@ log = logging.getLogger(__name__)
 REJECT_READ_SECONDS = 1.0
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class AgiServer:
     name = "agi"
     required = True
@@ -60,7 +56,7 @@ class AgiServer:
         metrics: Metrics,
         pbx: str,
         tz: ZoneInfo,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Callable[[], datetime],
         limits: AgiLimits | None = None,
         max_sessions: int = 500,
         sighup: bool = True,
@@ -90,7 +86,7 @@ class AgiServer:
         self._background: set[asyncio.Task[ReloadResult]] = set()
 
     @classmethod
-    def from_runtime(cls, rt: Runtime, clock: Callable[[], datetime] = utc_now) -> AgiServer:
+    def from_runtime(cls, rt: Runtime, clock: Callable[[], datetime] | None = None) -> AgiServer:
         s = rt.settings
 
         def estimates(queue: str) -> QueueEstimate | None:
@@ -106,7 +102,7 @@ class AgiServer:
             metrics=rt.metrics,
             pbx=s.pbx_id,
             tz=s.tz,
-            clock=clock,
+            clock=clock or rt.clock,  # the PBX's (app/clock.py): opening hours are its
             limits=AgiLimits(
                 env_timeout=s.agi_env_timeout,
                 reply_timeout=s.agi_reply_timeout,

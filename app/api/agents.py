@@ -9,7 +9,7 @@ before the answer), the roster ``app.store.agents``, the scorecard ``app.store.r
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, Security
@@ -356,8 +356,8 @@ async def today(
     rt = runtime(request)
     profile = await _profile(rt, who, agent_id)
     work = work_config(rt)
-    now = datetime.now(UTC)
-    local_today = now.astimezone(rt.settings.tz).date()
+    now = rt.clock.now()  # "today" is the PBX's, as the calls' times are
+    local_today = rt.clock.today()
     if day is not None and not (date(2000, 1, 1) <= day <= local_today):
         raise HTTPException(422, "date must be between 2000-01-01 and today")
     async with rt.sessions() as session:

@@ -7,7 +7,7 @@ sealed at rest and only the dialer unseals it, into its Originate.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Security
@@ -140,7 +140,7 @@ async def list_callbacks(
         overdue=overdue,
         queues_or_assignee=mine,
     )
-    now = datetime.now(UTC)
+    now = rt.clock.now()
     async with rt.sessions() as session:
         try:
             rows, next_cursor = await store.list_tasks(session, flt, now, limit, cursor)
@@ -168,7 +168,7 @@ async def create_callback(
     if not number:
         raise HTTPException(422, "number holds no phone number")
     caller = rt.privacy.caller(number)
-    now = datetime.now(UTC)
+    now = rt.clock.now()
     async with rt.sessions.begin() as session:
         row = await store.create(
             session,
@@ -208,7 +208,7 @@ async def get_callback(
             assert who.agent_id is not None
             if row.queue not in await roster.skills_of(session, who.agent_id):
                 raise forbidden(f"task {callback_id} is not for your queues")
-    return CallbackOut.of(row, datetime.now(UTC))
+    return CallbackOut.of(row, rt.clock.now())
 
 
 @router.post(
@@ -229,7 +229,7 @@ async def assign(
         raise HTTPException(422, "say which agent in 'agent'")
     if who.role == "agent" and agent_id != who.agent_id:
         raise forbidden("an agent takes tasks for itself only")
-    now = datetime.now(UTC)
+    now = rt.clock.now()
     async with rt.sessions.begin() as session:
         row = await store.get(session, callback_id, lock=True)
         if row is None:
@@ -267,7 +267,7 @@ async def complete(
     who: Annotated[Principal, Security(access("callbacks:write", "callback.complete"))],
 ) -> CallbackOut:
     rt = runtime(request)
-    now = datetime.now(UTC)
+    now = rt.clock.now()
     async with rt.sessions.begin() as session:
         row = await store.get(session, callback_id, lock=True)
         if row is None:
@@ -316,7 +316,7 @@ async def dial(
     rt = runtime(request)
     if who.agent_id is None:
         raise forbidden("only an agent can call back from its own phone")
-    now = datetime.now(UTC)
+    now = rt.clock.now()
     async with rt.sessions.begin() as session:
         row = await store.get(session, callback_id, lock=True)
         if row is None:

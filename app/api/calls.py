@@ -259,8 +259,7 @@ async def put_disposition(
 ) -> DispositionOut:
     rt = runtime(request)
     work = work_config(rt)
-    # The PBX's clock (ours plus the skew its Timestamps show): the call's times are its.
-    now = rt.pipeline.pbx_now()
+    now = rt.clock.now()  # the PBX's (app/clock.py): the call's times are its
     async with rt.sessions.begin() as session:
         found = await repo.call_and_visits(session, call_id)
         if found is None:
@@ -403,7 +402,7 @@ async def transfer(
             leg.agent or "", await registrations.team_of(session, leg.agent or "")
         ):
             raise forbidden(f"call {call_id} is with an agent outside your team(s)")
-    now = rt.pipeline.pbx_now()  # best contact hours on the PBX's clock, as the menu's
+    now = rt.clock.now()  # best contact hours on the PBX's clock, as the menu's
     backup = False
     if body.queue is not None:
         if rt.catalogue is None or rt.catalogue.get(body.queue) is None:
@@ -434,7 +433,7 @@ async def transfer(
         actions.transfer(pbx_http.pbx(rt), leg, queue=body.queue, number=number),
     )
     pbx_http.check(rt, request, "transfer", result)
-    at = rt.pipeline.pbx_now()
+    at = rt.clock.now()
     rt.emit(
         ev.CallTransferred(
             at=at,
