@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from app.ivr import commands as ivr_commands
 from app.settings import Settings, SettingsError, load_settings
+from app.tools import commands as ivr_commands
 
 log = logging.getLogger("app.cli")
 

@@ -111,8 +111,7 @@ class CallbackDialer:
         async with self.rt.sessions() as session:
             live, late = await store.counts_by_queue(session, self.clock())
         names = set(live) | set(late)
-        if self.rt.catalogue is not None:
-            names |= set(self.rt.catalogue.names)
+        names |= set(self.rt.config.current.queue_names)
         m = self.rt.metrics
         for queue in names:
             m.callbacks_open.labels(queue).set(live.get(queue, 0))

@@ -29,7 +29,6 @@ from app.acd.events import DomainEvent, PbxLifecycle
 from app.acd.kpi import DayBook, KpiConfig, VisitFacts
 from app.acd.queues import QueueCatalogue
 from app.acd.state import CallCentre
-from app.acd.work import WORK_FILE, WorkConfig
 from app.agi.server import AgiServer
 from app.ami.confirm import Confirmations
 from app.ami.link import AmiLink
@@ -37,8 +36,8 @@ from app.ami.normalise import Normaliser
 from app.api import agents, auth, callbacks, calls, health, ivr, live, surveys, wallboard, work
 from app.clock import PbxClock
 from app.components import Component, DatabaseComponent, RedisComponent
+from app.config.registry import ConfigRegistry
 from app.dialer import CallbackDialer
-from app.ivr.catalogue import CATALOGUE_FILE, load_catalogue, load_work
 from app.live.collector import LiveCollector
 from app.live.history import visits_of_day
 from app.live.hub import LiveHub
@@ -71,8 +70,9 @@ class Runtime:
     pipeline: Pipeline
     writer: EventWriter
     roster: Roster
-    catalogue: QueueCatalogue | None = None
-    work: WorkConfig | None = None
+    # The configuration files (queues, work data, menu flows): read ``config.current``
+    # each time, never keep it (a reload swaps it).
+    config: ConfigRegistry
     redis: Redis | None = None
     ami: AmiLink | None = None
     # Agent actions wait here for the AMI events that confirm them (app.ami.confirm).
@@ -111,11 +111,12 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
     clock = PbxClock(settings.tz)
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
-    catalogue = _catalogue(settings)
-    roster = Roster(sessions, catalogue)
+    config = ConfigRegistry(settings.ivr_flows, metrics)
+    config.load()  # before anything starts; errors leave the service not ready
+    roster = Roster(sessions, lambda: config.current.queues)
     centre = CallCentre(
         settings.pbx_id,
-        catalogue,
+        lambda: config.current.queues,
         agent_of=roster.agent_of,
         due_at=lambda at: callback_due(at, settings.tz),
     )
@@ -138,12 +139,11 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
         pipeline=pipeline,
         writer=writer,
         roster=roster,
-        catalogue=catalogue,
-        work=_work(settings, catalogue),
+        config=config,
     )
     rt.listeners.append(pipeline.on_event)
     pipeline.listeners.append(rt.confirmations.on_event)
-    rt.components += [DatabaseComponent(engine), roster]
+    rt.components += [config, DatabaseComponent(engine), roster]
     # A process without AMI but with Redis is an API replica: it serves the live picture
     # the AMI owner mirrors to Redis. The owner works on without Redis (not required).
     is_reader = settings.redis_url is not None and settings.ami_host is None
@@ -178,18 +178,19 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
 
 def _live(rt: Runtime, is_reader: bool) -> None:
     """The live picture: built here (owner) or followed from Redis (replica)."""
-    settings, catalogue = rt.settings, rt.catalogue
+    settings, config = rt.settings, rt.config
     store = LiveStore(
         first_version=int(time.time() * 1000),
         max_clients=settings.stream_max_clients,
         on_drop=rt.metrics.stream_dropped.inc,
     )
     rt.live = store
-    names = tuple(catalogue.names) if catalogue is not None else None
 
     def queue_names() -> tuple[str, ...]:
-        if names is not None:
-            return names
+        """Metric labels: the running catalogue's queues (a replica without the files:
+        those of the owner's snapshot)."""
+        if config.current.queues is not None:
+            return config.current.queue_names
         snap = store.snapshot
         return tuple(snap["queues"]) if snap is not None else ()
 
@@ -200,11 +201,6 @@ def _live(rt: Runtime, is_reader: bool) -> None:
         rt.components.append(rt.reader)
         rt.estimates = estimate_from(store)
         return
-    infos = (
-        [QueueInfo(q.name, q.title, q.wrapup_seconds) for q in catalogue.queues]
-        if catalogue is not None
-        else []
-    )
     mirror = (
         RedisMirror(
             rt.redis, settings.pbx_id, rt.metrics, ttl=max(10.0, 10 * settings.live_interval)
@@ -224,7 +220,7 @@ def _live(rt: Runtime, is_reader: bool) -> None:
             settings.tz,
             KpiConfig(settings.short_abandon_seconds, settings.service_level_seconds),
         ),
-        infos,
+        _queue_infos(config),
         rt.metrics,
         interval=settings.live_interval,
         load_day=load_day,
@@ -252,24 +248,18 @@ def _resync_on_reload(pipeline: Pipeline, link: AmiLink) -> Callable[[DomainEven
     return listener
 
 
-def _catalogue(settings: Settings) -> QueueCatalogue | None:
-    path = settings.ivr_flows / CATALOGUE_FILE
-    if not path.is_file():
-        log.warning("no queue catalogue at %s: default wrap-up times apply", path)
-        return None
-    return load_catalogue(settings.ivr_flows)
+def _queue_infos(config: ConfigRegistry) -> Callable[[], list[QueueInfo]]:
+    """The board's queues, from the running catalogue (made again after a reload)."""
+    made: list[tuple[QueueCatalogue | None, list[QueueInfo]]] = [(None, [])]
 
+    def infos() -> list[QueueInfo]:
+        catalogue = config.current.queues
+        if catalogue is not made[0][0]:
+            queues = catalogue.queues if catalogue is not None else ()
+            made[0] = (catalogue, [QueueInfo(q.name, q.title, q.wrapup_seconds) for q in queues])
+        return made[0][1]
 
-def _work(settings: Settings, catalogue: QueueCatalogue | None) -> WorkConfig | None:
-    """``work.yaml`` (pause reasons, registration reasons, destinations, goals); an
-    invalid file stops the start (``WorkConfigError`` names each problem)."""
-    if not (settings.ivr_flows / WORK_FILE).is_file():
-        log.warning(
-            "no %s: agent pauses, call registration and transfers answer 503",
-            settings.ivr_flows / WORK_FILE,
-        )
-        return None
-    return load_work(settings.ivr_flows, catalogue.names if catalogue is not None else None)
+    return infos
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:

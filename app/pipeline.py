@@ -83,10 +83,8 @@ class Pipeline:
         # Called with every drain() in flush(), after the writer got its records; each must
         # return at once (the live figures count the decided visits here).
         self.drain_hooks: list[Callable[[Drained], None]] = []
-        catalogue = centre.catalogue
-        self._queue_names: frozenset[str] | None = (
-            frozenset(catalogue.names) if catalogue is not None else None
-        )
+        self._queue_names: frozenset[str] | None = None  # of ``_names_of``
+        self._names_of: object = None  # the catalogue they were read from
         self._queue_labels: set[str] = set()
         # Reads back the calls the previous process left open (app/store/restore.py), at
         # start: before the AMI link, whose events would otherwise start them afresh.
@@ -176,7 +174,12 @@ class Pipeline:
         return "other"
 
     def queue_label(self, queue: str) -> str:
-        """Queue names as metric labels: the catalogue's, else a bounded set; "other"."""
+        """Queue names as metric labels: the catalogue's (the running one: a queue added by
+        a reload is labelled), else a bounded set; "other"."""
+        catalogue = self.centre.catalogue
+        if catalogue is not self._names_of:
+            self._names_of = catalogue
+            self._queue_names = frozenset(catalogue.names) if catalogue is not None else None
         if self._queue_names is not None:
             return queue if queue in self._queue_names else "other"
         if queue in self._queue_labels:

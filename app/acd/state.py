@@ -228,7 +228,7 @@ class CallCentre:
     def __init__(
         self,
         pbx: str,
-        catalogue: QueueCatalogue | None = None,
+        catalogue: QueueCatalogue | Callable[[], QueueCatalogue | None] | None = None,
         *,
         agent_of: Callable[[str], str] = default_agent_id,
         due_at: Callable[[datetime], datetime] | None = None,
@@ -236,7 +236,9 @@ class CallCentre:
         stale_after: timedelta = timedelta(hours=12),
     ) -> None:
         self.pbx = pbx
-        self.catalogue = catalogue
+        # The queues (wrap-up times): a function reading the configuration registry, so a
+        # reload reaches the running state machine; a fixed catalogue in tools and tests.
+        self._catalogue = catalogue if callable(catalogue) else (lambda: catalogue)
         self.agent_of = agent_of
         self._due_at = due_at or (lambda at: at + timedelta(days=2))
         self.grace = grace
@@ -269,6 +271,10 @@ class CallCentre:
         # call or member heard of since the link came back is alive whatever the (older)
         # snapshot says; only what was last heard of before the loss is in doubt.
         self._link = 0
+
+    @property
+    def catalogue(self) -> QueueCatalogue | None:
+        return self._catalogue()
 
     # ---- public API --------------------------------------------------------------
 
@@ -766,8 +772,9 @@ class CallCentre:
         self._agent_state(agent, at, f"talk-end:{call.linkedid}:{visit.seq}", visit.queue)
 
     def _wrapup_seconds(self, queue: str) -> int:
-        if self.catalogue is not None:
-            q = self.catalogue.get(queue)
+        catalogue = self.catalogue
+        if catalogue is not None:
+            q = catalogue.get(queue)
             if q is not None:
                 return q.wrapup_seconds
         return DEFAULT_WRAPUP

@@ -156,7 +156,7 @@ async def _profile(rt: Runtime, who: Principal, agent_id: str) -> roster.Profile
 
 
 def _known_queue(rt: Runtime, queue: str | None) -> None:
-    if queue is not None and (rt.catalogue is None or rt.catalogue.get(queue) is None):
+    if queue is not None and rt.config.current.queue(queue) is None:
         raise not_found(f"no queue {queue!r}")
 
 

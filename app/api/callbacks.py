@@ -162,7 +162,7 @@ async def create_callback(
     who: Annotated[Principal, Security(access("callbacks:write", "callback.create"))],
 ) -> CallbackOut:
     rt = runtime(request)
-    if rt.catalogue is None or rt.catalogue.get(body.queue) is None:
+    if rt.config.current.queue(body.queue) is None:
         raise not_found(f"no queue {body.queue!r}")
     number = canonical_number(body.number)
     if not number:

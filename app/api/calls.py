@@ -308,7 +308,7 @@ async def put_disposition(
         if (
             target is not None
             and work.destination(target) is None
-            and (rt.catalogue is None or rt.catalogue.get(target) is None)
+            and rt.config.current.queue(target) is None
         ):
             raise HTTPException(422, f"transferred_to {target!r} is neither a queue nor a unit")
         row, created = await registrations.put_disposition(
@@ -405,7 +405,7 @@ async def transfer(
     now = rt.clock.now()  # best contact hours on the PBX's clock, as the menu's
     backup = False
     if body.queue is not None:
-        if rt.catalogue is None or rt.catalogue.get(body.queue) is None:
+        if rt.config.current.queue(body.queue) is None:
             raise not_found(f"no queue {body.queue!r}")
         if body.queue == leg.queue:
             raise conflict(f"call {call_id} is in {body.queue} already")

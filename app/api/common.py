@@ -70,9 +70,10 @@ def unavailable(detail: str) -> HTTPException:
 
 
 def work_config(rt: Runtime) -> WorkConfig:
-    if rt.work is None:
+    work = rt.config.current.work
+    if work is None:
         raise unavailable(
-            f"no {rt.settings.ivr_flows}/work.yaml: pause reasons, registration reasons and "
-            "destinations are not configured"
+            f"no {rt.settings.ivr_flows}/work.yaml loaded: pause reasons, registration reasons "
+            "and destinations are not configured"
         )
-    return rt.work
+    return work

@@ -43,7 +43,7 @@ async def get_work(
 ) -> WorkOut:
     rt = runtime(request)
     work = work_config(rt)
-    queues = rt.catalogue.names if rt.catalogue is not None else tuple(work.dispositions.queues)
+    queues = rt.config.current.queue_names or tuple(work.dispositions.queues)
     return WorkOut(
         pause_reasons=list(work.pause_reasons),
         dispositions={q: list(work.dispositions.for_queue(q)) for q in queues},

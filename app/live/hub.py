@@ -51,7 +51,7 @@ class LiveHub:
         clock: Callable[[], datetime],
         store: LiveStore,
         book: DayBook,
-        catalogue: Sequence[QueueInfo],
+        catalogue: Callable[[], Sequence[QueueInfo]],
         metrics: Metrics,
         *,
         interval: float = 1.0,
@@ -64,15 +64,16 @@ class LiveHub:
         self.store = store
         self.book = book
         self.config: KpiConfig = book.config
-        self.catalogue = list(catalogue)
+        self.queues = catalogue  # the running queues (a reload adds or removes some)
         self.metrics = metrics
         self.interval = interval
         self.load_day = load_day
         self.sink = sink
         self.queue_label = queue_label
         self.handle = HandleTimes()
-        self._wrapup_of = wrapups(self.catalogue)
-        self._known = {q.name for q in self.catalogue}
+        self._infos: Sequence[QueueInfo] | None = None  # what the two below were made of
+        self._wrapup_of = wrapups(())
+        self._known: set[str] = set()
         self._loaded: set[date] = set()
         self._loading: dict[date, asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -89,8 +90,18 @@ class LiveHub:
                 self.metrics.ewt_error.labels(label).observe(error)
                 self.metrics.ewt_abs_error.labels(label).observe(abs(error))
 
+    def _catalogue(self) -> Sequence[QueueInfo]:
+        """The running queues; their wrap-ups and names are re-read when they changed."""
+        infos = self.queues()
+        if infos is not self._infos:
+            self._infos = infos
+            self._wrapup_of = wrapups(infos)
+            self._known = {q.name for q in infos}
+        return infos
+
     def estimate(self, queue: str) -> QueueEstimate | None:
         """For the menu: the queue as a caller joining now would find it."""
+        self._catalogue()
         if self._known and queue not in self._known:
             return None
         return queue_estimate(self.centre, self.handle, self.clock(), queue, self._wrapup_of)
@@ -108,7 +119,7 @@ class LiveHub:
         self._ensure_loaded(day)
         self.book.prune(day)
         board = build_board(
-            self.centre, self.book, self.handle, now, self.catalogue, config=self.config, day=day
+            self.centre, self.book, self.handle, now, self._catalogue(), config=self.config, day=day
         )
         board["history_loaded"] = day in self._loaded or self.load_day is None
         update = self.store.publish(board, time.time())

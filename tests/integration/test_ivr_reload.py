@@ -51,7 +51,7 @@ async def test_reload_swaps_in_a_valid_flow(tmp_path: Path) -> None:
         r = await h.pbx.call(Caller(answers=["2"]))
         assert r.variables["ACD_QUEUE"] == "dagpenge"
         rewrite(flows, *SWAP_1_2)
-        result = await h.server.reload()
+        result = await h.config.reload()
         assert result.ok and result.flows == ("jobcenter",) and result.version != before
         r = await h.pbx.call(Caller(answers=["2"]), uniqueid="2.2")
         assert r.variables["ACD_QUEUE"] == "kontanthjaelp"
@@ -63,7 +63,7 @@ async def test_a_broken_flow_is_rejected_and_the_running_one_stays(tmp_path: Pat
     async with agi_service(at=TUESDAY_1030, flows_dir=flows) as h:
         version = (await h.server.check()).detail["version"]
         rewrite(flows, "queue: dagpenge}", "queue: dagpenger}")
-        result = await h.server.reload()
+        result = await h.config.reload()
         assert not result.ok
         assert result.version == version and result.flows == ("jobcenter",)
         assert [e.path for e in result.errors] == ["nodes.koe_dagpenge.queue"]
@@ -87,7 +87,7 @@ async def test_a_call_in_progress_keeps_its_flow_across_a_reload(tmp_path: Path)
             '"2": koe_virksomhed\n      "3"',
             '"2": koe_a_kasse\n      "9": koe_virksomhed\n      "3"',
         )
-        assert (await h.server.reload()).ok
+        assert (await h.config.reload()).ok
         r = await call
         assert r.variables["ACD_QUEUE"] == "virksomhed"
         r = await h.pbx.call(Caller(answers=["5", "2"]), uniqueid="3.3")
@@ -98,19 +98,18 @@ async def test_sighup_reloads(tmp_path: Path) -> None:
     flows = copy_flows(tmp_path)
     async with agi_service(at=TUESDAY_1030, flows_dir=flows, sighup=True) as h:
         # Only signal once our handler is installed (else SIGHUP would end the test run).
-        assert h.server._sighup_installed
-        version = h.server.registry.current.version  # type: ignore[union-attr]
+        assert h.config._sighup_installed
+        version = h.config.current.version
         rewrite(flows, '"*": hovedmenu', '"*": hovedmenu\n      "7": koe_ni_by')
         os.kill(os.getpid(), signal.SIGHUP)
 
         def reloaded() -> bool:
-            current = h.server.registry.current
-            return current is not None and current.version != version
+            return h.config.current.version != version
 
         await wait_for(reloaded, within=5, what="the SIGHUP reload")
         r = await h.pbx.call(Caller(answers=["7"]))
         assert r.variables["ACD_QUEUE"] == "ni_by"
-    assert not h.server._sighup_installed  # removed again on stop
+    assert not h.config._sighup_installed  # removed again on stop
 
 
 async def test_start_with_broken_flows_is_not_ready_and_calls_fall_back(tmp_path: Path) -> None:
@@ -124,7 +123,7 @@ async def test_start_with_broken_flows_is_not_ready_and_calls_fall_back(tmp_path
         assert not r.variables and r.closed_by_service  # the dialplan's fallback queue
         assert h.one("ivr_ended").reason == "error"
         rewrite(flows, "start: velkomen", "start: velkommen")
-        assert (await h.server.reload()).ok
+        assert (await h.config.reload()).ok
         assert (await h.server.check()).ok
 
 
