@@ -53,7 +53,8 @@ async def _migrate(settings: Settings, downgrade: str | None = None) -> None:
 async def _serve(settings: Settings, banner: Callable[[Settings], None] | None = None) -> int:
     import uvicorn
 
-    from app.main import create_app, settle_heap
+    from app.main import create_app
+    from app.runtime import build_runtime, settle_heap
 
     class Server(uvicorn.Server):
         # uvicorn re-raises SIGINT/SIGTERM after its graceful shutdown, turning a clean
@@ -62,12 +63,13 @@ async def _serve(settings: Settings, banner: Callable[[Settings], None] | None =
             super().handle_exit(sig, frame)
             self._captured_signals.clear()
             # Live streams never end by themselves; uvicorn waits for open responses.
-            store = app.state.rt.live
+            store = rt.live
             if store is not None:
                 with contextlib.suppress(RuntimeError):  # no loop running: nothing is open
                     asyncio.get_running_loop().call_soon_threadsafe(store.close_streams)
 
-    app = create_app(settings)
+    rt = build_runtime(settings)
+    app = create_app(settings, rt)
     config = uvicorn.Config(
         app,
         host=settings.http_host,

@@ -18,10 +18,9 @@ import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from app.acd.estimates import EstimateSource, QueueEstimate
+from app.acd.estimates import EstimateSource
 from app.acd.events import DomainEvent
 from app.agi.channel import AgiChannel, AgiError, AgiLimits
 from app.agi.protocol import ProtocolError
@@ -30,9 +29,6 @@ from app.components import Health
 from app.config.registry import ConfigRegistry
 from app.metrics import Metrics
 from app.privacy import CallerPrivacy
-
-if TYPE_CHECKING:
-    from app.main import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -78,32 +74,6 @@ class AgiServer:
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
         self._active = 0
-
-    @classmethod
-    def from_runtime(cls, rt: Runtime, clock: Callable[[], datetime] | None = None) -> AgiServer:
-        s = rt.settings
-
-        def estimates(queue: str) -> QueueEstimate | None:
-            return rt.estimates(queue)  # late-bound: the live state replaces it when it runs
-
-        return cls(
-            host=s.agi_host,
-            port=s.agi_port,
-            config=rt.config,
-            emit=rt.emit,
-            estimates=estimates,
-            privacy=rt.privacy,
-            metrics=rt.metrics,
-            pbx=s.pbx_id,
-            tz=s.tz,
-            clock=clock or rt.clock,  # the PBX's (app/clock.py): opening hours are its
-            limits=AgiLimits(
-                env_timeout=s.agi_env_timeout,
-                reply_timeout=s.agi_reply_timeout,
-                session_seconds=s.agi_session_timeout,
-            ),
-            max_sessions=s.agi_max_sessions,
-        )
 
     # ---- Component ------------------------------------------------------------------
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request, Security
+from fastapi import APIRouter, Security
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from app.acd.access import Principal
 from app.api.auth import access
-from app.api.common import ERRORS, runtime
+from app.api.common import ERRORS
+from app.api.deps import Registry
 
 router = APIRouter(prefix="/v1/ivr", tags=["ivr"])
 
@@ -45,10 +46,10 @@ class ReloadOutcome(BaseModel):
     summary="Reload the configuration files (as SIGHUP does); a set with errors is rejected",
 )
 async def reload_flows(
-    request: Request,
     who: Annotated[Principal, Security(access("ivr:admin", "ivr.reload"))],
+    registry: Registry,
 ) -> JSONResponse:
-    result = await runtime(request).config.reload()
+    result = await registry.reload()
     body = ReloadOutcome(
         status="reloaded" if result.ok else "rejected",
         version=result.version,

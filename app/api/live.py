@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response, Security
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Response, Security
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
@@ -21,8 +21,10 @@ from app.acd.access import Principal
 from app.acd.presence import AgentStateName
 from app.api.auth import access
 from app.api.common import ERRORS
+from app.api.deps import Live
+from app.api.errors import ErrorOut
 from app.live import queries
-from app.live.store import LiveStore, Subscriber, TooManyClients
+from app.live.store import Subscriber, TooManyClients
 
 # Every live view needs credentials with live:read; looking is not audited (a wallboard
 # looks every second), a refusal is.
@@ -181,20 +183,9 @@ class LiveCallsOut(_Head):
     calls: list[LiveCallOut]
 
 
-class ErrorOut(BaseModel):
-    detail: str
-
-
 NOT_YET: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorOut, "description": "no live picture yet (or the owner is gone)"}
 }
-
-
-def _store(request: Request) -> LiveStore:
-    store: LiveStore | None = getattr(request.app.state.rt, "live", None)
-    if store is None:
-        raise HTTPException(503, "the live state is not part of this service")
-    return store
 
 
 def _json(body: bytes | None) -> Response:
@@ -209,10 +200,8 @@ def _json(body: bytes | None) -> Response:
     responses=NOT_YET,
     summary="Every queue now: waiting, longest wait, agents by state, expected wait, today",
 )
-async def list_queues(
-    request: Request, _: Annotated[Principal, live_view("queues.list")]
-) -> Response:
-    return _json(queries.queues(_store(request)))
+async def list_queues(_: Annotated[Principal, live_view("queues.list")], store: Live) -> Response:
+    return _json(queries.queues(store))
 
 
 @router.get(
@@ -222,11 +211,10 @@ async def list_queues(
     summary="One queue now, with its waiting callers in line order",
 )
 async def get_queue(
-    request: Request,
     name: Annotated[str, Path(max_length=64, pattern=r"^[a-z0-9_]+$")],
     _: Annotated[Principal, live_view("queues.get")],
+    store: Live,
 ) -> Response:
-    store = _store(request)
     if store.snapshot is None:
         raise HTTPException(503, "no live picture yet")
     body = queries.queue(store, name)
@@ -241,10 +229,8 @@ async def get_queue(
     responses=NOT_YET,
     summary="Every agent now: state, since when, current call, queues",
 )
-async def list_agents(
-    request: Request, _: Annotated[Principal, live_view("agents.list")]
-) -> Response:
-    return _json(queries.agents(_store(request)))
+async def list_agents(_: Annotated[Principal, live_view("agents.list")], store: Live) -> Response:
+    return _json(queries.agents(store))
 
 
 @router.get(
@@ -254,9 +240,9 @@ async def list_agents(
     summary="Calls in progress: in the menu, waiting (position, expected wait) or talking",
 )
 async def list_live_calls(
-    request: Request, _: Annotated[Principal, live_view("calls.live")]
+    _: Annotated[Principal, live_view("calls.live")], store: Live
 ) -> Response:
-    return _json(queries.live_calls(_store(request)))
+    return _json(queries.live_calls(store))
 
 
 def _dropped(sub: Subscriber) -> bool:
@@ -290,12 +276,11 @@ def _last_id(header: str | None, query: int | None) -> int | None:
     summary="Live updates (SSE): a snapshot, then numbered updates",
 )
 async def stream(
-    request: Request,
     _: Annotated[Principal, live_view("stream.open")],
+    store: Live,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=40)] = None,
     since: Annotated[int | None, Query(ge=0, description="as Last-Event-ID")] = None,
 ) -> StreamingResponse:
-    store = _store(request)
     try:
         sub, first = store.subscribe(_last_id(last_event_id, since))
     except TooManyClients as exc:

@@ -9,16 +9,18 @@ import shutil
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
 
 from app.agi.server import AgiServer
-from app.main import build_runtime, create_app
+from app.main import create_app
+from app.runtime import build_runtime
 from app.settings import load_settings
 from tests.agi_fake_asterisk import Caller, FakeAsterisk
-from tests.agi_support import FLOWS, FakeClock, agi_service, cph
+from tests.agi_support import FLOWS, agi_service, cph
 from tests.auth_support import admin_headers
 from tests.waiting import wait_for
 
@@ -144,9 +146,9 @@ async def test_post_reload_and_ready(tmp_path: Path, sqlite_url: str) -> None:
     flows = copy_flows(tmp_path)
     settings = load_settings(database_url=sqlite_url, ivr_flows=str(flows))
     rt = build_runtime(settings)
-    # The service's own FastAGI server, with the test's clock instead of the wall clock.
-    server = AgiServer.from_runtime(rt, clock=FakeClock(TUESDAY_1030))
-    rt.components = [c for c in rt.components if not isinstance(c, AgiServer)] + [server]
+    # The PBX's clock on a Tuesday morning (the service's FastAGI server reads it).
+    rt.clock.skew = TUESDAY_1030 - datetime.now(UTC)
+    server = next(c for c in rt.components if isinstance(c, AgiServer))
     app = create_app(settings, rt)
     async with running(app, await admin_headers(sqlite_url)) as client:
         ready = (await client.get("/ready")).json()

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from app.acd import events as ev
 from app.acd.state import CallCentre
-from app.main import build_runtime
 from app.metrics import Metrics
+from app.runtime import build_runtime
 from app.settings import load_settings
 from app.store.db import create_engine, session_factory
 from app.store.restore import OPEN_WITHIN, open_calls

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from app.acd import events as ev
-from app.acd.access import ROLES, WRITE_SCOPES, Principal, check_user
+from app.acd.access import ROLES, WRITE_SCOPES, Principal, check_user, may_act_on_call
 from app.acd.agents import (
     TalkingLeg,
     WrongState,
@@ -56,6 +56,21 @@ def test_roles_and_reach() -> None:
     assert not sup.reaches("agent3", None)
     assert admin.reaches("x", None) and integ.reaches("x", None)
     assert agent.own_agent == "agent1" and sup.own_agent is None
+
+
+def test_one_rule_for_reading_and_acting_on_a_call() -> None:
+    agent = Principal("anne", "agent", agent_id="agent1")
+    sup = Principal("sara", "supervisor", teams=frozenset({"nord"}))
+    took = {"agent1": "nord", "agent2": "syd"}  # the agents concerned, with their teams
+    for read in (True, False):
+        assert may_act_on_call(agent, took, read=read)
+        assert not may_act_on_call(agent, {"agent2": "syd"}, read=read)
+        assert may_act_on_call(Principal("root", "admin"), {}, read=read)
+        assert may_act_on_call(Principal("crm", "integration"), {"x": None}, read=read)
+    assert may_act_on_call(sup, {"agent2": "syd"}, read=True)  # reads every call
+    assert not may_act_on_call(sup, {"agent2": "syd"})  # acts on its teams' only
+    assert may_act_on_call(sup, took) and not may_act_on_call(sup, {"agent3": None})
+    assert not may_act_on_call(Principal("x", "agent"), {"": None})  # no agent id
 
 
 def test_user_definitions_are_checked() -> None:
