@@ -16,24 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from app.settings import Settings, SettingsError, load_settings
+from app import plan_cli
+from app.settings import Settings, SettingsError
 from app.tools import commands as ivr_commands
+from app.tools.shell import command_settings as _settings
+from app.tools.shell import safe_url as _safe_url
 
 log = logging.getLogger("app.cli")
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
-def _settings(**overrides: object) -> Settings:
-    settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
-    configure_logging(settings.log_level)
-    return settings
 
 
 # --------------------------------------------------------------------------------------
@@ -335,13 +324,6 @@ def _users_args(p: argparse.ArgumentParser) -> None:
     revoke.add_argument("name")
 
 
-def _safe_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
-
-
 # --------------------------------------------------------------------------------------
 # The command table
 # --------------------------------------------------------------------------------------
@@ -431,6 +413,19 @@ COMMANDS: list[Command] = [
         "run a simulated day: an AMI server for the service, every call through its FastAGI",
         cmd_simulate,
         _simulate_args,
+    ),
+    Command(
+        "plan",
+        "forecast and staff coming days from the log (Erlang C and A); --check plays them "
+        "in the simulator",
+        plan_cli.cmd_plan,
+        plan_cli.plan_args,
+    ),
+    Command(
+        "staffing",
+        "Erlang calculator: agents for --calls in --interval with --aht to a service level",
+        plan_cli.cmd_staffing,
+        plan_cli.staffing_args,
     ),
 ]
 

@@ -24,6 +24,7 @@ from app.api import (
     health,
     ivr,
     live,
+    planning,
     surveys,
     wallboard,
     work,
@@ -82,5 +83,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(callbacks.router)
     app.include_router(surveys.router)
     app.include_router(work.router)
+    app.include_router(planning.router)
     app.include_router(wallboard.router)
     return app

@@ -25,7 +25,8 @@ from app.acd.board import QueueInfo
 from app.acd.callbacks import callback_due
 from app.acd.estimates import EstimateSource, QueueEstimate, no_estimates
 from app.acd.events import DomainEvent, PbxLifecycle
-from app.acd.kpi import DayBook, KpiConfig, VisitFacts
+from app.acd.kpi import GOALS, DayBook, KpiConfig, VisitFacts
+from app.acd.plan import PlanTargets
 from app.acd.queues import QueueCatalogue
 from app.acd.state import CallCentre
 from app.agi.channel import AgiLimits
@@ -37,6 +38,7 @@ from app.clock import PbxClock
 from app.components import Component, DatabaseComponent, RedisComponent
 from app.config.registry import ConfigRegistry
 from app.dialer import CallbackDialer
+from app.ivr.calendar import Schedule
 from app.live.collector import LiveCollector
 from app.live.history import visits_of_day
 from app.live.hub import LiveHub
@@ -45,6 +47,7 @@ from app.live.queries import estimate_from
 from app.live.store import LiveStore
 from app.metrics import Metrics
 from app.pipeline import Pipeline
+from app.planning import IntradayMonitor, Planner, PlanningError, schedule_of_flows
 from app.privacy import CallerPrivacy
 from app.settings import Settings
 from app.store import restore
@@ -89,6 +92,8 @@ class Runtime:
     live: LiveStore | None = None
     hub: LiveHub | None = None
     reader: RedisReader | None = None
+    # Forecasts and staffing plans (/v1/forecast, /v1/staffing) and "goal at risk".
+    planner: Planner | None = None
 
     def emit(self, event: DomainEvent) -> None:
         for listener in self.listeners:
@@ -153,6 +158,7 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
     rt.components += [writer, pipeline]
     _live(rt, is_reader)
     rt.components.append(_agi_server(rt))
+    _planning(rt)
     if settings.ami_host is not None:
         rt.ami = AmiLink(
             host=settings.ami_host,
@@ -242,6 +248,38 @@ def _live(rt: Runtime, is_reader: bool) -> None:
     if mirror is not None:
         rt.components.append(mirror)
     rt.estimates = hub.estimate
+
+
+def _planning(rt: Runtime) -> None:
+    """The planner reads the log; on the process that builds the live board it also
+    projects today's figures into it (goal at risk)."""
+    settings, config = rt.settings, rt.config
+    kpi = KpiConfig(settings.short_abandon_seconds, settings.service_level_seconds)
+
+    def schedule() -> Schedule:
+        if not config.current.flows:
+            raise PlanningError("the IVR flows are not loaded: opening hours unknown")
+        return schedule_of_flows(config.current.flows)
+
+    def wrapup() -> dict[str, float]:
+        catalogue = config.current.queues
+        queues = catalogue.queues if catalogue is not None else ()
+        return {q.name: float(q.wrapup_seconds) for q in queues}
+
+    rt.planner = Planner(
+        rt.sessions,
+        tz=settings.tz,
+        queues=lambda: config.current.queue_names,
+        wrapup=wrapup,
+        schedule=schedule,
+        targets=PlanTargets.from_goals(GOALS, kpi),
+        short_abandon_seconds=settings.short_abandon_seconds,
+        clock=rt.clock,
+    )
+    if rt.hub is not None:
+        intraday = IntradayMonitor(rt.planner)
+        rt.hub.decorators.append(intraday.decorate)
+        rt.components.append(intraday)
 
 
 def _agi_server(rt: Runtime) -> AgiServer:

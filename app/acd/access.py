@@ -34,6 +34,7 @@ SCOPES: dict[str, str] = {
     "surveys:read": "read survey answers and averages (an agent: its own)",
     "ivr:admin": "reload the menu",
     "live:read": "the live picture: queues, agents, calls in progress, the stream",
+    "planning:read": "forecasts and staffing plans (a supervisor: all queues)",
 }
 READ_SCOPES = frozenset(s for s in SCOPES if s.endswith(":read"))
 WRITE_SCOPES = frozenset(SCOPES) - READ_SCOPES
@@ -52,7 +53,7 @@ _AGENT = frozenset(
 )
 ROLE_SCOPES: dict[Role, frozenset[str]] = {
     "agent": _AGENT,
-    "supervisor": _AGENT | {"agents:admin"},
+    "supervisor": _AGENT | {"agents:admin", "planning:read"},
     "admin": frozenset(SCOPES),
     "integration": READ_SCOPES,
 }

@@ -80,6 +80,20 @@ class AgentCounts(_Out):
     paused_reasons: dict[str, int]
 
 
+class ProjectionOut(_Out):
+    """Today projected to its end (docs/planning.md): the morning forecast, the calls
+    expected now (so far + the re-forecast rest), and the day's figures if the rest of the
+    day is staffed as planned (now: as staffed); ``at_risk`` names the goals it misses."""
+
+    forecast_calls: float
+    expected_calls: float
+    factor: float
+    answer_rate: float | None
+    avg_wait_seconds: float | None
+    service_level: float | None
+    at_risk: list[Literal["answer_rate", "avg_wait", "service_level"]]
+
+
 class QueueOut(_Out):
     name: str
     title: str
@@ -88,6 +102,7 @@ class QueueOut(_Out):
     estimated_wait_seconds: float | None  # for a caller joining now; None = no agent staffed
     agents: AgentCounts
     today: TodayOut
+    projection: ProjectionOut | None = None  # None: no forecast for today (yet)
 
 
 class CentreOut(_Out):
@@ -95,6 +110,7 @@ class CentreOut(_Out):
     longest_wait_seconds: float
     agents: dict[str, int]
     today: TodayOut
+    projection: ProjectionOut | None = None
 
 
 class KpiConfigOut(_Out):

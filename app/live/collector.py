@@ -46,6 +46,32 @@ TODAY_FIGURES: dict[str, str] = {
 }
 
 
+# The intraday projection (app/acd/intraday.py) as gauges: field -> (metric, help).
+PROJECTION: dict[str, tuple[str, str]] = {
+    "forecast_calls": (
+        "acd_forecast_calls_today",
+        "Calls the morning forecast expected for the whole of today",
+    ),
+    "expected_calls": (
+        "acd_expected_calls_today",
+        "Calls expected today now: so far plus the re-forecast rest of the day",
+    ),
+    "answer_rate": (
+        "acd_projected_answer_rate",
+        "Today's answer rate projected to the end of the day (staffed as planned)",
+    ),
+    "avg_wait_seconds": (
+        "acd_projected_avg_wait_seconds",
+        "Today's average wait projected to the end of the day (staffed as planned)",
+    ),
+    "service_level": (
+        "acd_projected_service_level",
+        "Today's service level projected to the end of the day (staffed as planned)",
+    ),
+}
+GOALS_AT_RISK = ("answer_rate", "avg_wait", "service_level")
+
+
 class LiveCollector(Collector):
     def __init__(self, store: LiveStore, queues: Callable[[], Sequence[str]]) -> None:
         self.store = store
@@ -79,6 +105,15 @@ class LiveCollector(Collector):
             name: GaugeMetricFamily(f"acd_today_{name}", text, labels=["queue"])
             for name, text in TODAY_FIGURES.items()
         }
+        projected = {
+            name: GaugeMetricFamily(metric, text, labels=["queue"])
+            for name, (metric, text) in PROJECTION.items()
+        }
+        at_risk = GaugeMetricFamily(
+            "acd_goal_at_risk",
+            "1 when today's projection misses the goal (answer_rate, avg_wait, service_level)",
+            labels=["queue", "goal"],
+        )
         if snap is not None:
             version.add_metric([], float(snap["version"]))
             queues: dict[str, Any] = snap.get("queues", {})
@@ -93,13 +128,30 @@ class LiveCollector(Collector):
                 for state in AGENT_STATES:
                     agents.add_metric([name, state], q["agents"].get(state, 0))
                 self._today(today, name, q["today"])
+                self._projection(projected, at_risk, name, q.get("projection"))
             self._today(today, CENTRE, snap["centre"]["today"])
+            self._projection(projected, at_risk, CENTRE, snap["centre"].get("projection"))
         yield version
         yield waiting
         yield longest
         yield ewt
         yield agents
         yield from today.values()
+        yield from projected.values()
+        yield at_risk
+
+    @staticmethod
+    def _projection(
+        families: dict[str, GaugeMetricFamily],
+        at_risk: GaugeMetricFamily,
+        queue: str,
+        projection: Any,
+    ) -> None:
+        if not projection:
+            return
+        LiveCollector._today(families, queue, projection)
+        for goal in GOALS_AT_RISK:
+            at_risk.add_metric([queue, goal], 1.0 if goal in projection["at_risk"] else 0.0)
 
     @staticmethod
     def _today(families: dict[str, GaugeMetricFamily], queue: str, figures: Any) -> None:

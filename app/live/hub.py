@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
+from typing import Any
 
 from app.acd.board import QueueInfo, build_board, queue_estimate, wrapups
 from app.acd.estimates import QueueEstimate
@@ -77,6 +78,8 @@ class LiveHub:
         self._loaded: set[date] = set()
         self._loading: dict[date, asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None
+        # Add to each board before it is published (the intraday projection).
+        self.decorators: list[Callable[[dict[str, Any], datetime], None]] = []
 
     # ---- fed by the pipeline (synchronous, on the AMI reader's path) -------------------
 
@@ -122,6 +125,11 @@ class LiveHub:
             self.centre, self.book, self.handle, now, self._catalogue(), config=self.config, day=day
         )
         board["history_loaded"] = day in self._loaded or self.load_day is None
+        for decorate in self.decorators:
+            try:
+                decorate(board, now)
+            except Exception:
+                log.exception("a live board decorator failed")
         update = self.store.publish(board, time.time())
         if self.sink is not None and self.store.snapshot is not None:
             self.sink.push(dumps(self.store.snapshot), dumps(update) if update else None)

@@ -84,6 +84,7 @@ class CallRun:
         self.joined[queue] = now
         self.last_queue = queue
         self.truth.queues.append(queue)
+        self.truth.joined = now
 
     def on_queue_leave(self, queue: str, info: LeaveInfo, now: float) -> None:
         self.leave_wait = now - self.joined.get(queue, now)

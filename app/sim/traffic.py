@@ -52,6 +52,7 @@ Agents
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -59,6 +60,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from app.acd.staffing import offered_load
 from app.ivr.calendar import is_working_day
 from app.sim.behaviour import Reply, Talk
 from app.sim.conf import QueuesConfig
@@ -203,6 +205,15 @@ class TrafficConfig:
     second_skill_share: float = 0.35
     meeting_share: float = 0.10
     hours: tuple[float, float] | None = None  # limit arrivals to [from, to) local hours
+    # Day-to-day pattern (planning tests and benchmarks; all 1.0 = every working day alike,
+    # the default day's arrivals unchanged): weekday (0 = Monday) weights, the first
+    # working day of a month, the first working day after a public holiday, and growth
+    # per week from ``trend_from``.
+    weekday_weights: Mapping[int, float] = field(default_factory=dict)
+    month_start_factor: float = 1.0
+    after_holiday_factor: float = 1.0
+    trend_per_week: float = 0.0
+    trend_from: dt.date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,10 +279,55 @@ def _poisson_times(rng: random.Random, rate_per_s: float, t0: float, t1: float) 
 
 
 def daily_volume(queues: QueuesConfig, cfg: TrafficConfig) -> float:
+    """Expected calls of ``cfg.date`` (a working day), its day pattern included."""
     if cfg.calls_per_day is not None:
-        return cfg.calls_per_day * cfg.calls_scale
-    total = sum(q.calls_per_year for q in queues.queues)
-    return total / WORKING_DAYS_PER_YEAR * cfg.calls_scale
+        base = cfg.calls_per_day * cfg.calls_scale
+    else:
+        total = sum(q.calls_per_year for q in queues.queues)
+        base = total / WORKING_DAYS_PER_YEAR * cfg.calls_scale
+    return base * day_factor(cfg, cfg.date)
+
+
+def day_factor(cfg: TrafficConfig, day: dt.date) -> float:
+    """The day-to-day pattern's multiplier for ``day`` (1.0 with the defaults)."""
+    factor = cfg.weekday_weights.get(day.weekday(), 1.0)
+    if cfg.month_start_factor != 1.0:
+        first = day.replace(day=1)
+        while not is_working_day(first):
+            first += dt.timedelta(days=1)
+        if first == day:
+            factor *= cfg.month_start_factor
+    if cfg.after_holiday_factor != 1.0:
+        prev = day - dt.timedelta(days=1)
+        while prev.weekday() >= 5:
+            prev -= dt.timedelta(days=1)
+        if not is_working_day(prev):
+            factor *= cfg.after_holiday_factor
+    if cfg.trend_per_week and cfg.trend_from is not None:
+        factor *= (1.0 + cfg.trend_per_week) ** ((day - cfg.trend_from).days / 7.0)
+    return factor
+
+
+def expected_calls(queues: QueuesConfig, cfg: TrafficConfig) -> dict[str, list[float]]:
+    """The expected arrivals per queue and local half hour (48 slots) of ``cfg.date``
+    within the opening hours: the rates ``plan_day`` draws from (the known truth a
+    forecast of this traffic should recover). Closed days: no queue has any."""
+    names = [q for q in queues.queues if q.calls_per_year > 0]
+    total_cpy = sum(q.calls_per_year for q in names)
+    out = {q.name: [0.0] * 48 for q in queues.queues}
+    if not is_working_day(cfg.date) or not total_cpy:
+        return out
+    volume = daily_volume(queues, cfg)
+    total_w = sum(cfg.hour_weights.get(h, 0.0) for h in range(cfg.open_hour, cfg.close_hour))
+    for h in range(cfg.open_hour, cfg.close_hour):
+        if cfg.hours is not None and not cfg.hours[0] <= h < cfg.hours[1]:
+            continue
+        per_half = volume * cfg.hour_weights.get(h, 0.0) / total_w / 2
+        for q in names:
+            share = q.calls_per_year / total_cpy
+            out[q.name][2 * h] += per_half * share
+            out[q.name][2 * h + 1] += per_half * share
+    return out
 
 
 def plan_day(queues: QueuesConfig, cfg: TrafficConfig) -> DayPlan:
@@ -326,6 +382,72 @@ def plan_day(queues: QueuesConfig, cfg: TrafficConfig) -> DayPlan:
     return DayPlan(cfg.date, start, end, tuple(arrivals), tuple(agents), cfg)
 
 
+def plan_given(
+    queues: QueuesConfig,
+    cfg: TrafficConfig,
+    rates: Mapping[str, Sequence[tuple[float, float, float]]],
+    agents: Sequence[AgentPlan],
+) -> DayPlan:
+    """A day with given arrivals and staff (``acd plan --check``): Poisson arrivals at
+    ``calls`` per (start, end) epoch interval per queue, callers as in ``plan_day``.
+    Deterministic for ``cfg.seed``: the same rates give the same callers."""
+    rng = random.Random(f"given:{cfg.seed}:{cfg.date.isoformat()}")
+    timed: list[tuple[float, str]] = []
+    for queue in sorted(rates):
+        for t0, t1, calls in rates[queue]:
+            if calls > 0 and t1 > t0:
+                timed += [(t, queue) for t in _poisson_times(rng, calls / (t1 - t0), t0, t1)]
+    timed.sort()
+    arrivals = []
+    for t, target in timed:
+        name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
+        number = f"{rng.choice('2345')}{rng.randrange(10**7):07d}"
+        arrivals.append(Arrival(t, target, number, name, rng.randrange(2**31)))
+    first = min([a.at for a in arrivals] + [a.login for a in agents], default=0.0)
+    start = first - 300.0
+    end = max([a.at for a in arrivals], default=start)
+    return DayPlan(cfg.date, start, end, tuple(arrivals), tuple(agents), cfg)
+
+
+def staffed_agents(
+    cfg: TrafficConfig,
+    groups: Mapping[str, tuple[Sequence[str], Sequence[tuple[float, float, int]]]],
+) -> list[AgentPlan]:
+    """Agents for a staffing per group: (the group's queues, [(start, end, agents)]).
+    Agent j of a group is there in every interval that needs more than j agents: logged
+    in from the first, out after the last, paused ("Plan") in between. No other breaks:
+    the staffing is agents on the phones."""
+    rng = random.Random(f"staffed:{cfg.seed}:{cfg.date.isoformat()}")
+    plans: list[AgentPlan] = []
+    n = 0
+    for group in sorted(groups):
+        skills, cells = groups[group]
+        cells = sorted(cells)
+        most = max((c[2] for c in cells), default=0)
+        for j in range(most):
+            present = [(t0, t1) for t0, t1, k in cells if k > j]
+            merged: list[list[float]] = []
+            for t0, t1 in present:
+                if merged and abs(merged[-1][1] - t0) < 1e-6:
+                    merged[-1][1] = t1
+                else:
+                    merged.append([t0, t1])
+            breaks = tuple(Break(a[1], b[0] - a[1], "Plan") for a, b in itertools.pairwise(merged))
+            n += 1
+            plans.append(
+                AgentPlan(
+                    interface=f"PJSIP/agent{100 + n}",
+                    name=f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
+                    skills=tuple((q, 0) for q in skills),
+                    login=merged[0][0],
+                    logout=merged[-1][1],
+                    breaks=breaks,
+                    seed=rng.randrange(2**31),
+                )
+            )
+    return plans
+
+
 def plan_agents(
     queues: QueuesConfig, cfg: TrafficConfig, volume: float, working: bool = True
 ) -> list[AgentPlan]:
@@ -343,7 +465,7 @@ def plan_agents(
         share = q.calls_per_year / total_cpy
         aht = cfg.talk_means.get(q.name, 270.0) + q.wrapuptime
         peak_calls = volume * share * peak_w / max(total_w, 1e-9)
-        need_peak = max(1, math.ceil(peak_calls * aht / 3600.0 * cfg.agents_per_erlang))
+        need_peak = max(1, math.ceil(offered_load(peak_calls, aht, 3600.0) * cfg.agents_per_erlang))
         for j in range(need_peak):
             n += 1
             logout_hour = float(cfg.close_hour)

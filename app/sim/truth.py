@@ -44,6 +44,7 @@ class CallTruth:
     queue: str | None = None  # the queue of the outcome (answered/abandoned/failed)
     agent: str | None = None  # interface of the agent who answered
     agent_name: str | None = None
+    joined: float | None = None  # when the caller joined the (last) queue
     wait: float | None = None  # seconds from joining the (last) queue to answer/leave
     talk: float | None = None  # seconds bridged with the agent (answered only)
     ended: float | None = None
@@ -65,7 +66,7 @@ class CallTruth:
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for k in ("arrived", "wait", "talk", "ended"):
+        for k in ("arrived", "joined", "wait", "talk", "ended"):
             if d[k] is not None:
                 d[k] = round(d[k], 3)
         return d

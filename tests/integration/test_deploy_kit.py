@@ -75,6 +75,9 @@ def test_the_alert_thresholds_are_the_service_goals() -> None:
         "AcdAverageWaitLast30mAboveGoal": f"> {GOALS.avg_wait_seconds:g}",
         "AcdLongestWaitAboveGoal": f"> {GOALS.avg_wait_seconds:g}",
         "AcdServiceLevelBelowTarget": f"< {GOALS.service_level}",
+        "AcdAnswerRateGoalAtRisk": f"< {GOALS.answer_rate}",
+        "AcdAverageWaitGoalAtRisk": f"> {GOALS.avg_wait_seconds:g}",
+        "AcdServiceLevelGoalAtRisk": f"< {GOALS.service_level}",
     }
     for alert, threshold in wanted.items():
         assert threshold in r[alert]["expr"], (alert, threshold, r[alert]["expr"])

@@ -85,6 +85,9 @@ CASES: list[tuple[str, str, str, Any, set[str]]] = [
     ("surveys.summary", "GET", "/v1/surveys/summary", None, MEMBERS),
     ("work.read", "GET", "/v1/work", None, MEMBERS),
     ("ivr.reload", "POST", "/v1/ivr/reload", None, ADMINS),
+    # Planning: team leaders, admins and integrations (no date given: 422 when let in)
+    ("forecast.get", "GET", "/v1/forecast", None, MEMBERS - {"agent1", "agent2"}),
+    ("staffing.get", "GET", "/v1/staffing", None, MEMBERS - {"agent1", "agent2"}),
     # The live picture: everyone who works here may look; looking is not audited (a
     # wallboard looks every second), a refusal is.
     ("queues.list", "GET", "/v1/queues", None, MEMBERS),
