@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import partial
@@ -25,7 +25,7 @@ from app.acd.board import QueueInfo
 from app.acd.callbacks import callback_due
 from app.acd.estimates import EstimateSource, QueueEstimate, no_estimates
 from app.acd.events import DomainEvent, PbxLifecycle
-from app.acd.kpi import GOALS, DayBook, KpiConfig, VisitFacts
+from app.acd.kpi import GOALS, CountedVisit, DayBook, KpiConfig
 from app.acd.plan import PlanTargets
 from app.acd.queues import QueueCatalogue
 from app.acd.state import CallCentre
@@ -224,7 +224,7 @@ def _live(rt: Runtime, is_reader: bool) -> None:
         else None
     )
 
-    async def load_day(day: date) -> list[VisitFacts]:
+    async def load_day(day: date) -> Sequence[CountedVisit]:
         return await visits_of_day(rt.sessions, settings.pbx_id, day, settings.tz)
 
     hub = LiveHub(

@@ -18,7 +18,7 @@ from typing import Any
 
 from app.acd import events as ev
 from app.acd.ewt import HandleTimes
-from app.acd.kpi import DayBook, VisitFacts
+from app.acd.kpi import DayBook
 from app.acd.queues import QueueCatalogue
 from app.acd.state import CallCentre, Drained, Visit
 from app.privacy import Caller
@@ -99,33 +99,17 @@ def event_of_row(row: Any) -> ev.DomainEvent:
     )
 
 
-def visit_facts(visit: Visit) -> VisitFacts:
-    return VisitFacts(
-        linkedid=visit.linkedid,
-        seq=visit.seq,
-        queue=visit.queue,
-        entered_at=visit.entered_at,
-        outcome=visit.outcome,
-        wait_seconds=visit.wait_seconds,
-        talk_seconds=visit.talk_seconds,
-        ring_seconds=visit.ring_seconds,
-        estimated_wait_seconds=visit.estimated_wait,
-    )
-
-
-def take(book: DayBook, drained: Drained, handle: HandleTimes | None = None) -> list[VisitFacts]:
+def take(book: DayBook, drained: Drained, handle: HandleTimes | None = None) -> list[Visit]:
     """Count what a ``drain()`` says became known; returns the decisions counted."""
     counted = []
     for visit in drained.decided:
-        facts = visit_facts(visit)
-        if book.decided(facts):
-            counted.append(facts)
-            if handle is not None and facts.outcome == "answered" and facts.ring_seconds:
-                handle.add_ring(facts.queue, facts.ring_seconds)
+        if book.decided(visit):
+            counted.append(visit)
+            if handle is not None and visit.outcome == "answered" and visit.ring_seconds:
+                handle.add_ring(visit.queue, visit.ring_seconds)
     for visit in drained.talked:
-        facts = visit_facts(visit)
-        if book.talked(facts) and handle is not None and facts.talk_seconds is not None:
-            handle.add_talk(facts.queue, facts.talk_seconds)
+        if book.talked(visit) and handle is not None and visit.talk_seconds is not None:
+            handle.add_talk(visit.queue, visit.talk_seconds)
     return counted
 
 

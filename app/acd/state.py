@@ -123,6 +123,11 @@ class Visit:
     def talk_seconds(self) -> float | None:
         return _seconds(self.answered_at, self.talk_end_at)
 
+    @property
+    def estimated_wait_seconds(self) -> float | None:
+        """As the record calls it (the figures read a visit as its record: app/acd/kpi.py)."""
+        return self.estimated_wait
+
 
 @dataclass
 class Call:

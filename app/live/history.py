@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.acd.kpi import DayBook, KpiConfig, VisitFacts, day_bounds
+from app.acd.kpi import CountedVisit, DayBook, KpiConfig, day_bounds
 from app.acd.queues import QueueCatalogue
 from app.acd.replay import Replay
 from app.store.models import CallEvent, QueueVisit
@@ -20,23 +20,9 @@ from app.store.models import CallEvent, QueueVisit
 REPLAY_MARGIN = timedelta(hours=12)
 
 
-def _facts(row: QueueVisit) -> VisitFacts:
-    return VisitFacts(
-        linkedid=row.linkedid,
-        seq=row.seq,
-        queue=row.queue,
-        entered_at=row.entered_at,
-        outcome=row.outcome,
-        wait_seconds=row.wait_seconds,
-        talk_seconds=row.talk_seconds,
-        ring_seconds=row.ring_seconds,
-        estimated_wait_seconds=row.estimated_wait_seconds,
-    )
-
-
 async def visits_of_day(
     sessions: async_sessionmaker[AsyncSession], pbx: str, day: date, tz: ZoneInfo
-) -> list[VisitFacts]:
+) -> list[QueueVisit]:
     """The decided visits of one local day, in the order they ended (oldest first)."""
     start, end = day_bounds(day, tz)
     stmt = (
@@ -51,11 +37,10 @@ async def visits_of_day(
     )
     async with sessions() as session:
         rows = (await session.execute(stmt)).scalars().all()
-    rows = sorted(rows, key=lambda r: (r.ended_at or r.left_at or r.entered_at, r.id))
-    return [_facts(r) for r in rows]
+    return sorted(rows, key=lambda r: (r.ended_at or r.left_at or r.entered_at, r.id))
 
 
-def book_of_visits(visits: Sequence[VisitFacts], tz: ZoneInfo, config: KpiConfig) -> DayBook:
+def book_of_visits(visits: Sequence[CountedVisit], tz: ZoneInfo, config: KpiConfig) -> DayBook:
     book = DayBook(tz, config, keep_days=10_000)
     book.feed(visits)
     return book

@@ -23,7 +23,7 @@ from typing import Any
 from app.acd.board import QueueInfo, build_board, queue_estimate, wrapups
 from app.acd.estimates import QueueEstimate
 from app.acd.ewt import HandleTimes
-from app.acd.kpi import DayBook, KpiConfig, VisitFacts
+from app.acd.kpi import CountedVisit, DayBook, KpiConfig
 from app.acd.replay import take
 from app.acd.state import CallCentre, Drained
 from app.components import Health, cancel_tasks
@@ -32,7 +32,7 @@ from app.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-DayLoader = Callable[[date], Awaitable[Sequence[VisitFacts]]]
+DayLoader = Callable[[date], Awaitable[Sequence[CountedVisit]]]
 
 
 class SnapshotSink:
@@ -84,12 +84,12 @@ class LiveHub:
     # ---- fed by the pipeline (synchronous, on the AMI reader's path) -------------------
 
     def on_drained(self, drained: Drained) -> None:
-        for facts in take(self.book, drained, self.handle):
-            if facts.outcome == "answered" and facts.estimated_wait_seconds is not None:
-                if facts.wait_seconds is None:
+        for visit in take(self.book, drained, self.handle):
+            if visit.outcome == "answered" and visit.estimated_wait_seconds is not None:
+                if visit.wait_seconds is None:
                     continue
-                error = facts.wait_seconds - facts.estimated_wait_seconds
-                label = self.queue_label(facts.queue)
+                error = visit.wait_seconds - visit.estimated_wait_seconds
+                label = self.queue_label(visit.queue)
                 self.metrics.ewt_error.labels(label).observe(error)
                 self.metrics.ewt_abs_error.labels(label).observe(abs(error))
 

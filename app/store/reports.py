@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.acd.kpi import day_bounds
 from app.acd.presence import AGENT_STATES
 from app.acd.work import Goals
 from app.store.models import AgentStateChange, Call, Disposition, QueueVisit, SurveyResponse
@@ -34,13 +35,6 @@ _PER_AGENT = or_(
     AgentStateChange.queue.is_(None),
     AgentStateChange.state.in_(("ringing", "on_call", "wrapup")),
 )
-
-
-def day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
-    """[start, end) of a local day in UTC (23 or 25 hours on DST days)."""
-    start = datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
-    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
-    return start, end
 
 
 def time_in_states(

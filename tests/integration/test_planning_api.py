@@ -23,7 +23,7 @@ from prometheus_client.core import CollectorRegistry
 
 from app.acd.board import QueueInfo, build_board
 from app.acd.ewt import HandleTimes
-from app.acd.kpi import GOALS, DayBook, KpiConfig, VisitFacts
+from app.acd.kpi import GOALS, DayBook, KpiConfig
 from app.acd.plan import PlanTargets
 from app.acd.state import CallCentre
 from app.api.live import QueuesOut
@@ -41,6 +41,7 @@ from app.store.db import create_engine, session_factory
 from app.store.planning import load_history, patience_samples, shrinkage_sample
 from tests.auth_support import key, make_user
 from tests.planning_support import TZ, agent_day, visit_rows, write_log
+from tests.unit.test_kpi import visit
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = ROOT / "ivr_flows"
@@ -228,8 +229,7 @@ async def test_the_projection_reaches_the_board_the_api_and_the_gauges(sqlite_ur
     start = now - dt.timedelta(hours=2)
     for i in range(round(2 * so_far)):
         at = start + dt.timedelta(seconds=i * 7200 / (2 * so_far))
-        book.decided(VisitFacts(f"v{i}", 1, "kontanthjaelp", at.astimezone(dt.UTC),
-                                "answered", 60.0))  # fmt: skip
+        book.decided(visit(i, "answered", 60.0, queue="kontanthjaelp", at=at.astimezone(dt.UTC)))
     infos = [QueueInfo(q.name, q.title, q.wrapup_seconds) for q in catalogue.queues]
     board = build_board(CallCentre("pbx1", catalogue), book, HandleTimes(), now.astimezone(dt.UTC),
                         infos, config=KpiConfig())  # fmt: skip
