@@ -1,5 +1,6 @@
 """The call-back dialer: places call-backs through AMI Originate when agents are free, and
-keeps the call-back gauges (open, overdue) for Prometheus.
+keeps the call-back gauges (open, overdue) and today's follow-up gauges (registrations,
+survey answers) for Prometheus.
 
 Every ``ACD_DIALER_INTERVAL`` seconds it looks at the live state (``app.acd.dialer`` decides
 who to call, purely); only when some agent is free does it read the open tasks. A chosen
@@ -26,12 +27,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.acd.dialer import Dial, free_agents, plan_dials, waiting_counts
+from app.acd.kpi import day_bounds
 from app.acd.state import CallCentre
 from app.components import Health, cancel_tasks
 from app.metrics import Metrics
 from app.privacy import CallerPrivacy
 from app.settings import Settings
 from app.store import callbacks as store
+from app.store.followup import QUESTIONS, follow_up
 
 if TYPE_CHECKING:
     from app.ami.link import AmiLink
@@ -83,6 +86,7 @@ class CallbackDialer:
         self.channel = settings.dialer_channel
         self.caller_id = settings.dialer_caller_id
         self.clock = clock  # the PBX's: call-backs are due on its days
+        self.tz = settings.tz
         self.in_flight: dict[int, _InFlight] = {}
         self.placed = 0
         self._task: asyncio.Task[None] | None = None
@@ -132,6 +136,24 @@ class CallbackDialer:
         for queue in names:
             m.callbacks_open.labels(queue).set(live.get(queue, 0))
             m.callbacks_overdue.labels(queue).set(late.get(queue, 0))
+        await self.refresh_follow_up(names)
+
+    async def refresh_follow_up(self, names: set[str]) -> None:
+        """Today's registrations and survey answers by queue (the PBX's day, as every
+        "today" figure), for first-contact resolution and satisfaction in Grafana."""
+        start, end = day_bounds(self.clock().astimezone(self.tz).date(), self.tz)
+        async with self.sessions() as session:
+            today = await follow_up(session, start, end)
+        m = self.metrics
+        for queue in names | set(today.registrations):
+            registered, resolved = today.registrations.get(queue, (0, 0))
+            m.today_registrations.labels(queue, "true").set(resolved)
+            m.today_registrations.labels(queue, "false").set(registered - resolved)
+        for queue in names | {q for q, _ in today.surveys}:
+            for question in QUESTIONS:
+                answers, total = today.surveys.get((queue, question), (0, 0))
+                m.today_survey_answers.labels(queue, question).set(answers)
+                m.today_survey_score.labels(queue, question).set(total)
 
     async def round(self) -> list[Dial]:
         """One look: place what the rules allow now; the dials placed."""

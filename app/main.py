@@ -29,6 +29,7 @@ from app.api import (
     wallboard,
     work,
 )
+from app.api import docs as api_docs
 from app.components import Component
 from app.runtime import Runtime, build_runtime
 from app.settings import Settings
@@ -65,6 +66,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         summary="Keypad menu, queues, agents and live figures for Jobcenter København",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc without a CDN: app/api/docs.py
+        redoc_url=None,
     )
     app.state.rt = rt
     app.add_exception_handler(Exception, _internal_error)
@@ -73,6 +76,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     # written after the response of every request an ``access`` dependency marked.
     app.add_middleware(auth.AuditMiddleware)
     app.add_middleware(auth.BodyLimitMiddleware, limit=settings.max_body_bytes)
+    api_docs.install(app)
     app.include_router(health.router)
     app.include_router(auth.router)
     # Before calls: /v1/calls/live must not be taken for /v1/calls/{call_id}.

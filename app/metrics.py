@@ -6,7 +6,13 @@ normaliser's table, states and outcomes from fixed vocabularies; never caller da
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from app.acd.records import BOUNDED
 
 # Waits and talk times: buckets include the service goals (20 s, 60 s, 150 s avg, 180 s SL).
 WAIT_BUCKETS = (5.0, 10.0, 20.0, 30.0, 60.0, 90.0, 120.0, 150.0, 180.0, 240.0, 300.0, 600.0)
@@ -62,6 +68,14 @@ class Metrics:
             registry=r,
         )
         self.store_errors = Counter("acd_store_errors", "Failed database flushes", registry=r)
+        self.store_dead_letters = Counter(
+            "acd_store_dead_letters",
+            "Records the database refused, set aside in dead_letters (or its file) while "
+            "the rest of the log went on, by the table they were for",
+            ["table"],
+            registry=r,
+        )
+        r.register(BoundedValues())
 
         # --- calls ------------------------------------------------------------------
         self.calls = Counter(
@@ -197,6 +211,27 @@ class Metrics:
             ["queue"],
             registry=r,
         )
+        # Today's follow-up by queue (app/store/followup.py), refreshed with the call-back
+        # gauges: first-contact resolution = resolved / registrations, satisfaction = score
+        # sum / answers; counts and sums so that queues add up.
+        self.today_registrations = Gauge(
+            "acd_today_registrations",
+            "Registrations of today's calls, by queue and whether settled at first contact",
+            ["queue", "resolved"],
+            registry=r,
+        )
+        self.today_survey_answers = Gauge(
+            "acd_today_survey_answers",
+            "Survey answers about today's calls, by queue and question",
+            ["queue", "question"],
+            registry=r,
+        )
+        self.today_survey_score = Gauge(
+            "acd_today_survey_score_sum",
+            "Sum of the 1-9 scores of today's survey answers, by queue and question",
+            ["queue", "question"],
+            registry=r,
+        )
         self.dialer_originations = Counter(
             "acd_dialer_originations",
             "Call-backs the dialer placed, by result (answered, no_answer, busy, failed, error)",
@@ -206,3 +241,21 @@ class Metrics:
         self.dialer_in_flight = Gauge(
             "acd_dialer_in_flight", "Call-backs ringing the citizen now", registry=r
         )
+
+
+class BoundedValues(Collector):
+    """``acd_values_bounded_total``: values from the PBX (or the menu) that did not fit
+    their column as they came, fitted on the way in (``app.acd.records.fit``: cut with a
+    marker and a hash, a NUL replaced, a number out of range made NULL), by field. The
+    count is the process's own (``records.BOUNDED``), read when scraped."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "acd_values_bounded",
+            "Values fitted to their column on the way in (cut and hashed, a NUL replaced, "
+            "a number out of range nulled), by table.column or source.header",
+            labels=["field"],
+        )
+        for name, count in sorted(BOUNDED.items()):
+            family.add_metric([name], count)
+        yield family

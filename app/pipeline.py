@@ -22,6 +22,7 @@ from typing import Any
 from panoramisk.message import Message
 
 from app.acd import events as ev
+from app.acd.records import fit_id
 from app.acd.state import CallCentre, Drained, LiveChannel, LiveEntry, Snapshot
 from app.ami.normalise import Normaliser
 from app.ami.parser import AmiFrame
@@ -38,7 +39,7 @@ _MAX_EVENT_LABELS = 300
 _QUEUE_LABEL = re.compile(r"[a-z][a-z0-9_]{1,40}")
 _MAX_QUEUE_LABELS = 100
 _MAX_FAILURE_LOGS = 100  # distinct (event, error) kinds of untakeable frames logged
-RESTORE_TIMEOUT = 10.0  # seconds the start waits for the log (the database may be down)
+RESTORE_TIMEOUT = 10.0  # seconds the start waits for the log without progress (database down)
 # After reads from the AMI socket, a flush at most this often: a burst arrives as many
 # small reads (app/ami/link.py READ_SIZE), and each flush costs a fixed part (a record of
 # every call touched, the metric labels, the live figures' hooks) besides its events.
@@ -289,8 +290,9 @@ class Pipeline:
     async def _restore(self, source: Callable[[datetime], Awaitable[OpenCalls]]) -> None:
         try:
             if self.writer is not None and self.writer.spill.pending:
-                # The previous run's spill file first: the log read back must be whole.
-                await self.writer.drained(within=RESTORE_TIMEOUT)
+                # The previous run's spill file first: the log read back must be whole
+                # (however long it is, while the writer gets on with it).
+                await self.writer.caught_up(stall=RESTORE_TIMEOUT)
             found = await asyncio.wait_for(source(self.clock() + self.skew), RESTORE_TIMEOUT)
         except Exception as exc:  # the database down: the PBX's view alone, as before
             log.warning(
@@ -366,15 +368,16 @@ def build_snapshot(
             entries.append(
                 LiveEntry(
                     queue=item.get("Queue", ""),
-                    uniqueid=item.get("Uniqueid", ""),
+                    uniqueid=fit_id(item.get("Uniqueid", "")),
                     position=_int(item.get("Position")),
                     wait_seconds=float(_int(item.get("Wait"))),
                 )
             )
     live = [
         LiveChannel(
-            uniqueid=item.get("Uniqueid", ""),
-            linkedid=item.get("Linkedid") or item.get("Uniqueid", ""),
+            # Fitted as the normaliser fits the events' ids, so the two name one call.
+            uniqueid=fit_id(item.get("Uniqueid", "")),
+            linkedid=fit_id(item.get("Linkedid") or item.get("Uniqueid", "")),
             channel=item.get("Channel", ""),
             duration_seconds=_duration(item.get("Duration", "")),
         )

@@ -19,7 +19,10 @@ _want=$(cat pyproject.toml constraints.txt setup.py app/ami/_speedups.c | sha256
 if [ "$(cat "$_stamp" 2>/dev/null)" != "$_want" ]; then
   say "installing the project and its locked dependencies"
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".${EXTRAS:-}"
+  # setuptools tells every editable install to mind folders named like the package: an
+  # information, not a problem here (only `app` is the package); keep the output quiet.
+  PYTHONWARNINGS='ignore:Editable installation' \
+    .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".${EXTRAS:-}"
   echo "$_want" > "$_stamp"
 fi
 export PATH="$PWD/.venv/bin:$PATH"

@@ -16,6 +16,7 @@ EXTRAS='[test,dev]'
 # ---- 2. system tools the suite uses (Debian packages) ---------------------------------
 need_pkgs=()
 command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)
+command -v amtool >/dev/null 2>&1 || need_pkgs+=(prometheus-alertmanager)  # checks deploy/alertmanager
 command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || need_pkgs+=(docker-compose)
 command -v espeak-ng >/dev/null 2>&1 || need_pkgs+=(espeak-ng)  # acd prompts
 command -v sox >/dev/null 2>&1 || need_pkgs+=(sox)

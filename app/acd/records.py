@@ -3,16 +3,23 @@
 Each record knows its table and its idempotency key, so the writer can upsert (calls,
 visits, surveys) or insert-once (events, agent states, call-backs, gaps) and a replay of
 the same records, from memory or from the spill file, writes each row exactly once.
+
+Every record fits its row by construction (``bounded``): a text longer than its column is
+cut to its head and a marker with a hash of the whole (``fit``), a NUL (which PostgreSQL
+refuses in text) becomes U+FFFD, and a number out of its ``smallint`` column's range
+becomes NULL. Whatever the PBX sends, a record never makes the database refuse its batch.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import operator
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar
 
 
 def tuple_getter(names: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:
@@ -29,6 +36,80 @@ def tuple_getter(names: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:
 
 DATACLASS_INIT: dict[type, Callable[..., None]] = {}  # the originals, for the tests
 
+# --------------------------------------------------------------------------------------
+# Values that fit their columns
+# --------------------------------------------------------------------------------------
+
+ID_MAX = 64  # linkedid, uniqueid and event keys: the columns' VARCHAR(64)
+_MARK = "~"  # between the kept head of a fitted text and the hash of the whole
+_HASH_BYTES = 8  # 64 bits of BLAKE2b (16 hex digits): distinct long values stay distinct
+SMALLINT_MIN, SMALLINT_MAX = -32768, 32767
+
+# Values that had to be fitted (by ``table.column``; ``ami.<Header>`` for the normaliser's
+# ids), for the ``acd_values_bounded_total`` metric. Process-wide and counted on the slow
+# path only (a value that fits costs a length test and nothing else).
+BOUNDED: Counter[str] = Counter()
+
+
+def fit(value: str, limit: int | None, what: str = "") -> str:
+    """``value`` as a column of ``limit`` characters (None: unbounded text) can hold it.
+
+    A value that fits is returned as it is. A longer one keeps its head and ends in
+    ``~`` and 16 hex digits of the BLAKE2b of the whole value, exactly ``limit`` long:
+    deterministic (a replay, the spill file and a resync give the same text, so keys stay
+    keys), distinct for distinct values, and idempotent (a fitted value fits). A NUL,
+    which PostgreSQL refuses in any text, becomes U+FFFD first. ``what`` names the column
+    for ``BOUNDED``."""
+    clean = value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if limit is not None and len(clean) > limit:
+        digest = hashlib.blake2b(
+            value.encode("utf-8", "replace"), digest_size=_HASH_BYTES
+        ).hexdigest()
+        tail = _MARK + digest
+        clean = digest[:limit] if limit <= len(tail) else clean[: limit - len(tail)] + tail
+    if what and clean is not value:
+        BOUNDED[what] += 1
+    return clean
+
+
+def fit_id(value: str, what: str = "") -> str:
+    """An identity (Linkedid, Uniqueid, event key) as the 64-character columns hold it.
+    Asterisk allows uniqueids of up to 150 characters (a long ``systemname``)."""
+    if len(value) <= ID_MAX and "\x00" not in value:
+        return value
+    return fit(value, ID_MAX, what)
+
+
+def small_int(value: int, what: str = "") -> int | None:
+    """A number as a ``smallint`` column holds it: None when out of its range."""
+    if SMALLINT_MIN <= value <= SMALLINT_MAX:
+        return value
+    if what:
+        BOUNDED[what] += 1
+    return None
+
+
+# How a field is bounded: a VARCHAR's length, "text" (unbounded: NULs only) or "smallint".
+Bound = int | Literal["text", "smallint"]
+# Per record type: its table and the bound of each of its text and small-number fields
+# (what ``bounded`` enforces; tests hold them to the ORM's column types).
+BOUNDS: dict[type, tuple[str, dict[str, Bound]]] = {}
+
+_T = TypeVar("_T", bound=type)
+
+
+def bounded(table: str, **bounds: Bound) -> Callable[[_T], _T]:
+    """``fast_init`` whose ``__init__`` also fits each named field to its column: text
+    through ``fit`` (None passes), a smallint through ``small_int``. The test of a value
+    that fits is inline in the generated code (a type, a length and a NUL test)."""
+
+    def decorate(cls: _T) -> _T:
+        BOUNDS[cls] = (table, dict(bounds))
+        fast_init(cls, bounds={name: (f"{table}.{name}", b) for name, b in bounds.items()})
+        return cls
+
+    return decorate
+
 
 def _slot_setter(cls: type, name: str) -> Callable[[Any, Any], None]:
     for klass in cls.__mro__:
@@ -38,18 +119,22 @@ def _slot_setter(cls: type, name: str) -> Callable[[Any, Any], None]:
     raise AttributeError(name)
 
 
-def fast_init(cls: type) -> type:
+def fast_init(cls: type, bounds: dict[str, tuple[str, Bound]] | None = None) -> type:
     """Give a frozen, slotted dataclass a generated ``__init__`` that sets each field
     through its slot's own setter. The dataclass's own goes through
     ``object.__setattr__`` per field (a global, an attribute and a call each): on the hot
     path (an event per AMI frame, a record per call change) ~40 % of the time goes. Same
     parameters (positional or keyword-only, defaults); no ``__post_init__`` or default
-    factories (refused). The original is kept in ``DATACLASS_INIT``."""
+    factories (refused). The original is kept in ``DATACLASS_INIT``. ``bounds``: fields
+    fitted to their column on the way in (see ``bounded``)."""
     params: list[str] = []
     kw_only: list[str] = []
     body: list[str] = []
-    env: dict[str, Any] = {}
+    env: dict[str, Any] = {"_fit": fit, "_small": small_int, "_str": str, "_int": int}
+    bounds = bounds or {}
     assert not hasattr(cls, "__post_init__"), cls  # the generated __init__ would skip it
+    names = {f.name for f in dataclasses.fields(cls)}
+    assert set(bounds) <= names, (cls, set(bounds) - names)
     for i, f in enumerate(dataclasses.fields(cls)):
         assert f.default_factory is dataclasses.MISSING and f.init, (cls, f.name)
         param = f.name
@@ -58,6 +143,22 @@ def fast_init(cls: type) -> type:
             param = f"{f.name}=_d{i}"
         (kw_only if f.kw_only else params).append(param)
         env[f"_s{i}"] = _slot_setter(cls, f.name)
+        if f.name in bounds:
+            what, bound = bounds[f.name]
+            env[f"_w{i}"] = what
+            v = f.name
+            if bound == "smallint":
+                body.append(
+                    f"    if type({v}) is _int and not {SMALLINT_MIN} <= {v} <= {SMALLINT_MAX}:\n"
+                    f"        {v} = _small({v}, _w{i})"
+                )
+            else:
+                limit = None if bound == "text" else int(bound)
+                too_long = "" if limit is None else f"len({v}) > {limit} or "
+                body.append(
+                    f"    if type({v}) is _str and ({too_long}'\\x00' in {v}):\n"
+                    f"        {v} = _fit({v}, {limit}, _w{i})"
+                )
         body.append(f"    _s{i}(self, {f.name})")
     signature = ", ".join(["self", *params, *(["*", *kw_only] if kw_only else [])])
     code: dict[str, Any] = {}
@@ -86,7 +187,30 @@ class EventRecord(NamedTuple):
     raw: dict[str, Any] | None
 
 
-@fast_init
+# A named tuple has no ``__init__`` to fit its fields in (and one is made per event): its
+# producers bound them. The normaliser fits every AMI Linkedid and Uniqueid (``fit_id``),
+# event keys are a 32-digit hash (AMI) or fitted (FastAGI), the PBX name is at most 32
+# characters (settings), ``source`` and ``kind`` are the event classes' own words.
+BOUNDS[EventRecord] = (
+    "call_events",
+    {"pbx": 32, "event_key": 64, "linkedid": 64, "uniqueid": 64, "source": 8, "kind": 48},
+)
+
+
+@bounded(
+    "calls",
+    pbx=32,
+    linkedid=64,
+    caller_hash=64,
+    caller_display=32,
+    dialled=32,
+    keys=64,
+    queue=64,
+    agent=64,
+    outcome=16,
+    transferred_to=64,
+    hangup_cause="smallint",  # Asterisk's Q.850 causes are 0-127: 99999 is no cause
+)
 @dataclass(frozen=True, slots=True)
 class CallRecord:
     """The ``calls`` row of one call as it stands now (upserted by (pbx, linkedid))."""
@@ -113,7 +237,17 @@ class CallRecord:
     data_gap: bool
 
 
-@fast_init
+@bounded(
+    "queue_visits",
+    pbx=32,
+    linkedid=64,
+    seq="smallint",
+    queue=64,
+    position="smallint",
+    agent=64,
+    outcome=16,
+    complete_reason=16,
+)
 @dataclass(frozen=True, slots=True)
 class VisitRecord:
     """One ``queue_visits`` row (upserted by (pbx, linkedid, seq))."""
@@ -137,7 +271,16 @@ class VisitRecord:
     data_gap: bool
 
 
-@fast_init
+@bounded(
+    "agent_state_changes",
+    pbx=32,
+    event_key=64,  # a resync's key names the time, queue and interface: hashed to fit
+    agent_id=64,
+    interface=128,
+    queue=64,
+    state=16,
+    reason=64,
+)
 @dataclass(frozen=True, slots=True)
 class AgentStateRecord:
     """One ``agent_state_changes`` row (inserted once by (pbx, event_key))."""
@@ -152,7 +295,16 @@ class AgentStateRecord:
     reason: str | None
 
 
-@fast_init
+@bounded(
+    "survey_responses",
+    pbx=32,
+    linkedid=64,
+    agent=64,
+    queue=64,
+    friendliness="smallint",
+    wait="smallint",
+    overall="smallint",
+)
 @dataclass(frozen=True, slots=True)
 class SurveyRecord:
     """The ``survey_responses`` row of a call (upserted by (pbx, linkedid))."""
@@ -168,7 +320,17 @@ class SurveyRecord:
     completed: bool
 
 
-@fast_init
+@bounded(
+    "callbacks",
+    kind=16,
+    pbx=32,
+    linkedid=64,
+    queue=64,
+    caller_hash=64,
+    caller_display=32,
+    number_sealed="text",
+    note="text",
+)
 @dataclass(frozen=True, slots=True)
 class CallbackRecord:
     """A call-back or message task from the menu (inserted once by (pbx, linkedid))."""
@@ -185,7 +347,7 @@ class CallbackRecord:
     note: str | None
 
 
-@fast_init
+@bounded("data_gaps", pbx=32, reason=64)
 @dataclass(frozen=True, slots=True)
 class GapRecord:
     """A stretch without AMI (upserted by (pbx, gap_from))."""

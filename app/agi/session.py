@@ -35,6 +35,7 @@ from app.acd.events import (
     IvrTimeout,
     SurveyAnswered,
 )
+from app.acd.records import fit_id
 from app.agi import protocol as cmd
 from app.agi.channel import AgiChannel, AgiError, ChannelHungUp, CommandFailed
 from app.agi.protocol import Environment, ProtocolError, Reply, dtmf_from_result
@@ -62,7 +63,9 @@ from app.privacy import CallerPrivacy, canonical_number
 log = logging.getLogger(__name__)
 
 SCRIPTS = ("ivr", "survey")
-_UNIQUEID = re.compile(r"[0-9A-Za-z._-]{1,64}")
+# Asterisk's ids: up to 150 characters (AST_MAX_UNIQUEID; a long ``systemname`` makes
+# them long), fitted to the log's 64 (``fit_id``) as the AMI normaliser fits them.
+_UNIQUEID = re.compile(r"[0-9A-Za-z._-]{1,150}")
 _GET_DATA_RESULT = re.compile(r"[0-9*#]*")
 
 
@@ -93,8 +96,8 @@ class Recorder:
     def __init__(self, deps: SessionDeps, script: str, uniqueid: str, linkedid: str) -> None:
         self.deps = deps
         self.script = script
-        self.uniqueid = uniqueid
-        self.linkedid = linkedid
+        self.uniqueid = fit_id(uniqueid, "agi.uniqueid")
+        self.linkedid = fit_id(linkedid, "agi.linkedid")
         self.seq = 0
 
     def emit(self, kind: type[IvrEvent], **fields: Any) -> IvrEvent:
@@ -102,7 +105,7 @@ class Recorder:
         event = kind(
             at=self.deps.clock(),
             pbx=self.deps.pbx,
-            key=f"agi:{self.uniqueid}:{self.script}:{self.seq}",
+            key=fit_id(f"agi:{self.uniqueid}:{self.script}:{self.seq}"),
             linkedid=self.linkedid,
             uniqueid=self.uniqueid,
             **fields,

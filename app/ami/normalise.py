@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from app.acd import events as ev
+from app.acd.records import fit_id
 from app.ami.parser import AmiFrame, RawPredicate
 from app.privacy import Caller, CallerPrivacy, mask_number
 
@@ -46,11 +47,24 @@ _blake2b = hashlib.blake2b
 _MEMO_SIZE = 4096  # Timestamp seconds remembered
 
 
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+
+
 def _int(value: str, default: int = 0) -> int:
+    """A numeric header; ``default`` when it is none, or beyond 64 bits (Asterisk's are C
+    integers; a longer one would stop the log's JSON encoder). A column narrower than
+    that fits it in the record (``app.acd.records.bounded``)."""
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         return default
+    return number if _INT_MIN <= number <= _INT_MAX else default
+
+
+def _uid(f: AmiFrame, header: str) -> str:
+    """A Uniqueid or Linkedid header as the 64-character columns hold it: Asterisk allows
+    150 characters. Every id header goes through here, so matching ids stay matching."""
+    return fit_id(f.get(header), "ami." + header)
 
 
 def _digits(text: str) -> bool:
@@ -90,8 +104,8 @@ def _base(f: AmiFrame, c: _Ctx) -> dict[str, object]:
         "at": c.at,
         "pbx": c.pbx,
         "key": c.key,
-        "linkedid": f.get("Linkedid"),
-        "uniqueid": f.get("Uniqueid"),
+        "linkedid": _uid(f, "Linkedid"),
+        "uniqueid": _uid(f, "Uniqueid"),
         "raw": c.raw,
     }
 
@@ -191,7 +205,7 @@ def _agent_fields(f: AmiFrame, c: _Ctx) -> dict[str, object]:
         "interface": f.get("Interface"),
         "member_name": f.get("MemberName"),
         "agent_channel": f.get("DestChannel"),
-        "agent_uniqueid": f.get("DestUniqueid"),
+        "agent_uniqueid": _uid(f, "DestUniqueid"),
     }
 
 
@@ -238,11 +252,11 @@ def _blind_transfer(f: AmiFrame, c: _Ctx) -> ev.DomainEvent:
         pbx=c.pbx,
         key=c.key,
         raw=c.raw,
-        linkedid=f.get("TransfereeLinkedid"),
-        uniqueid=f.get("TransfereeUniqueid"),
+        linkedid=_uid(f, "TransfereeLinkedid"),
+        uniqueid=_uid(f, "TransfereeUniqueid"),
         result=f.get("Result"),
         transferer_channel=f.get("TransfererChannel"),
-        transferer_uniqueid=f.get("TransfererUniqueid"),
+        transferer_uniqueid=_uid(f, "TransfererUniqueid"),
         transferee_channel=f.get("TransfereeChannel"),
         context=f.get("Context"),
         extension=_masked_destination(f.get("Extension")),
@@ -257,11 +271,11 @@ def _attended_transfer(f: AmiFrame, c: _Ctx) -> ev.DomainEvent:
         pbx=c.pbx,
         key=c.key,
         raw=c.raw,
-        linkedid=f.get("TransfereeLinkedid") or f.get("OrigTransfererLinkedid"),
-        uniqueid=f.get("TransfereeUniqueid") or f.get("OrigTransfererUniqueid"),
+        linkedid=_uid(f, "TransfereeLinkedid") or _uid(f, "OrigTransfererLinkedid"),
+        uniqueid=_uid(f, "TransfereeUniqueid") or _uid(f, "OrigTransfererUniqueid"),
         result=f.get("Result"),
         transferer_channel=f.get("OrigTransfererChannel"),
-        transferer_uniqueid=f.get("OrigTransfererUniqueid"),
+        transferer_uniqueid=_uid(f, "OrigTransfererUniqueid"),
         target_channel=f.get("TransferTargetChannel") or f.get("SecondTransfererChannel"),
         dest_type=dest_type,
         destination=_masked_destination(destination),

@@ -12,7 +12,9 @@ Everything in the simulator lives on one virtual clock (epoch seconds, float). T
     costs no virtual time, exactly as a fast service costs (almost) no real time.
 ``real``
     Virtual time runs ``speed`` times faster than the wall clock (speed 60: a 7-hour day
-    in 7 minutes). Timers fire when the wall clock reaches them.
+    in 7 minutes). Timers fire when the wall clock reaches them. With ``fast_until`` the
+    kernel plays ``fast`` up to that moment first, then goes on in real time from there
+    (``acd demo``: the morning so far at once, then a centre at work).
 ``manual``
     Like ``fast``, but never beyond a horizon the owner moves with ``advance_to``; the
     fidelity tests use it to send an AMI action at an exact virtual moment.
@@ -55,9 +57,21 @@ class Timer:
 class Kernel:
     """The virtual clock, its timers and the driver that moves time (see module doc)."""
 
-    def __init__(self, start: float, mode: Mode = "fast", speed: float = 1.0) -> None:
+    def __init__(
+        self,
+        start: float,
+        mode: Mode = "fast",
+        speed: float = 1.0,
+        *,
+        fast_until: float | None = None,
+    ) -> None:
         if speed <= 0 or not math.isfinite(speed):
             raise ValueError("speed must be a positive finite number")
+        # ``real`` with ``fast_until``: as ``fast`` up to that virtual moment, then at
+        # ``speed`` (the demo: the morning so far at once, then a live centre).
+        self._then_real = mode == "real" and fast_until is not None and fast_until > start
+        if self._then_real:
+            mode = "fast"
         self.mode: Mode = mode
         self.speed = speed
         self._now = float(start)
@@ -67,6 +81,9 @@ class Kernel:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._changed: asyncio.Event | None = None
         self._horizon = start if mode == "manual" else math.inf
+        if self._then_real:
+            assert fast_until is not None
+            self._horizon = fast_until
         self._real0 = 0.0
         self._virt0 = float(start)
         self._driver: asyncio.Task[None] | None = None
@@ -250,11 +267,30 @@ class Kernel:
             await self._wait_idle()
             if self.next_timer() != nxt:
                 continue
+            if self._then_real and nxt is not None:
+                # Everything up to the horizon has run; the next timer lies beyond it.
+                self._go_real(loop.time())
+                await self._drive_real()
+                return
             if self.mode == "manual" and self._horizon > self._now and self._horizon != math.inf:
                 self._now = self._horizon
             self._reached.set()
             self._changed.clear()
             await self._changed.wait()
+
+    def _go_real(self, real_now: float) -> None:
+        """The fast stretch is over: from its end, virtual time follows the wall clock."""
+        self._now = max(self._now, self._horizon)
+        self._horizon = math.inf
+        self._then_real = False
+        self.mode = "real"
+        self._virt0 = self._now
+        self._real0 = real_now
+
+    @property
+    def fast_forwarding(self) -> bool:
+        """True while a ``fast_until`` stretch is still being played."""
+        return self._then_real
 
     async def _drive_real(self) -> None:
         assert self._changed is not None

@@ -131,8 +131,9 @@ class SimulatedPbx:
         users: dict[str, ManagerUser] | None = None,
         ami_options: dict[str, Any] | None = None,
         ami_backpressure: bool = False,
+        fast_until: float | None = None,
     ) -> None:
-        self.kernel = Kernel(config.start, mode, speed)
+        self.kernel = Kernel(config.start, mode, speed, fast_until=fast_until)
         self.pbx = Pbx(self.kernel, config)
         self.pbx.dialplan = (
             LabDialplan(self.pbx) if config.dialplan == "lab" else ContractDialplan(self.pbx)
@@ -143,7 +144,8 @@ class SimulatedPbx:
                 self.pbx, users or DEFAULT_USERS, ami_host, ami_port, **(ami_options or {})
             )
             if ami_backpressure:
-                # Benchmarks: as fast as the AMI clients (the service) read, not faster.
+                # Benchmarks (and a demo's fast start): as fast as the AMI clients (the
+                # service) read, not faster. Real time never waits for it.
                 self.kernel.gate = self.ami.backpressure
         self._calls: list[asyncio.Task[CallTruth]] = []
 

@@ -135,6 +135,40 @@ async def revoke(session: AsyncSession, name: str, now: datetime) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+async def rotate(
+    session: AsyncSession,
+    name: str,
+    kind: TokenKind,
+    expires_at: datetime | None,
+    now: datetime,
+    *,
+    reactivate: bool = False,
+) -> tuple[str, str, int]:
+    """A new credential for ``name`` with every older one revoked (a key that leaked, a
+    revoked user back at work): (token id, secret, how many live ones were revoked).
+
+    ``reactivate`` is for a deactivated user; without it such a user is refused, and
+    with it an active user is, so neither command does the other's job by surprise.
+    """
+    user = await session.get(ApiUser, name)
+    if user is None:
+        raise UserError(f"no user {name!r} (`acd users add {name} --role ...` makes one)")
+    if reactivate and user.active:
+        raise UserError(f"user {name!r} is active; `acd users rotate {name}` gives a new key")
+    if not reactivate and not user.active:
+        raise UserError(
+            f"user {name!r} is deactivated; `acd users reactivate {name}` gives it a new key"
+        )
+    user.active = True
+    result = await session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_name == name, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    token_id, secret = await issue(session, name, kind, expires_at)
+    return token_id, secret, int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 async def list_users(session: AsyncSession, now: datetime) -> list[UserRow]:
     users = (await session.execute(select(ApiUser).order_by(ApiUser.name))).scalars().all()
     tokens = (await session.execute(select(ApiToken).order_by(ApiToken.created_at))).scalars().all()
@@ -210,23 +244,25 @@ async def exchange(
     return secret, expires
 
 
-async def demo_admin_key(sessions: async_sessionmaker[AsyncSession]) -> str:
-    """For ``acd demo``: a fresh API key of the user ``demo-admin`` (role admin), created
-    or re-keyed (its older keys revoked). Never call this for a production database."""
+async def demo_key(
+    sessions: async_sessionmaker[AsyncSession],
+    name: str = "demo-admin",
+    role: str = "admin",
+    *,
+    agent_id: str | None = None,
+) -> str:
+    """For ``acd demo``: a fresh API key of user ``name`` (by default ``demo-admin``,
+    role admin), created or re-keyed (its older credentials revoked). Never call this for
+    a production database."""
     now = datetime.now(UTC)
     async with sessions.begin() as session:
-        user = await session.get(ApiUser, "demo-admin")
+        user = await session.get(ApiUser, name)
         if user is None:
-            await add_user(session, "demo-admin", "admin")
+            await add_user(session, name, role, agent_id=agent_id)
+            _, secret = await issue(session, name, "key", None)
         else:
-            user.active = True
-            user.role = "admin"
-            await session.execute(
-                update(ApiToken)
-                .where(ApiToken.user_name == "demo-admin", ApiToken.revoked_at.is_(None))
-                .values(revoked_at=now)
-            )
-        _, secret = await issue(session, "demo-admin", "key", None)
+            user.role, user.agent_id = role, agent_id
+            _, secret, _ = await rotate(session, name, "key", None, now, reactivate=not user.active)
     return secret
 
 

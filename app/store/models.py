@@ -214,6 +214,29 @@ class DataGap(Base):
     reason: Mapped[str] = mapped_column(String(64), default="")
 
 
+class DeadLetter(Base):
+    """A record the database refused (a value it cannot hold, a constraint it breaks), set
+    aside by the event writer so that the rest of the log goes on (app/store/writer.py).
+
+    ``record`` is the record as the spill file encodes it (``app.store.tables.encode``;
+    ``decode`` gives it back), ``digest`` its BLAKE2b, so a batch isolated twice (a crash
+    before its acknowledgement) sets each record aside once. Texts are unbounded: a dead
+    letter must not be refused for the reason its record was."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (UniqueConstraint("digest"), Index("ix_dead_letters_at", "at"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]  # when it was set aside
+    digest: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(32))  # the table it was for
+    pbx: Mapped[str | None] = mapped_column(Text)
+    record_key: Mapped[str] = mapped_column(Text)  # its idempotency key, "/"-joined
+    error: Mapped[str] = mapped_column(Text)  # the database's words, or the encoder's
+    sqlstate: Mapped[str | None] = mapped_column(String(5))
+    record: Mapped[dict[str, Any]] = mapped_column(JSON())
+
+
 # --------------------------------------------------------------------------------------
 # Queues, agents and their states
 # --------------------------------------------------------------------------------------

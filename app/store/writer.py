@@ -11,28 +11,41 @@ JSON-lines spill file, in order, and keeps going there until the file has been w
 back. Every row has an idempotency key (unique constraints, ``ON CONFLICT``), so a batch
 that was committed but not acknowledged, or a spill file replayed after a crash, is
 written exactly once.
+
+A batch the database refuses for what is in it (a value its column cannot hold, a
+constraint; ``failure_kind`` says ``rows``) is not retried as it is: the writer bisects
+it, writes every record the database takes, in order, and sets the refused ones aside in
+``dead_letters`` (or, if that table fails too, a JSON-lines file beside the spill file)
+with the error, so the log never stops at one row. Only an unreachable or refusing
+database is an outage, retried.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
+import gc
+import hashlib
 import itertools
 import logging
 import os
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import jsoncodec
-from app.acd.records import Record, tuple_getter
+from app.acd.records import Record, SurveyRecord, tuple_getter
 from app.clock import host_now
 from app.components import Health, cancel_tasks
 from app.metrics import Metrics
@@ -66,6 +79,130 @@ class Backend(Protocol):
     async def close(self) -> None: ...
 
     async def write(self, groups: dict[TableSpec, list[Any]], now: datetime) -> None: ...
+
+    async def link_surveys(self) -> None: ...
+
+    async def set_aside(self, letters: Sequence[DeadLetter]) -> None: ...
+
+
+# --------------------------------------------------------------------------------------
+# What a failed write means
+# --------------------------------------------------------------------------------------
+
+# ``rows``: the database refused what the batch holds; the same rows would be refused
+# again, the others would go in. ``unreachable``: no connection, or the server going
+# away. ``refusing``: the server is there but takes no writes (no disk, a permission, a
+# missing table or column, a lock timeout): that is the database's state, not a row's.
+FailureKind = Literal["rows", "unreachable", "refusing"]
+# SQLSTATE: cardinality violation (a key twice in one upsert), data exception (too long,
+# out of range, a NUL, a bad date), integrity constraint (NOT NULL, unique, foreign
+# key, check), and an index row too large for its index.
+_ROW_CLASSES = ("21", "22", "23")
+_ROW_CODES = frozenset({"54000"})
+# The server going away: connection exceptions, admin/crash shutdown, cannot connect now.
+_GONE_CLASSES = ("08",)
+_GONE_CODES = frozenset({"57P01", "57P02", "57P03"})
+# A value a client-side encoder could not take: ours (copy_binary, orjson), asyncpg's
+# (its DataError is a ValueError), SQLAlchemy's bind processors (naive datetimes).
+_VALUE_ERRORS = (TypeError, ValueError, ArithmeticError)
+# SQLite through SQLAlchemy: a constraint, a value it cannot hold or bind.
+_SQLITE_ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError)
+
+
+def failure_kind(exc: BaseException) -> FailureKind:
+    """Why a write failed: the rows, or the database (see ``FailureKind``)."""
+    if isinstance(exc, sa_exc.StatementError) and exc.orig is not None:
+        orig: BaseException = exc.orig
+        if isinstance(orig, _SQLITE_ROW_ERRORS) or (
+            isinstance(orig, sqlite3.ProgrammingError) and "binding parameter" in str(orig)
+        ):
+            return "rows"
+        if isinstance(orig, sqlite3.Error) or isinstance(exc, sa_exc.DBAPIError):
+            return "refusing"
+        return failure_kind(orig)  # a bind processor's own error
+    if isinstance(exc, OSError | TimeoutError | ConnectionError):
+        return "unreachable"
+    sqlstate = getattr(exc, "sqlstate", None)  # asyncpg.PostgresError
+    if isinstance(sqlstate, str):
+        if sqlstate.startswith(_ROW_CLASSES) or sqlstate in _ROW_CODES:
+            return "rows"
+        if sqlstate.startswith(_GONE_CLASSES) or sqlstate in _GONE_CODES:
+            return "unreachable"
+        return "refusing"
+    if isinstance(exc, _VALUE_ERRORS):
+        return "rows"
+    if type(exc).__module__.startswith("asyncpg"):  # InterfaceError: the connection
+        return "unreachable"
+    return "refusing"
+
+
+def describe(exc: BaseException) -> str:
+    """The error for the log, ``/ready`` and a dead letter: type, SQLSTATE, message (for
+    SQLAlchemy's, the driver's own: its message would quote the statement and values)."""
+    if isinstance(exc, sa_exc.StatementError) and exc.orig is not None:
+        exc = exc.orig
+    sqlstate = getattr(exc, "sqlstate", None)
+    code = f" {sqlstate}" if isinstance(sqlstate, str) else ""
+    return f"{type(exc).__name__}{code}: {exc}"[:500]
+
+
+_WHY = {
+    "rows": "records refused",
+    "unreachable": "database unreachable",
+    "refusing": "database refuses the writes",
+}
+
+
+# --------------------------------------------------------------------------------------
+# Dead letters: records the database refused
+# --------------------------------------------------------------------------------------
+
+
+class DeadLetter(NamedTuple):
+    """One refused record as ``dead_letters`` keeps it (its columns, in order)."""
+
+    at: datetime  # set aside
+    digest: str
+    target: str
+    pbx: str | None
+    record_key: str
+    error: str
+    sqlstate: str | None
+    record: bytes  # JSON
+
+
+def _no_nul(text: str) -> str:
+    return text.replace("\x00", "\\x00")
+
+
+def dead_letter(record: Record, error: BaseException, at: datetime) -> DeadLetter:
+    """``record`` and why it was refused, in a form no column refuses."""
+    spec = spec_of(record)
+    try:
+        doc: Any = encode(record)
+        data = _JSON_BYTES(doc)
+    except (TypeError, ValueError):  # not even JSON: what Python says of it
+        data = _JSON_BYTES({"t": spec.tag, "repr": repr(record)[:20_000]})
+    key = "/".join(str(v) for v in spec.key(record))
+    sqlstate = getattr(error, "sqlstate", None)
+    pbx = getattr(record, "pbx", None)
+    return DeadLetter(
+        at=at,
+        digest=hashlib.blake2b(data, digest_size=16).hexdigest(),
+        target=spec.table,
+        pbx=_no_nul(pbx) if isinstance(pbx, str) else None,
+        record_key=_no_nul(key),
+        error=_no_nul(describe(error)),
+        sqlstate=sqlstate if isinstance(sqlstate, str) else None,
+        record=data,
+    )
+
+
+_DEAD_SQL = (
+    "INSERT INTO dead_letters (at, digest, target, pbx, record_key, error, sqlstate, record) "
+    "SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], "
+    "$6::text[], $7::text[], $8::json[]) ON CONFLICT (digest) DO NOTHING"
+)
 
 
 def _group(records: Sequence[Record]) -> dict[TableSpec, list[Any]]:
@@ -197,8 +334,8 @@ class PostgresBackend:
     async def write(self, groups: dict[TableSpec, list[Any]], now: datetime) -> None:
         from asyncpg import UniqueViolationError
 
+        await self.open()  # first: no rows encoded for a database that is away
         rows = encode_rows(groups)  # once, for the retry through staging too
-        await self.open()
         try:
             if self.direct:
                 try:
@@ -212,10 +349,22 @@ class PostgresBackend:
                     self.direct = False
                     self.retried += 1
             await self._transaction(rows, now, direct=False)
-        except BaseException:
-            # A connection in an unknown state is not reused.
-            await self.close()
+        except BaseException as exc:
+            # A connection in an unknown state is not reused; one whose transaction the
+            # server refused for its rows was rolled back cleanly and is kept (the writer
+            # is about to try the batch's halves on it).
+            if not (isinstance(exc, Exception) and failure_kind(exc) == "rows"):
+                await self.close()
             raise
+
+    async def link_surveys(self) -> None:
+        await self.open()
+        await self.conn.execute(_LINK_SURVEYS)
+
+    async def set_aside(self, letters: Sequence[DeadLetter]) -> None:
+        await self.open()
+        columns: list[Any] = list(zip(*letters, strict=True))
+        await self.conn.execute(_DEAD_SQL, *columns)
 
     async def _transaction(self, rows: Rows, now: datetime, *, direct: bool) -> None:
         clean = True  # staged: every row was new (then the next batch goes straight)
@@ -312,14 +461,18 @@ _MODELS: dict[str, Any] = {
 
 
 class SqliteBackend:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, owns_engine: bool = False) -> None:
         self.engine = engine
+        # The service shares its engine (the database component disposes of it); a
+        # backend made with an engine of its own disposes of it when closed.
+        self.owns_engine = owns_engine
 
     async def open(self) -> None:
         return None
 
     async def close(self) -> None:
-        return None
+        if self.owns_engine:
+            await self.engine.dispose()
 
     async def write(self, groups: dict[TableSpec, list[Any]], now: datetime) -> None:
         async with self.engine.begin() as conn:
@@ -345,21 +498,39 @@ class SqliteBackend:
                     params.append(row)
                 await conn.execute(stmt, params)
             if groups.get(_SURVEY_SPEC):
-                survey, call = models.SurveyResponse, models.Call
-                await conn.execute(
-                    update(survey)
-                    .where(survey.call_id.is_(None))
-                    .values(
-                        call_id=select(call.id)
-                        .where(call.pbx == survey.pbx, call.linkedid == survey.linkedid)
-                        .scalar_subquery()
-                    )
-                )
+                await conn.execute(_link_surveys_statement())
+
+    async def link_surveys(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(_link_surveys_statement())
+
+    async def set_aside(self, letters: Sequence[DeadLetter]) -> None:
+        stmt = sqlite_insert(models.DeadLetter).on_conflict_do_nothing(index_elements=["digest"])
+        params = [
+            {**letter._asdict(), "record": jsoncodec.loads(letter.record)} for letter in letters
+        ]
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt, params)
+
+
+def _link_surveys_statement() -> Any:
+    survey, call = models.SurveyResponse, models.Call
+    return (
+        update(survey)
+        .where(survey.call_id.is_(None))
+        .values(
+            call_id=select(call.id)
+            .where(call.pbx == survey.pbx, call.linkedid == survey.linkedid)
+            .scalar_subquery()
+        )
+    )
 
 
 # --------------------------------------------------------------------------------------
 # The spill file
 # --------------------------------------------------------------------------------------
+
+READ_BYTES = 4 << 20  # a spill file is read back at most this much at a time
 
 
 class SpillFile:
@@ -374,6 +545,7 @@ class SpillFile:
         self.offset_path = path.with_suffix(path.suffix + ".offset")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh: Any = None
+        self._unsynced = False  # appended since the last fsync
         self._cut_torn_tail()
         self.pending = self._count_pending()
 
@@ -408,26 +580,45 @@ class SpillFile:
         except (FileNotFoundError, ValueError):
             return 0
 
-    def append(self, records: Sequence[Record]) -> None:
+    def append(self, records: Sequence[Record]) -> list[tuple[Record, Exception]]:
+        """Append ``records``; returns those that cannot be encoded at all (with why),
+        which are not in the file (nor would any database take them)."""
         if not records:
-            return
+            return []
         if self._fh is None:
             self._fh = self.path.open("ab")
-        self._fh.write(b"".join(jsoncodec.dumps_bytes(encode(r)) + b"\n" for r in records))
+        unfit: list[tuple[Record, Exception]] = []
+        try:
+            lines = b"".join(_JSON_BYTES(encode(r)) + b"\n" for r in records)
+        except (TypeError, ValueError):
+            parts = []
+            for r in records:
+                try:
+                    parts.append(_JSON_BYTES(encode(r)) + b"\n")
+                except (TypeError, ValueError) as exc:
+                    unfit.append((r, exc))
+            lines = b"".join(parts)
+        self._fh.write(lines)
         self._fh.flush()
-        self.pending += len(records)
+        self._unsynced = True
+        self.pending += len(records) - len(unfit)
+        return unfit
 
     def sync(self) -> None:
-        if self._fh is not None:
+        """fsync what was appended since the last one (nothing to do otherwise)."""
+        if self._fh is not None and self._unsynced:
             os.fsync(self._fh.fileno())
+            self._unsynced = False
 
-    def read(self, limit: int) -> tuple[list[Record], int]:
-        """Up to ``limit`` records from the offset, and the offset after them."""
+    def read(self, limit: int, max_bytes: int = READ_BYTES) -> tuple[list[Record], int]:
+        """Up to ``limit`` records (and about ``max_bytes`` of lines) from the offset, and
+        the offset after them."""
         offset = self._offset()
+        end = offset + max_bytes
         records: list[Record] = []
         with self.path.open("rb") as fh:
             fh.seek(offset)
-            while len(records) < limit:
+            while len(records) < limit and offset < end:
                 line = fh.readline()
                 if not line:
                     break
@@ -453,6 +644,7 @@ class SpillFile:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+        self._unsynced = False
         self.path.unlink(missing_ok=True)
         self.offset_path.unlink(missing_ok=True)
         self.pending = 0
@@ -464,16 +656,87 @@ class SpillFile:
             self._fh = None
 
 
+class DeadLetterFile:
+    """Where refused records go when ``dead_letters`` itself cannot take them: JSON lines
+    (one ``DeadLetter`` each, its record as JSON), fsynced before the batch is let go, and
+    moved into the table once it takes them again."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def append(self, letters: Sequence[DeadLetter]) -> None:
+        with self.path.open("ab") as fh:
+            for letter in letters:
+                doc = letter._asdict()
+                doc["at"] = letter.at.isoformat()
+                doc["record"] = jsoncodec.loads(letter.record)
+                fh.write(_JSON_BYTES(doc) + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def read(self) -> list[DeadLetter]:
+        out: list[DeadLetter] = []
+        with self.path.open("rb") as fh:
+            for line in fh:
+                if not line.endswith(b"\n"):
+                    break  # torn by a crash mid-write: that batch was not let go
+                doc = jsoncodec.loads(line)
+                doc["at"] = datetime.fromisoformat(doc["at"])
+                doc["record"] = _JSON_BYTES(doc["record"])
+                out.append(DeadLetter(**doc))
+        return out
+
+    def exists(self) -> bool:
+        return self.path.exists() and self.path.stat().st_size > 0
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def release_memory() -> None:
+    """Give the memory a backlog took back to the system: collect, then ask glibc to
+    return its free pages (Python's allocator keeps freed blocks in the C heap, which
+    glibc only trims from its top; a long outage's decoded batches leave it fragmented).
+    Nothing happens where the C library is not glibc."""
+    gc.collect()
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+
+
+def _find_malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS)
+        return None
+    return trim
+
+
+_malloc_trim = _find_malloc_trim()
+
+
 # --------------------------------------------------------------------------------------
 # The writer
 # --------------------------------------------------------------------------------------
+
+_LOG_REFUSED_EVERY = 600.0  # seconds: one log line per (table, error) kind, counted always
+_DEAD_FILE_RETRY = 60.0  # seconds between tries to move the dead-letter file into its table
+
+
+class SetAsideFailed(Exception):
+    """Refused records could be kept neither in ``dead_letters`` nor in its file: the
+    batch is not let go (it is tried again, as after an outage)."""
 
 
 class EventWriter:
     """Component: ``submit`` from anywhere in the loop, flushed in the background."""
 
     name = "writer"
-    required = False  # /ready reports it; the database part decides readiness
+    # /ready fails while the writer cannot write (the database away or refusing, refused
+    # records that cannot be kept): the log is what the service is for.
+    required = True
 
     def __init__(
         self,
@@ -484,7 +747,7 @@ class EventWriter:
         batch: int = 500,
         max_batch: int = 10_000,
         interval: float = 0.25,
-        max_queue: int = 200_000,
+        max_queue: int = 50_000,  # ~1 KB a record in memory: ~50 MB at most
         spill_after: float = 5.0,
         retry: float = 1.0,
         on_commit: Callable[[Sequence[Record], float], None] | None = None,
@@ -493,6 +756,7 @@ class EventWriter:
         self.backend = backend
         self.metrics = metrics
         self.spill = SpillFile(spill_path)
+        self.dead_file = DeadLetterFile(spill_path.with_suffix(".dead" + spill_path.suffix))
         self.batch = batch
         self.max_batch = max_batch
         self.interval = interval
@@ -508,7 +772,13 @@ class EventWriter:
         self._down_since: float | None = None
         self.spilling = self.spill.pending > 0  # leftovers of an earlier run
         self.last_error: str | None = None
+        self.failing: str | None = None  # why the writes fail (``_WHY``), while they do
         self.written = 0
+        self.set_aside = 0  # records refused and kept in dead_letters (or its file)
+        self._logged_refusals: dict[tuple[str, str], float] = {}
+        self._dead_file_tried = -_DEAD_FILE_RETRY  # (monotonic: may start near 0)
+        for spec in SPECS:  # every table's series from 0: an alert on increase() sees the 1st
+            metrics.store_dead_letters.labels(spec.table)
 
     # ---- producer side (synchronous, never blocks) ----------------------------------
 
@@ -553,11 +823,17 @@ class EventWriter:
             "queued": len(self._queue),
             "spilled_pending": self.spill.pending,
             "written": self.written,
+            "set_aside": self.set_aside,
         }
-        if self.last_error:
-            detail["last_error"] = self.last_error
-        state = "spilling" if self.spilling else ("retrying" if self.last_error else "up")
-        return Health(not self.spilling and self.last_error is None, state, detail)
+        if self.last_error is None:
+            # Writing: at once, or the spill file back after an outage (the depth says
+            # how far behind).
+            return Health(True, "catching_up" if self.spilling else "up", detail)
+        detail["reason"] = self.failing
+        detail["last_error"] = self.last_error
+        if self._down_since is not None:
+            detail["failing_for_seconds"] = round(time.monotonic() - self._down_since, 1)
+        return Health(False, "spilling" if self.spilling else "retrying", detail)
 
     async def drained(self, within: float = 30.0) -> None:
         """Wait until everything submitted so far is durable (tests, benchmarks)."""
@@ -565,6 +841,23 @@ class EventWriter:
         while self.depth > 0:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"writer still has {self.depth} records")
+            self._wake.set()
+            await asyncio.sleep(0.01)
+
+    async def caught_up(self, stall: float = 10.0) -> None:
+        """Wait until everything submitted so far is durable, as long as the writer gets
+        on: ``TimeoutError`` (with the reason) only after ``stall`` seconds in which it
+        wrote nothing. A start that restores from the log waits here for a spill file
+        of any length, but not for a database that is away."""
+        progress = (self.written, self.set_aside, self.depth)
+        deadline = time.monotonic() + stall
+        while self.depth > 0:
+            now = (self.written, self.set_aside, self.depth)
+            if now != progress:
+                progress, deadline = now, time.monotonic() + stall
+            elif time.monotonic() > deadline:
+                why = f"{self.failing}: {self.last_error}" if self.last_error else "no progress"
+                raise TimeoutError(f"writer still has {self.depth} records ({why})")
             self._wake.set()
             await asyncio.sleep(0.01)
 
@@ -585,8 +878,12 @@ class EventWriter:
         """Never raises into the caller (the AMI reader): a spill file that cannot be
         written (disk full) loses those records, loudly, and the service goes on."""
         try:
-            self.spill.append(records)
-            self.metrics.store_spilled.inc(len(records))
+            unfit = self.spill.append(records)
+            self.metrics.store_spilled.inc(len(records) - len(unfit))
+            if unfit:  # no database would take them either: straight to the dead letters
+                letters = [dead_letter(r, exc, self.clock()) for r, exc in unfit]
+                self.dead_file.append(letters)
+                self._count_set_aside(letters, "the dead-letter file")
         except OSError as exc:
             self.metrics.store_lost.inc(len(records))
             log.critical(
@@ -611,6 +908,7 @@ class EventWriter:
                 else:
                     continue
                 self._recovered()
+                await self._move_dead_file()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -636,6 +934,9 @@ class EventWriter:
         if self._queue:
             self._start_spilling("draining the spill file")
         self.spill.sync()
+        # The database first: while it is away, each retry would otherwise read back and
+        # decode a batch only to drop it (what made a long outage cost 3x the memory).
+        await self.backend.open()
         records, offset = self.spill.read(self.max_batch)
         if records:
             await self._write(records)
@@ -646,30 +947,168 @@ class EventWriter:
             self.spill.clear()
             self.spilling = False
             log.warning("event log: spill file written back, back to normal")
+            release_memory()
         self.metrics.store_queue_depth.set(self.depth)
 
     async def _write(self, records: Sequence[Record]) -> None:
         started = time.perf_counter()
-        await self.backend.write(_group(records), self.clock())
-        self.written += len(records)
-        self.metrics.store_written.inc(len(records))
+        now = self.clock()
+        try:
+            await self.backend.write(_group(records), now)
+            written = len(records)
+        except Exception as exc:
+            if failure_kind(exc) != "rows":
+                raise
+            written = await self._isolate(records, exc, now)
+        self.written += written
+        self.metrics.store_written.inc(written)
         if self.on_commit is not None:
             self.on_commit(records, time.perf_counter() - started)
 
+    async def _isolate(self, records: Sequence[Record], exc: Exception, now: datetime) -> int:
+        """The batch was refused for what it holds: write every record the database
+        takes and set the others aside. Returns the records written.
+
+        Bisection, in order: each half is tried on its own (so a call's states still
+        reach its row in the order they came, the last good one last), a refused half is
+        split again, and a single refused record is a dead letter. A record refused only
+        beside another (two rows that collide) goes in once they are apart. Records that
+        depend on a refused one are still written: a visit without its call row, a
+        survey whose call is missing stays unlinked (as when its call is not yet
+        written), and surveys are linked once more at the end, since bisection may have
+        written a survey before its call. An outage during it raises: the whole batch is
+        tried again later (what was written is written once: idempotency keys)."""
+        refused: list[tuple[Record, Exception]] = []
+        written = await self._bisect(records, exc, now, refused)
+        if written and any(isinstance(r, SurveyRecord) for r in records):
+            await self.backend.link_surveys()
+        if refused:
+            await self._keep_refused([dead_letter(r, e, now) for r, e in refused])
+        return written
+
+    async def _bisect(
+        self,
+        records: Sequence[Record],
+        exc: Exception,
+        now: datetime,
+        refused: list[tuple[Record, Exception]],
+    ) -> int:
+        if len(records) == 1:
+            refused.append((records[0], exc))
+            return 0
+        mid = len(records) // 2
+        written = 0
+        for half in (records[:mid], records[mid:]):
+            try:
+                await self.backend.write(_group(half), now)
+                written += len(half)
+            except Exception as half_exc:
+                if failure_kind(half_exc) != "rows":
+                    raise
+                written += await self._bisect(half, half_exc, now, refused)
+        return written
+
+    async def _keep_refused(self, letters: list[DeadLetter]) -> None:
+        """Durably, before the batch is let go: the table, else the file, else raise."""
+        try:
+            await self.backend.set_aside(letters)
+            where = "dead_letters"
+        except Exception as exc:
+            table_error = describe(exc)
+            try:
+                self.dead_file.append(letters)
+            except OSError as file_exc:
+                raise SetAsideFailed(
+                    f"refused records cannot be set aside: dead_letters: {table_error}; "
+                    f"{self.dead_file.path}: {file_exc}"
+                ) from exc
+            where = f"{self.dead_file.path} (dead_letters failed: {table_error})"
+            log.critical(
+                "event log: dead_letters failed (%s); refused records kept in %s",
+                table_error,
+                self.dead_file.path,
+            )
+        self._count_set_aside(letters, where)
+
+    def _count_set_aside(self, letters: Sequence[DeadLetter], where: str) -> None:
+        self.set_aside += len(letters)
+        by_table: dict[str, int] = {}
+        for letter in letters:
+            by_table[letter.target] = by_table.get(letter.target, 0) + 1
+        for table, n in by_table.items():
+            self.metrics.store_dead_letters.labels(table).inc(n)
+        # One line per kind (table, error) every _LOG_REFUSED_EVERY: a PBX that sends the
+        # same bad value all day does not flood the log; the metric counts every one.
+        now = time.monotonic()
+        for letter in letters:
+            kind = (letter.target, letter.sqlstate or letter.error.split(":", 1)[0])
+            last = self._logged_refusals.get(kind)
+            if last is not None and now - last < _LOG_REFUSED_EVERY:
+                continue
+            if len(self._logged_refusals) >= 1000:
+                self._logged_refusals.clear()
+            self._logged_refusals[kind] = now
+            log.error(
+                "event log: the database refused a record for %s (%s); set aside in %s, "
+                "key %s; the rest written",
+                letter.target,
+                letter.error,
+                where,
+                letter.record_key[:200],
+            )
+
+    async def _move_dead_file(self) -> None:
+        """Refused records kept in the file while dead_letters failed: into the table,
+        once it takes them (tried at most every ``_DEAD_FILE_RETRY`` seconds)."""
+        now = time.monotonic()
+        if now - self._dead_file_tried < _DEAD_FILE_RETRY:
+            return
+        self._dead_file_tried = now
+        if not self.dead_file.exists():
+            return
+        try:
+            letters = self.dead_file.read()
+            for i in range(0, len(letters), 1000):
+                await self.backend.set_aside(letters[i : i + 1000])
+        except Exception as exc:
+            log.warning(
+                "event log: %s not moved into dead_letters yet (%s)",
+                self.dead_file.path,
+                describe(exc),
+            )
+            return
+        self.dead_file.clear()
+        log.warning(
+            "event log: %d dead letters moved from %s into dead_letters",
+            len(letters),
+            self.dead_file.path,
+        )
+
     def _failed(self, exc: Exception) -> None:
         self.metrics.store_errors.inc()
-        message = f"{type(exc).__name__}: {exc}"[:300]
-        if self.last_error is None:
-            log.error("event log: database write failed (%s); will retry", message)
+        why = (
+            "refused records cannot be kept"
+            if isinstance(exc, SetAsideFailed)
+            else _WHY[failure_kind(exc)]
+        )
+        message = describe(exc)
+        if self.last_error is None or why != self.failing:
+            log.error("event log: %s (%s); will retry every %g s", why, message, self.retry)
         self.last_error = message
+        self.failing = why
         now = time.monotonic()
         if self._down_since is None:
             self._down_since = now
         elif now - self._down_since >= self.spill_after and self._queue:
-            self._start_spilling(f"database down for {now - self._down_since:.0f} s")
+            self._start_spilling(f"{why} for {now - self._down_since:.0f} s: {message}")
 
     def _recovered(self) -> None:
         if self.last_error is not None:
-            log.warning("event log: database writes work again")
+            log.warning(
+                "event log: writes work again (after %.0f s: %s)",
+                time.monotonic() - (self._down_since or time.monotonic()),
+                self.failing,
+            )
         self.last_error = None
+        self.failing = None
         self._down_since = None

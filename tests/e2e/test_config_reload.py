@@ -20,7 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.agi_fake_asterisk import Caller, FakeAsterisk
 from tests.agi_support import cph
 from tests.auth_support import admin_headers
-from tests.e2e.test_wallboard import field, until
+from tests.browser_support import headless_chromium, until
+from tests.e2e.test_wallboard import field
 from tests.integration.test_live_api import ROOT, live_app
 from tests.live_support import Feed, serving
 from tests.waiting import wait_for
@@ -58,7 +59,7 @@ def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
 
 @pytest.mark.slow
 async def test_a_queue_added_by_reload_is_routed_counted_shown_and_labelled(
-    sqlite_url: str, tmp_path: Path, chromium: Any
+    sqlite_url: str, tmp_path: Path
 ) -> None:
     from selenium.webdriver.common.by import By
 
@@ -128,7 +129,10 @@ async def test_a_queue_added_by_reload_is_routed_counted_shown_and_labelled(
 
         # On the wallboard, with its title.
         key = headers["X-API-Key"]
-        await asyncio.to_thread(chromium.get, url + f"/wallboard#key={key}")
-        tile = await until(lambda: chromium.find_elements(By.CSS_SELECTOR, f'[data-queue="{NEW}"]'))
-        assert tile[0].find_element(By.TAG_NAME, "h2").text == "Boligstøtte"
-        await until(lambda: field(chromium, NEW, "waiting")[0] == "0")
+        with headless_chromium() as chromium:
+            await asyncio.to_thread(chromium.get, url + f"/wallboard#key={key}")
+            tile = await until(
+                lambda: chromium.find_elements(By.CSS_SELECTOR, f'[data-queue="{NEW}"]')
+            )
+            assert tile[0].find_element(By.TAG_NAME, "h2").text == "Boligstøtte"
+            await until(lambda: field(chromium, NEW, "waiting")[0] == "0")

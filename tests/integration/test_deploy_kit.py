@@ -25,11 +25,11 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "acd.json"
 NAME = re.compile(r"\b(acd_[a-z0-9_]+|acd:[a-z0-9_:]+)")
 
 
-def promtool(*args: str) -> str:
-    tool = shutil.which("promtool")
+def _run(tool_name: str, package: str, *args: str) -> str:
+    tool = shutil.which(tool_name)
     if tool is None:
         pytest.fail(
-            "promtool is not installed (Debian: apt-get install prometheus; "
+            f"{tool_name} is not installed (Debian: apt-get install {package}; "
             "scripts/test.sh installs it)",
             pytrace=False,
         )
@@ -38,6 +38,15 @@ def promtool(*args: str) -> str:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout + result.stderr
+
+
+def promtool(*args: str) -> str:
+    return _run("promtool", "prometheus", *args)
+
+
+def amtool(*args: str) -> str:
+    # amtool warns on stderr that --config.file overrides --alertmanager.url: stdout only.
+    return _run("amtool", "prometheus-alertmanager", *args).split("Warning:")[0].strip()
 
 
 def test_promtool_accepts_the_config_and_the_rules() -> None:
@@ -143,6 +152,7 @@ def test_the_dashboard_is_provisionable_and_covers_the_four_views() -> None:
         "Servicemål i dag (hele centret)",
         "Køer nu",
         "Agenter",
+        "Opfølgning i dag",
         "IVR",
         "Tjenesten",
     ]
@@ -167,3 +177,88 @@ def test_the_dashboard_is_provisionable_and_covers_the_four_views() -> None:
     rate = next(p for p in dashboard["panels"] if p["title"].startswith("Besvarelsesprocent i dag"))
     steps = [s["value"] for s in rate["fieldConfig"]["defaults"]["thresholds"]["steps"]]
     assert steps == [None, GOALS.answer_rate, GOALS.answer_rate_warning]
+
+
+def test_the_dashboard_filters_by_queue_and_shows_the_follow_up_goals() -> None:
+    from app.config.loader import load_config
+
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    (variable,) = dashboard["templating"]["list"]
+    assert variable["name"] == "queue" and variable["multi"] and variable["includeAll"]
+    assert "label_values(acd_calls_waiting, queue)" in variable["definition"]
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    # Every panel that shows queues one by one follows the filter; the centre's figures
+    # (queue="_all") stay the whole centre's.
+    for panel in panels:
+        for target in panel["targets"]:
+            expr = target["expr"]
+            if "by (queue" in expr or "{{queue}}" in target.get("legendFormat", ""):
+                assert 'queue=~"$queue"' in expr, (panel["title"], expr)
+    titles = {p["title"]: p for p in panels}
+    work = load_config(ROOT / "ivr_flows").work
+    assert work is not None
+    goals = work.goals
+    fcr = titles["Straksafklaring i dag (mål 60 %)"]
+    assert "acd_today_registrations" in fcr["targets"][0]["expr"]
+    steps = [s["value"] for s in fcr["fieldConfig"]["defaults"]["thresholds"]["steps"]]
+    assert steps == [None, goals.first_contact_resolution]
+    satisfaction = titles["Tilfredshed i dag (mål over 6,5)"]
+    assert "acd_today_survey_score_sum" in satisfaction["targets"][0]["expr"]
+    steps = [s["value"] for s in satisfaction["fieldConfig"]["defaults"]["thresholds"]["steps"]]
+    assert steps[0] is None and goals.satisfaction < steps[1] <= goals.satisfaction + 0.01
+    callbacks = {e for p in panels for t in p["targets"] for e in NAME.findall(t["expr"])}
+    assert {"acd_callbacks_overdue", "acd_callbacks_open", "acd_dialer_originations_total"} <= (
+        callbacks
+    )
+
+
+def test_alerts_reach_someone_through_alertmanager() -> None:
+    config = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+    assert "SUCCESS" in amtool("check-config", str(config))
+    # Prometheus sends its alerts to the compose file's Alertmanager.
+    prometheus = yaml.safe_load((PROM / "prometheus.yml").read_text(encoding="utf-8"))
+    targets = prometheus["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert targets == ["alertmanager:9093"]
+    compose = yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text(encoding="utf-8"))
+    assert compose["services"]["alertmanager"]["ports"] == ["9093:9093"]
+    # Critical alerts page the on-call operator and tell the team; warnings the team.
+    route = ["config", "routes", "test", f"--config.file={config}"]
+    assert amtool(*route, "severity=critical", "alertname=AcdServiceDown") == (
+        "driftsvagt,kontaktcenter-drift"
+    )
+    assert amtool(*route, "severity=warning", "alertname=AcdAnswerRateEarlyWarning") == (
+        "kontaktcenter-drift"
+    )
+    receivers = yaml.safe_load(config.read_text(encoding="utf-8"))["receivers"]
+    assert all(r["email_configs"][0]["to"] for r in receivers)
+    # Every alert a rule can raise carries a severity the routes know.
+    severities = {rule["labels"]["severity"] for rule in rules().values() if "alert" in rule}
+    assert severities == {"warning", "critical"}
+
+
+def test_the_service_itself_down_is_alerted() -> None:
+    r = rules()
+    assert r["AcdServiceDown"]["expr"] == 'absent(up{job="acd"} == 1)'
+    assert r["AcdServiceDown"]["labels"]["severity"] == "critical"
+    assert 'up{job="acd"} == 0' in r["AcdInstanceDown"]["expr"]
+    # The job name the rules watch is the one Prometheus scrapes.
+    prometheus = yaml.safe_load((PROM / "prometheus.yml").read_text(encoding="utf-8"))
+    assert [c["job_name"] for c in prometheus["scrape_configs"]] == ["acd"]
+
+
+def test_every_dashboard_query_is_valid_promql(tmp_path: Path) -> None:
+    """promtool parses each panel's query (as a recording rule), the queue filter set to
+    "All": a typo in a panel would otherwise only show as an empty panel."""
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    exprs = [
+        t["expr"].replace("$queue", ".+")
+        for p in dashboard["panels"]
+        if p["type"] != "row"
+        for t in p["targets"]
+    ]
+    group = {"name": "dashboard", "rules": [
+        {"record": f"dashboard:query{i}", "expr": e} for i, e in enumerate(exprs)
+    ]}  # fmt: skip
+    path = tmp_path / "dashboard_rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [group]}), encoding="utf-8")
+    assert f"SUCCESS: {len(exprs)} rules found" in promtool("check", "rules", str(path))

@@ -4,50 +4,67 @@ the previous run's spill file: the log it replays must be whole."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from app.acd import events as ev
+from app.acd.records import EventRecord, Record
 from app.acd.state import CallCentre
 from app.metrics import Metrics
-from app.runtime import build_runtime
-from app.settings import load_settings
+from app.runtime import Runtime, build_runtime
+from app.settings import Settings, load_settings
 from app.store.db import create_engine, session_factory
 from app.store.restore import OPEN_WITHIN, open_calls
 from app.store.writer import EventWriter
-from tests.integration.test_writer import backend_for, table_counts
+from tests.integration.test_writer import backend_for, spilled_by_a_previous_run, table_counts
+from tests.integration.test_writer_refusals import dead_letters, too_long_event
 from tests.unit.test_restore import capture_events, play
 
 TRANSFER_ID = "1795362472.15"  # 09_blindtransfer's Linkedid
+NOW = datetime(2026, 11, 22, 16, 0, tzinfo=UTC)
 
 
-async def test_a_restart_restores_the_open_call_from_the_spill_file_of_the_previous_run(
-    db_url: str, tmp_path: Path, unused_tcp_port: int
-) -> None:
-    # The previous run followed the transfer into its second queue, could not reach the
-    # database and spilled everything, then stopped.
-    events = capture_events("09_blindtransfer")
-    second_join = [i for i, e in enumerate(events) if isinstance(e, ev.QueueCallerJoined)][1]
-    records = play(CallCentre("pbx1"), events[: second_join + 1])
-    spill = tmp_path / "spill-pbx1.jsonl"
-    previous = EventWriter(backend_for(db_url), Metrics(), spill)
-    previous.spilling = True
-    previous.submit(records)
-    previous.spill.close()
-    assert (await table_counts(db_url))["calls"] == 0
-
-    settings = load_settings(
+def restart_settings(db_url: str, tmp_path: Path, agi_port: int) -> Settings:
+    return load_settings(
         database_url=db_url,
         spill_dir=str(tmp_path),
-        agi_port=unused_tcp_port,
+        agi_port=agi_port,
         caller_hash_key="test-caller-hash-key-0123456789",
     )
-    rt = build_runtime(settings)
+
+
+@asynccontextmanager
+async def restarted(db_url: str, tmp_path: Path, agi_port: int) -> AsyncIterator[Runtime]:
+    """The service's components started as a start after a stop does it (no AMI)."""
+    rt = build_runtime(restart_settings(db_url, tmp_path, agi_port))
     started = []
     try:
         for component in rt.components:
             await component.start()
             started.append(component)
+        yield rt
+    finally:
+        for component in reversed(started):
+            await component.stop()
+
+
+def transfer_left_open() -> list[Record]:
+    """The previous run followed the transfer into its second queue (then stopped)."""
+    events = capture_events("09_blindtransfer")
+    second_join = [i for i, e in enumerate(events) if isinstance(e, ev.QueueCallerJoined)][1]
+    return play(CallCentre("pbx1"), events[: second_join + 1])  # type: ignore[return-value]
+
+
+async def test_a_restart_restores_the_open_call_from_the_spill_file_of_the_previous_run(
+    db_url: str, tmp_path: Path, unused_tcp_port: int
+) -> None:
+    # The previous run could not reach the database and spilled everything, then stopped.
+    spill = tmp_path / "spill-pbx1.jsonl"
+    spilled_by_a_previous_run(spill, transfer_left_open())
+    assert (await table_counts(db_url))["calls"] == 0
+    async with restarted(db_url, tmp_path, unused_tcp_port) as rt:
         call = rt.pipeline.centre.calls[TRANSFER_ID]
         assert call.ended_at is None and call.keys == "1"
         assert [(v.seq, v.queue, v.outcome) for v in call.visits] == [
@@ -56,9 +73,27 @@ async def test_a_restart_restores_the_open_call_from_the_spill_file_of_the_previ
         ]
         assert not spill.exists() or spill.stat().st_size == 0
         assert (await table_counts(db_url))["calls"] == 1
-    finally:
-        for component in reversed(started):
-            await component.stop()
+
+
+async def test_a_start_restores_open_calls_past_a_refused_row_in_a_long_spill_file(
+    pg_url: str, tmp_path: Path, unused_tcp_port: int
+) -> None:
+    """The issue's start: the previous run left 38,214 records spilled with a poison row
+    first; start-up waited 10 s on a writer stuck on it and skipped the restore. Now the
+    file is written around the row, however long it takes, and the open call restored."""
+    filler = [
+        EventRecord("pbx1", f"filler-{i}", NOW, NOW, f"f{i}", f"f{i}", "ami", "hangup", {}, None)
+        for i in range(40_000)
+    ]
+    spill = tmp_path / "spill-pbx1.jsonl"
+    spilled_by_a_previous_run(spill, [too_long_event(), *filler, *transfer_left_open()])
+    async with restarted(pg_url, tmp_path, unused_tcp_port) as rt:
+        call = rt.pipeline.centre.calls[TRANSFER_ID]
+        assert call.ended_at is None
+        assert [v.queue for v in call.visits] == ["dagpenge", "kontanthjaelp"]
+        assert rt.writer.depth == 0 and not spill.exists()
+        assert (await table_counts(pg_url))["events"] >= 40_000
+        assert [d.record_key for d in await dead_letters(pg_url)] == ["pbx1/poison-0"]
 
 
 def _renamed(events: list[ev.DomainEvent], prefix: str, shift: timedelta) -> list[ev.DomainEvent]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,13 +16,22 @@ from app.acd.records import AgentStateRecord, CallRecord, EventRecord, Record
 from app.metrics import Metrics
 from app.store.db import create_engine, session_factory
 from app.store.models import AgentStateChange, Call, CallEvent, QueueVisit
-from app.store.writer import Backend, EventWriter, PostgresBackend, SqliteBackend, _group
+from app.store.writer import (
+    Backend,
+    EventWriter,
+    PostgresBackend,
+    SpillFile,
+    SqliteBackend,
+    _group,
+)
 from tests.ami_replay import SCENARIOS, replay_pure
 from tests.conftest import OwnPostgres
 
 
 def backend_for(url: str) -> Backend:
-    return SqliteBackend(create_engine(url)) if url.startswith("sqlite") else PostgresBackend(url)
+    if url.startswith("sqlite"):
+        return SqliteBackend(create_engine(url), owns_engine=True)
+    return PostgresBackend(url)
 
 
 async def table_counts(url: str) -> dict[str, int]:
@@ -60,6 +70,13 @@ async def call_rows(url: str) -> list[tuple[Any, ...]]:
         ]
     await engine.dispose()
     return out
+
+
+def spilled_by_a_previous_run(spill: Path, records: Sequence[Record]) -> None:
+    """A spill file as a previous process left it: all spilled, nothing written back."""
+    previous = SpillFile(spill)
+    previous.append(records)
+    previous.close()
 
 
 def all_records() -> list[Record]:
@@ -202,8 +219,6 @@ async def test_database_down_spills_then_everything_is_written_exactly_once(
     await writer.drained()
     own_postgres.stop()
     writer.submit(records[100:half])
-    import asyncio
-
     for _ in range(100):
         await asyncio.sleep(0.05)
         if writer.spilling:
@@ -214,10 +229,26 @@ async def test_database_down_spills_then_everything_is_written_exactly_once(
     assert metrics.store_spilled._value.get() > 0  # type: ignore[attr-defined]
     health = await writer.check()
     assert not health.ok and health.state == "spilling"
+    assert health.detail["reason"] == "database unreachable"
+    # While the database is away the retries ask for a connection and read nothing back:
+    # each used to decode a whole batch from the file only to drop it (memory, CPU).
+    reads = 0
+    read = writer.spill.read
+
+    def counted(*args: Any, **kw: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return read(*args, **kw)
+
+    writer.spill.read = counted  # type: ignore[method-assign]
+    errors = metrics.store_errors._value.get()  # type: ignore[attr-defined]
+    await asyncio.sleep(0.5)
+    assert metrics.store_errors._value.get() > errors  # type: ignore[attr-defined]
+    assert reads == 0
     own_postgres.start()
     await writer.drained(within=30)
     await writer.stop()
-    assert not writer.spilling and not (tmp_path / "spill.jsonl").exists()
+    assert reads > 0 and not writer.spilling and not (tmp_path / "spill.jsonl").exists()
 
     # The same records written with no fault, into a fresh database, give the same rows.
     from tests.conftest import _pg_admin, _pg_server_url  # noqa: F401
@@ -234,10 +265,7 @@ async def test_a_spill_file_left_by_a_crash_is_written_on_start(
     records = all_records()
     spill = tmp_path / "spill.jsonl"
     # A previous process spilled and died before writing back (one torn last line).
-    first = EventWriter(backend_for(sqlite_url), Metrics(), spill)
-    first.spilling = True
-    first.submit(records)
-    first.spill.close()
+    spilled_by_a_previous_run(spill, records)
     with spill.open("ab") as fh:
         fh.write(b'{"t":"ev","pbx":"pbx1"')  # torn: no newline
     second = EventWriter(backend_for(sqlite_url), Metrics(), spill)

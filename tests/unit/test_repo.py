@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -55,19 +56,30 @@ def test_dockerfile_is_multistage_nonroot_with_healthcheck() -> None:
     assert re.search(r"^COPY .*\bsetup\.py\b", build, re.M) and "gcc" in build
 
 
+SECRETS = {
+    "ACD_AMI_SECRET": "ami-secret",
+    "ACD_CALLER_HASH_KEY": "0123456789abcdef",
+    "POSTGRES_PASSWORD": "pg-password",
+    "GRAFANA_PASSWORD": "grafana-password",
+}
+
+
 def test_compose_file_has_the_whole_stack_and_no_secrets() -> None:
     path = ROOT / "deploy" / "docker-compose.yml"
     spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    assert {"asterisk", "postgres", "redis", "acd", "prometheus", "grafana"} <= set(
+    assert {"asterisk", "postgres", "redis", "acd", "prometheus", "alertmanager", "grafana"} <= set(
         spec["services"]
     )
     for service in spec["services"].values():
         for key, value in (service.get("environment") or {}).items():
             if re.search(r"SECRET|PASSWORD|HASH_KEY", key):
-                assert str(value).startswith("${"), f"{key} must come from the environment"
+                # From the environment, and required: `${VAR:?message}`, never a default.
+                assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", str(value)), (
+                    f"{key} must come from the environment, required"
+                )
 
 
-def test_docker_compose_config_accepts_the_file() -> None:
+def _compose(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     tool = shutil.which("docker-compose")
     cmd = [tool] if tool else ["docker", "compose"]
     if not tool and subprocess.run([*cmd, "version"], capture_output=True).returncode != 0:
@@ -75,10 +87,27 @@ def test_docker_compose_config_accepts_the_file() -> None:
             "neither docker-compose nor the docker compose plugin is installed "
             "(scripts/test.sh installs Debian's docker-compose)"
         )
-    result = subprocess.run(
+    clean = {k: v for k, v in os.environ.items() if k not in SECRETS}
+    return subprocess.run(
         [*cmd, "-f", str(ROOT / "deploy" / "docker-compose.yml"), "config", "-q"],
         capture_output=True,
         text=True,
         check=False,
+        env={**clean, **env},
+        cwd=ROOT / "deploy",  # no .env of the checkout's root is read
     )
+
+
+def test_docker_compose_config_accepts_the_file_with_its_secrets() -> None:
+    result = _compose(SECRETS)
     assert result.returncode == 0, result.stderr
+
+
+def test_docker_compose_refuses_to_start_without_each_secret() -> None:
+    for name in SECRETS:
+        result = _compose({k: v for k, v in SECRETS.items() if k != name})
+        assert result.returncode != 0, name
+        assert f"set {name}" in result.stderr, (name, result.stderr)
+        # An empty value is no secret either.
+        result = _compose({**SECRETS, name: ""})
+        assert result.returncode != 0 and f"set {name}" in result.stderr, name

@@ -115,3 +115,34 @@ async def test_a_cancelled_sleeper_does_not_freeze_time() -> None:
 
     assert await asyncio.wait_for(k.spawn(later()), 2) == T0 + 10
     await k.stop()
+
+
+async def test_real_mode_plays_fast_up_to_fast_until_then_keeps_pace() -> None:
+    """The demo's start: hours before ``fast_until`` in no time, then the wall clock."""
+    k = Kernel(T0, "real", speed=10.0, fast_until=T0 + 7200)
+    k.start()
+    await asyncio.sleep(0.05)
+    assert k.fast_forwarding and k.now() == T0  # nothing scheduled yet: time waits
+    seen: list[float] = []
+
+    async def caller() -> None:
+        for _ in range(3):
+            await k.sleep(3000.0)  # 3000, 6000 (fast), 9000 (real: 180 s at x10 = 18 s)
+            seen.append(k.now())
+
+    real0 = time.perf_counter()
+    task = k.spawn(caller())
+    while len(seen) < 2:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    assert time.perf_counter() - real0 < 1.0
+    assert seen == [T0 + 3000, T0 + 6000]
+    # The horizon is reached once nothing before it is left; then it keeps pace.
+    while k.fast_forwarding:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    switched = time.perf_counter()
+    assert k.mode == "real" and T0 + 7200 <= k.now() < T0 + 7200 + 10 * 1.0
+    await asyncio.sleep(0.2)
+    assert T0 + 7200 + 1.0 <= k.now() <= T0 + 7200 + 10 * (time.perf_counter() - switched + 0.1)
+    assert len(seen) == 2  # the third nap ends at 9000, 180 wall seconds away
+    task.cancel()
+    await k.stop()
