@@ -32,7 +32,7 @@ SCOPES: dict[str, str] = {
     "callbacks:read": "read call-back and message tasks",
     "callbacks:write": "create, assign and complete call-back tasks",
     "surveys:read": "read survey answers and averages (an agent: its own)",
-    "ivr:admin": "reload the menu",
+    "ivr:admin": "reload the configuration files (menu, queues, work data)",
     "live:read": "the live picture: queues, agents, calls in progress, the stream",
     "planning:read": "forecasts and staffing plans (a supervisor: all queues)",
 }
