@@ -20,31 +20,17 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from app import plan_cli
-from app.ivr import commands as ivr_commands
 from app.reports import commands as report_commands
-from app.settings import Settings, SettingsError, load_settings
+from app.settings import Settings, SettingsError
+from app.tools import commands as ivr_commands
+from app.tools.shell import command_settings as _settings
+from app.tools.shell import safe_url as _safe_url
 
 if TYPE_CHECKING:
     from app.sim.harness import DemoDay
     from app.store.demo import DemoKeys
 
 log = logging.getLogger("app.cli")
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # Alembic lists each of its plugins at INFO on every start: noise for an operator.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
-
-
-def _settings(**overrides: object) -> Settings:
-    settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
-    configure_logging(settings.log_level)
-    return settings
 
 
 # --------------------------------------------------------------------------------------
@@ -64,7 +50,8 @@ async def _migrate(settings: Settings, downgrade: str | None = None) -> None:
 async def _serve(settings: Settings, banner: Callable[[Settings], None] | None = None) -> int:
     import uvicorn
 
-    from app.main import create_app, settle_heap
+    from app.main import create_app
+    from app.runtime import build_runtime, settle_heap
 
     class Server(uvicorn.Server):
         # uvicorn re-raises SIGINT/SIGTERM after its graceful shutdown, turning a clean
@@ -73,12 +60,13 @@ async def _serve(settings: Settings, banner: Callable[[Settings], None] | None =
             super().handle_exit(sig, frame)
             self._captured_signals.clear()
             # Live streams never end by themselves; uvicorn waits for open responses.
-            store = app.state.rt.live
+            store = rt.live
             if store is not None:
                 with contextlib.suppress(RuntimeError):  # no loop running: nothing is open
                     asyncio.get_running_loop().call_soon_threadsafe(store.close_streams)
 
-    app = create_app(settings)
+    rt = build_runtime(settings)
+    app = create_app(settings, rt)
     config = uvicorn.Config(
         app,
         host=settings.http_host,
@@ -201,7 +189,8 @@ async def _demo(args: argparse.Namespace) -> int:
     at the asked pace, so a centre at work is on screen within seconds at any hour."""
     from datetime import UTC
 
-    from app.ivr.catalogue import CATALOGUE_FILE, load_catalogue
+    from app.config.kinds import QUEUES
+    from app.config.loader import parse_kind, read_file
     from app.sim.harness import demo_day, demo_roster, simulator, wait_logged_in
     from app.store import demo
     from app.store.db import create_engine, session_factory
@@ -240,7 +229,10 @@ async def _demo(args: argparse.Namespace) -> int:
         resume = await demo.last_moment(sessions) if args.continue_ else None
         day = demo_day(datetime.now(UTC), base.timezone, args.seed, args.scale, resume)
         flows = Path(base.ivr_flows)
-        catalogue = load_catalogue(flows) if (flows / CATALOGUE_FILE).is_file() else None
+        queues = flows / QUEUES.file
+        catalogue = (
+            parse_kind(QUEUES, read_file(queues), str(queues), {}) if queues.is_file() else None
+        )
         async with simulator(
             flows,
             agi_port,
@@ -534,13 +526,6 @@ def _users_args(p: argparse.ArgumentParser) -> None:
         one = sub.add_parser(action, help=what, description=what + ".")
         one.add_argument("name")
         _credential_args(one)
-
-
-def _safe_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 # --------------------------------------------------------------------------------------

@@ -18,21 +18,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.acd.dialer import Dial, free_agents, plan_dials, waiting_counts
+from app.acd.kpi import day_bounds
+from app.acd.state import CallCentre
 from app.components import Health, cancel_tasks
+from app.metrics import Metrics
+from app.privacy import CallerPrivacy
+from app.settings import Settings
 from app.store import callbacks as store
 from app.store.followup import QUESTIONS, follow_up
-from app.store.reports import day_bounds
 
 if TYPE_CHECKING:
-    from app.main import Runtime
+    from app.ami.link import AmiLink
 
 log = logging.getLogger(__name__)
 
@@ -55,26 +60,38 @@ class CallbackDialer:
     name = "dialer"
     required = False
 
-    def __init__(self, rt: Runtime, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
-        self.rt = rt
-        s = rt.settings
-        self.enabled = s.dialer_enabled and rt.ami is not None
-        self.interval = s.dialer_interval
-        self.ring_seconds = s.dialer_ring_seconds
-        self.max_attempts = s.dialer_max_attempts
-        self.retry = timedelta(minutes=s.dialer_retry_minutes)
-        self.channel = s.dialer_channel
-        self.caller_id = s.dialer_caller_id
-        self.clock = clock
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        centre: CallCentre,
+        metrics: Metrics,
+        privacy: CallerPrivacy,
+        link: AmiLink | None,
+        queue_names: Callable[[], Iterable[str]],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.sessions = sessions
+        self.centre = centre
+        self.metrics = metrics
+        self.privacy = privacy
+        self.link = link
+        self.queue_names = queue_names  # the running catalogue's (a reload changes them)
+        self.enabled = settings.dialer_enabled and link is not None
+        self.interval = settings.dialer_interval
+        self.ring_seconds = settings.dialer_ring_seconds
+        self.max_attempts = settings.dialer_max_attempts
+        self.retry = timedelta(minutes=settings.dialer_retry_minutes)
+        self.channel = settings.dialer_channel
+        self.caller_id = settings.dialer_caller_id
+        self.clock = clock  # the PBX's: call-backs are due on its days
+        self.tz = settings.tz
         self.in_flight: dict[int, _InFlight] = {}
         self.placed = 0
         self._task: asyncio.Task[None] | None = None
         self._gauges_at = 0.0
         self._released = False
-
-    @classmethod
-    def from_runtime(cls, rt: Runtime) -> CallbackDialer:
-        return cls(rt)
 
     # ---- component -------------------------------------------------------------------
 
@@ -111,12 +128,11 @@ class CallbackDialer:
             await asyncio.sleep(self.interval)
 
     async def refresh_gauges(self) -> None:
-        async with self.rt.sessions() as session:
+        async with self.sessions() as session:
             live, late = await store.counts_by_queue(session, self.clock())
         names = set(live) | set(late)
-        if self.rt.catalogue is not None:
-            names |= set(self.rt.catalogue.names)
-        m = self.rt.metrics
+        names |= set(self.queue_names())
+        m = self.metrics
         for queue in names:
             m.callbacks_open.labels(queue).set(live.get(queue, 0))
             m.callbacks_overdue.labels(queue).set(late.get(queue, 0))
@@ -125,11 +141,10 @@ class CallbackDialer:
     async def refresh_follow_up(self, names: set[str]) -> None:
         """Today's registrations and survey answers by queue (the PBX's day, as every
         "today" figure), for first-contact resolution and satisfaction in Grafana."""
-        start, end = day_bounds(self.rt.pipeline.pbx_now().astimezone(self.rt.settings.tz).date(),
-                                self.rt.settings.tz)  # fmt: skip
-        async with self.rt.sessions() as session:
+        start, end = day_bounds(self.clock().astimezone(self.tz).date(), self.tz)
+        async with self.sessions() as session:
             today = await follow_up(session, start, end)
-        m = self.rt.metrics
+        m = self.metrics
         for queue in names | set(today.registrations):
             registered, resolved = today.registrations.get(queue, (0, 0))
             m.today_registrations.labels(queue, "true").set(resolved)
@@ -142,11 +157,11 @@ class CallbackDialer:
 
     async def round(self) -> list[Dial]:
         """One look: place what the rules allow now; the dials placed."""
-        link = self.rt.ami
+        link = self.link
         if link is None or link.state != "logged_in":
             return []
         if not self._released:
-            async with self.rt.sessions.begin() as session:
+            async with self.sessions.begin() as session:
                 n = await store.release_interrupted(session)
             if n:
                 log.warning("call-back dialer: %d tasks left dialling by a stop reopened", n)
@@ -155,17 +170,17 @@ class CallbackDialer:
         for task_id, f in list(self.in_flight.items()):
             if f.release_at is not None and now_loop >= f.release_at:
                 del self.in_flight[task_id]
-        self.rt.metrics.dialer_in_flight.set(
+        self.metrics.dialer_in_flight.set(
             sum(1 for f in self.in_flight.values() if f.release_at is None)
         )
-        centre = self.rt.centre
+        centre = self.centre
         free = free_agents(centre)
         reserved = {f.dial.interface for f in self.in_flight.values()}
         if not any(i not in reserved for i in free):
             return []
         queues = {q for i, qs in free.items() if i not in reserved for q in qs}
         now = self.clock()
-        async with self.rt.sessions() as session:
+        async with self.sessions() as session:
             tasks = await store.dial_candidates(session, queues, now, self.max_attempts, self.retry)
         sealed = {t.candidate.task_id: t.number_sealed for t in tasks}
         plan = plan_dials(
@@ -177,7 +192,7 @@ class CallbackDialer:
         )
         placed = []
         for dial in plan:
-            async with self.rt.sessions.begin() as session:
+            async with self.sessions.begin() as session:
                 if not await store.claim(session, dial.task_id, now):
                     continue
             task = asyncio.create_task(
@@ -186,7 +201,7 @@ class CallbackDialer:
             self.in_flight[dial.task_id] = _InFlight(dial, task)
             placed.append(dial)
             self.placed += 1
-        self.rt.metrics.dialer_in_flight.set(
+        self.metrics.dialer_in_flight.set(
             sum(1 for f in self.in_flight.values() if f.release_at is None)
         )
         return placed
@@ -209,10 +224,10 @@ class CallbackDialer:
     async def _originate(self, dial: Dial, number_sealed: str) -> None:
         outcome, linkedid = "error", None
         try:
-            link = self.rt.ami
+            link = self.link
             if link is None:
                 raise ConnectionError("no PBX")
-            action = self._action(dial, self.rt.privacy.unseal(number_sealed))
+            action = self._action(dial, self.privacy.unseal(number_sealed))
             # as_list=None: panoramisk keeps an async Originate open until the
             # OriginateResponse event with the same ActionID (or the deadline).
             reply: Any = await link.action(action, within=self.ring_seconds + 15)
@@ -224,10 +239,10 @@ class CallbackDialer:
         except Exception as exc:  # never the action itself: it holds the number
             log.warning("call-back %d: Originate failed (%s)", dial.task_id, type(exc).__name__)
         reached = outcome == "answered"
-        self.rt.metrics.dialer_originations.labels(outcome).inc()
+        self.metrics.dialer_originations.labels(outcome).inc()
         log.info("call-back %d (%s): %s", dial.task_id, dial.queue, outcome)
         try:
-            async with self.rt.sessions.begin() as session:
+            async with self.sessions.begin() as session:
                 duplicates = await store.dialled(
                     session,
                     dial.task_id,

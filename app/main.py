@@ -1,45 +1,26 @@
-"""App factory and lifespan wiring.
-
-``create_app(settings)`` builds the FastAPI app and a ``Runtime`` holding the components;
-the lifespan starts them in order and stops them in reverse. Nothing here reads the
-environment: settings come in from the caller (``acd serve`` or a test).
+"""The web app: ``create_app(settings)`` builds (or takes) a ``Runtime``
+(app/runtime.py) and serves it: the lifespan starts its components in order and stops
+them in reverse; the routers (app/api) reach its parts through typed dependencies
+(app/api/deps.py); domain errors become HTTP answers in one place (app/api/errors.py).
+Nothing here reads the environment: settings come in from the caller (``acd serve`` or a
+test).
 """
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import logging
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import date, timedelta
-from functools import partial
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.acd.board import QueueInfo
-from app.acd.callbacks import callback_due
-from app.acd.estimates import EstimateSource, no_estimates
-from app.acd.events import DomainEvent, PbxLifecycle
-from app.acd.kpi import DayBook, Goals, KpiConfig, VisitFacts
-from app.acd.plan import PlanTargets
-from app.acd.queues import QueueCatalogue
-from app.acd.state import CallCentre
-from app.acd.work import WORK_FILE, WorkConfig
-from app.agi.server import AgiServer
-from app.ami.confirm import Confirmations
-from app.ami.link import AmiLink
-from app.ami.normalise import Normaliser
 from app.api import (
     agents,
     auth,
     callbacks,
     calls,
+    errors,
     health,
     ivr,
     live,
@@ -50,339 +31,16 @@ from app.api import (
     work,
 )
 from app.api import docs as api_docs
-from app.components import Component, DatabaseComponent, RedisComponent
-from app.dialer import CallbackDialer
-from app.ivr.calendar import Schedule
-from app.ivr.catalogue import CATALOGUE_FILE, load_catalogue, load_work
-from app.ivr.registry import FlowRegistry
-from app.live.collector import LiveCollector
-from app.live.history import calls_of_day, visits_of_day
-from app.live.hub import LiveHub
-from app.live.mirror import RedisMirror, RedisReader
-from app.live.queries import estimate_from
-from app.live.store import LiveStore
-from app.metrics import Metrics
-from app.pipeline import Pipeline
-from app.planning import IntradayMonitor, Planner, PlanningError, schedule_of_flows
-from app.privacy import CallerPrivacy
-from app.reports.goals import GOALS_FILE, GoalsConfig, live_goals, load_goals
-from app.reports.rollup import Context as ReportContext
-from app.reports.rollup import RollupJob
+from app.components import Component
+from app.runtime import Runtime, build_runtime
 from app.settings import Settings
-from app.store import restore
-from app.store.agents import Roster
-from app.store.db import create_engine, session_factory
-from app.store.writer import Backend, EventWriter, PostgresBackend, SqliteBackend
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Runtime:
-    """The running service's parts, reachable from routes as ``request.app.state.rt``."""
-
-    settings: Settings
-    metrics: Metrics
-    privacy: CallerPrivacy
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    centre: CallCentre
-    pipeline: Pipeline
-    writer: EventWriter
-    roster: Roster
-    catalogue: QueueCatalogue | None = None
-    work: WorkConfig | None = None
-    goals: GoalsConfig | None = None  # ivr_flows/goals.yaml: service goals, departments
-    redis: Redis | None = None
-    ami: AmiLink | None = None
-    # Agent actions wait here for the AMI events that confirm them (app.ami.confirm).
-    confirmations: Confirmations = field(default_factory=Confirmations)
-    dialer: CallbackDialer | None = None
-    components: list[Component] = field(default_factory=list)
-    # Where producers (AMI normaliser, IVR sessions, API) hand their domain events; each
-    # listener must return at once (enqueue into its own bounded queue, never await).
-    listeners: list[Callable[[DomainEvent], None]] = field(default_factory=list)
-    # Live queue figures for the IVR (replaced by the live state once it runs).
-    estimates: EstimateSource = no_estimates
-    # The live picture this process serves (REST, stream, gauges); ``hub`` builds it on
-    # the process that owns the AMI link, ``reader`` follows the Redis mirror on a replica.
-    live: LiveStore | None = None
-    hub: LiveHub | None = None
-    reader: RedisReader | None = None
-    # Forecasts and staffing plans (/v1/forecast, /v1/staffing) and "goal at risk".
-    planner: Planner | None = None
-
-    def report_context(self) -> ReportContext | None:
-        """What reports are counted with (None: no goals.yaml)."""
-        if self.goals is None:
-            return None
-        s = self.settings
-        return ReportContext(
-            tz=s.tz,
-            config=KpiConfig(s.short_abandon_seconds, s.service_level_seconds),
-            goals=self.goals,
-            catalogue=self.catalogue,
-            repeat_days=s.repeat_call_working_days,
-            settle=timedelta(minutes=s.disposition_window_minutes),
-        )
-
-    def emit(self, event: DomainEvent) -> None:
-        for listener in self.listeners:
-            try:
-                listener(event)
-            except Exception:
-                log.exception("event listener failed on %s", event.kind)
-
-
-def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime:
-    if settings.caller_hash_key is not None:
-        privacy = CallerPrivacy(settings.caller_hash_key.get_secret_value().encode("utf-8"))
-    else:
-        log.warning(
-            "ACD_CALLER_HASH_KEY is not set: caller hashes are random per process and "
-            "cannot be compared across restarts"
-        )
-        privacy = CallerPrivacy.ephemeral()
-    metrics = metrics or Metrics()
-    engine = create_engine(settings.database_url)
-    sessions = session_factory(engine)
-    catalogue = _catalogue(settings)
-    roster = Roster(sessions, catalogue)
-    centre = CallCentre(
-        settings.pbx_id,
-        catalogue,
-        agent_of=roster.agent_of,
-        due_at=lambda at: callback_due(at, settings.tz),
-    )
-    backend: Backend = (
-        SqliteBackend(engine) if settings.is_sqlite else PostgresBackend(settings.database_url)
-    )
-    writer = EventWriter(backend, metrics, settings.spill_dir / f"spill-{settings.pbx_id}.jsonl")
-    pipeline = Pipeline(centre, Normaliser(settings.pbx_id, privacy), metrics, writer)
-    pipeline.restore_from = partial(restore.open_calls, sessions, settings.pbx_id)
-    rt = Runtime(
-        settings=settings,
-        metrics=metrics,
-        privacy=privacy,
-        engine=engine,
-        sessions=sessions,
-        centre=centre,
-        pipeline=pipeline,
-        writer=writer,
-        roster=roster,
-        catalogue=catalogue,
-        work=_work(settings, catalogue),
-    )
-    rt.goals = _goals(settings, catalogue, rt.work)
-    rt.listeners.append(pipeline.on_event)
-    pipeline.listeners.append(rt.confirmations.on_event)
-    rt.components += [DatabaseComponent(engine), roster]
-    # A process without AMI but with Redis is an API replica: it serves the live picture
-    # the AMI owner mirrors to Redis. The owner works on without Redis (not required).
-    is_reader = settings.redis_url is not None and settings.ami_host is None
-    if settings.redis_url is not None:
-        rt.redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
-        rt.components.append(RedisComponent(rt.redis, required=is_reader))
-    rt.components += [writer, pipeline]
-    _live(rt, is_reader)
-    agi = AgiServer.from_runtime(rt, clock=pipeline.pbx_now)
-    rt.components.append(agi)
-    _planning(rt, agi.registry)
-    if settings.ami_host is not None:
-        rt.ami = AmiLink(
-            host=settings.ami_host,
-            port=settings.ami_port,
-            username=settings.ami_username,
-            secret=settings.ami_secret.get_secret_value() if settings.ami_secret else "",
-            metrics=metrics,
-            on_frame=pipeline.on_ami_frame,
-            on_batch_end=pipeline.after_read,
-            on_skipped=pipeline.count_skipped,
-            on_connected=lambda link: pipeline.resync(link.action),
-            on_lost=pipeline.on_link_lost,
-        )
-        rt.components.append(rt.ami)
-        pipeline.listeners.append(_resync_on_reload(pipeline, rt.ami))
-    if not is_reader:
-        # Counts the report tallies of the last weeks' days ahead of the reports.
-        rt.components.append(RollupJob(sessions, rt.report_context, pipeline.pbx_now))
-    # Always present: it keeps the overdue call-back gauges; it dials only when
-    # ACD_DIALER_ENABLED and a PBX is configured.
-    rt.dialer = CallbackDialer.from_runtime(rt)
-    rt.components.append(rt.dialer)
-    return rt
-
-
-def _live(rt: Runtime, is_reader: bool) -> None:
-    """The live picture: built here (owner) or followed from Redis (replica)."""
-    settings, catalogue = rt.settings, rt.catalogue
-    store = LiveStore(
-        first_version=int(time.time() * 1000),
-        max_clients=settings.stream_max_clients,
-        on_drop=rt.metrics.stream_dropped.inc,
-    )
-    rt.live = store
-    names = tuple(catalogue.names) if catalogue is not None else None
-
-    def queue_names() -> tuple[str, ...]:
-        if names is not None:
-            return names
-        snap = store.snapshot
-        return tuple(snap["queues"]) if snap is not None else ()
-
-    rt.metrics.registry.register(LiveCollector(store, queue_names))
-    if is_reader:
-        assert rt.redis is not None
-        rt.reader = RedisReader(rt.redis, settings.pbx_id, store)
-        rt.components.append(rt.reader)
-        rt.estimates = estimate_from(store)
-        return
-    infos = (
-        [QueueInfo(q.name, q.title, q.wrapup_seconds) for q in catalogue.queues]
-        if catalogue is not None
-        else []
-    )
-    mirror = (
-        RedisMirror(
-            rt.redis, settings.pbx_id, rt.metrics, ttl=max(10.0, 10 * settings.live_interval)
-        )
-        if rt.redis is not None
-        else None
-    )
-
-    async def load_day(day: date) -> list[VisitFacts]:
-        visits = await visits_of_day(rt.sessions, settings.pbx_id, day, settings.tz)
-        return visits + await calls_of_day(rt.sessions, settings.pbx_id, day, settings.tz)
-
-    hub = LiveHub(
-        rt.centre,
-        rt.pipeline.pbx_now,
-        store,
-        DayBook(
-            settings.tz,
-            KpiConfig(settings.short_abandon_seconds, settings.service_level_seconds),
-        ),
-        infos,
-        rt.metrics,
-        interval=settings.live_interval,
-        load_day=load_day,
-        sink=mirror,
-        queue_label=rt.pipeline.queue_label,
-        goals=lambda day: goals_on(rt, day),
-    )
-    rt.hub = hub
-    rt.pipeline.drain_hooks.append(hub.on_drained)
-    rt.components.append(hub)
-    if mirror is not None:
-        rt.components.append(mirror)
-    rt.estimates = hub.estimate
-
-
-def _planning(rt: Runtime, flows: FlowRegistry) -> None:
-    """The planner reads the log; on the process that builds the live board it also
-    projects today's figures into it (goal at risk)."""
-    settings = rt.settings
-    catalogue = rt.catalogue
-    kpi = KpiConfig(settings.short_abandon_seconds, settings.service_level_seconds)
-    # The agreement in force today (ivr_flows/goals.yaml) sets the staffing targets.
-    goals = goals_on(rt, rt.pipeline.pbx_now().astimezone(settings.tz).date())
-
-    def schedule() -> Schedule:
-        if flows.current is None:
-            raise PlanningError("the IVR flows are not loaded: opening hours unknown")
-        return schedule_of_flows(flows.current.flows)
-
-    rt.planner = Planner(
-        rt.sessions,
-        tz=settings.tz,
-        queues=catalogue.names if catalogue is not None else (),
-        wrapup={q.name: float(q.wrapup_seconds) for q in catalogue.queues} if catalogue else {},
-        schedule=schedule,
-        targets=PlanTargets.from_goals(goals, kpi) if goals is not None else PlanTargets(),
-        short_abandon_seconds=settings.short_abandon_seconds,
-        clock=rt.pipeline.pbx_now,
-    )
-    if rt.hub is not None:
-        intraday = IntradayMonitor(rt.planner)
-        rt.hub.decorators.append(intraday.decorate)
-        rt.components.append(intraday)
-
-
-def _resync_on_reload(pipeline: Pipeline, link: AmiLink) -> Callable[[DomainEvent], None]:
-    """A reload (queues.conf, members) changes what the PBX has: ask it again."""
-    tasks: set[asyncio.Task[int]] = set()
-
-    def listener(event: DomainEvent) -> None:
-        if isinstance(event, PbxLifecycle) and event.what == "reload":
-            task = asyncio.get_running_loop().create_task(pipeline.resync(link.action))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-
-    return listener
-
-
-def _catalogue(settings: Settings) -> QueueCatalogue | None:
-    path = settings.ivr_flows / CATALOGUE_FILE
-    if not path.is_file():
-        log.warning("no queue catalogue at %s: default wrap-up times apply", path)
-        return None
-    return load_catalogue(settings.ivr_flows)
-
-
-def _work(settings: Settings, catalogue: QueueCatalogue | None) -> WorkConfig | None:
-    """``work.yaml`` (pause reasons, registration reasons, destinations, goals); an
-    invalid file stops the start (``WorkConfigError`` names each problem)."""
-    if not (settings.ivr_flows / WORK_FILE).is_file():
-        log.warning(
-            "no %s: agent pauses, call registration and transfers answer 503",
-            settings.ivr_flows / WORK_FILE,
-        )
-        return None
-    return load_work(settings.ivr_flows, catalogue.names if catalogue is not None else None)
-
-
-def _goals(
-    settings: Settings, catalogue: QueueCatalogue | None, work: WorkConfig | None
-) -> GoalsConfig | None:
-    """``goals.yaml`` (service goals per agreement, departments); an invalid file stops
-    the start (``GoalsInvalid`` names each problem with its line)."""
-    if not (settings.ivr_flows / GOALS_FILE).is_file():
-        log.warning(
-            "no %s: no goals on the live figures, reports answer 503",
-            settings.ivr_flows / GOALS_FILE,
-        )
-        return None
-    return load_goals(
-        settings.ivr_flows,
-        catalogue.names if catalogue is not None else None,
-        [d.name for d in work.destinations] if work is not None else None,
-    )
-
-
-def goals_on(rt: Runtime, day: date) -> Goals | None:
-    """The goals the live figures of ``day`` are shown against (None: no goals file, or no
-    agreement in force that day)."""
-    if rt.goals is None:
-        return None
-    try:
-        return live_goals(rt.goals, day)
-    except LookupError:
-        return None
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse({"detail": "internal error; it has been logged"}, status_code=500)
-
-
-def settle_heap() -> None:
-    """Once the service is up: what exists now (modules, flows, ORM metadata, the
-    catalogue) lives as long as the process, so keep it out of the cyclic collector's full
-    scans, which otherwise paused the event loop for up to 100 ms (bench/api.py's p99).
-    Everything made later is collected as usual. For the serving process only (tests
-    build many apps in one process)."""
-    gc.collect()
-    gc.freeze()
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
@@ -414,6 +72,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     )
     app.state.rt = rt
     app.add_exception_handler(Exception, _internal_error)
+    errors.install(app)
     # Outermost first: the body cap refuses before anything reads; the audit row is
     # written after the response of every request an ``access`` dependency marked.
     app.add_middleware(auth.AuditMiddleware)

@@ -16,7 +16,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from panoramisk.message import Message
@@ -26,6 +26,7 @@ from app.acd.records import fit_id
 from app.acd.state import CallCentre, Drained, LiveChannel, LiveEntry, Snapshot
 from app.ami.normalise import Normaliser
 from app.ami.parser import AmiFrame
+from app.clock import PbxClock
 from app.components import Health, cancel_tasks
 from app.metrics import Metrics
 from app.store.restore import OpenCalls
@@ -58,14 +59,17 @@ class Pipeline:
         metrics: Metrics,
         writer: EventWriter | None = None,
         *,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: PbxClock | None = None,
         tick_interval: float = 1.0,
     ) -> None:
         self.centre = centre
         self.normaliser = normaliser
         self.metrics = metrics
         self.writer = writer
-        self.clock = clock
+        # The runtime's PBX clock (app/clock.py), which this pipeline keeps set from the
+        # Timestamp headers; ``clock`` is the host's clock it adds the skew to.
+        self.pbx_clock = clock if clock is not None else PbxClock()
+        self.clock = self.pbx_clock.host
         self.tick_interval = tick_interval
         self._flush_scheduled = False
         self._flush_timer: asyncio.TimerHandle | None = None
@@ -73,9 +77,6 @@ class Pipeline:
         self._event_labels: set[str] = set()
         self._failures: set[tuple[str, str]] = set()  # (event, error) already logged
         self._ticker: asyncio.Task[None] | None = None
-        # PBX clock minus ours (from Timestamp headers): the state machine runs on PBX
-        # time, so the ticker must too, or wrap-ups and stale-call sweeps fire early/late.
-        self.skew = timedelta(0)
         self._frame_counts: dict[str, int] = {}
         self._last_event: ev.DomainEvent | None = None
         self._last_received: datetime | None = None
@@ -83,20 +84,26 @@ class Pipeline:
         # Called with every drain() in flush(), after the writer got its records; each must
         # return at once (the live figures count the decided visits here).
         self.drain_hooks: list[Callable[[Drained], None]] = []
-        catalogue = centre.catalogue
-        self._queue_names: frozenset[str] | None = (
-            frozenset(catalogue.names) if catalogue is not None else None
-        )
+        self._queue_names: frozenset[str] | None = None  # of ``_names_of``
+        self._names_of: object = None  # the catalogue they were read from
         self._queue_labels: set[str] = set()
         # Reads back the calls the previous process left open (app/store/restore.py), at
         # start: before the AMI link, whose events would otherwise start them afresh.
         self.restore_from: Callable[[datetime], Awaitable[OpenCalls]] | None = None
 
+    @property
+    def skew(self) -> timedelta:
+        """PBX clock minus ours (from Timestamp headers): the state machine runs on PBX
+        time, so the ticker must too, or wrap-ups and stale-call sweeps fire early/late."""
+        return self.pbx_clock.skew
+
+    @skew.setter
+    def skew(self, value: timedelta) -> None:
+        self.pbx_clock.skew = value
+
     def pbx_now(self) -> datetime:
-        """The PBX's time now: our clock plus the skew its Timestamp headers show. The IVR
-        decides on it (opening hours, 09-10 rule) so that it agrees with the PBX whose
-        calls it is deciding; on a real box the two differ by NTP's error."""
-        return self.clock() + self.skew
+        """The PBX's time now (app/clock.py)."""
+        return self.pbx_clock.now()
 
     # ---- producers ---------------------------------------------------------------------
 
@@ -168,7 +175,12 @@ class Pipeline:
         return "other"
 
     def queue_label(self, queue: str) -> str:
-        """Queue names as metric labels: the catalogue's, else a bounded set; "other"."""
+        """Queue names as metric labels: the catalogue's (the running one: a queue added by
+        a reload is labelled), else a bounded set; "other"."""
+        catalogue = self.centre.catalogue
+        if catalogue is not self._names_of:
+            self._names_of = catalogue
+            self._queue_names = frozenset(catalogue.names) if catalogue is not None else None
         if self._queue_names is not None:
             return queue if queue in self._queue_names else "other"
         if queue in self._queue_labels:

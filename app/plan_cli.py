@@ -10,7 +10,7 @@ import json
 import math
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -25,22 +25,6 @@ from app.acd.staffing import (
     rostered,
 )
 from app.planning import plan_csv, plan_xlsx
-
-
-def _targets(settings: Any, queues: tuple[str, ...], kpi: KpiConfig) -> PlanTargets:
-    """The staffing targets of the agreement in force today (ivr_flows/goals.yaml), as the
-    service takes them; without the file, PlanTargets' defaults."""
-    from app.reports.goals import GOALS_FILE, live_goals, load_goals
-
-    flows = Path(settings.ivr_flows)
-    if not (flows / GOALS_FILE).is_file():
-        return PlanTargets()
-    try:
-        goals = live_goals(load_goals(flows, queues), datetime.now(settings.tz).date())
-    except LookupError:
-        return PlanTargets()
-    return PlanTargets.from_goals(goals, kpi)
-
 
 # --------------------------------------------------------------------------------------
 # acd staffing: the calculator
@@ -197,7 +181,7 @@ def _pools(specs: Sequence[str]) -> dict[str, list[str]]:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from app.cli import _settings
+    from app.tools.shell import command_settings as _settings
 
     settings = _settings()
     try:
@@ -237,35 +221,42 @@ async def _plan(
     """The staffing document (with the checks), or an exit code after a message."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from app.cli import _safe_url
-    from app.ivr.registry import load_flow_set
-    from app.ivr.validate import FlowInvalid
+    from app.clock import PbxClock
+    from app.config.errors import ConfigInvalid
+    from app.config.kinds import GOALS
+    from app.config.loader import load_config
     from app.planning import (
         Planner,
         PlanningError,
         PlanOptions,
         schedule_of_flows,
     )
+    from app.reports.goals import goals_on
     from app.store.db import create_engine, session_factory
+    from app.tools.shell import safe_url as _safe_url
 
     try:
-        flows = load_flow_set(Path(settings.ivr_flows))
-    except FlowInvalid as exc:
-        print(f"acd plan: the IVR flows are invalid: {exc}", file=sys.stderr)
+        config = load_config(Path(settings.ivr_flows))
+    except ConfigInvalid as exc:
+        print(f"acd plan: the configuration files are invalid: {exc}", file=sys.stderr)
         return 2
-    schedule = schedule_of_flows(flows.flows)
-    catalogue = flows.catalogue
+    schedule = schedule_of_flows(config.flows)
+    catalogue = config.queues
+    assert catalogue is not None  # a required kind
     kpi = KpiConfig(settings.short_abandon_seconds, settings.service_level_seconds)
+    goals = goals_on(config[GOALS], PbxClock(settings.tz).today())
     engine = create_engine(settings.database_url)
     planner = Planner(
         session_factory(engine),
         tz=settings.tz,
-        queues=catalogue.names,
-        wrapup={q.name: float(q.wrapup_seconds) for q in catalogue.queues},
+        queues=lambda: catalogue.names,
+        wrapup=lambda: {q.name: float(q.wrapup_seconds) for q in catalogue.queues},
         schedule=lambda: schedule,
-        targets=_targets(settings, catalogue.names, kpi),
+        # The agreement in force (ivr_flows/goals.yaml), as the service takes it.
+        targets=PlanTargets.from_goals(goals, kpi) if goals is not None else PlanTargets(),
         short_abandon_seconds=settings.short_abandon_seconds,
-        clock=lambda: datetime.now(UTC),
+        # Outside the service there is no PBX to learn the skew from: the host's today.
+        clock=PbxClock(settings.tz),
     )
     options = PlanOptions(
         shrinkage=args.shrinkage,

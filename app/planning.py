@@ -86,8 +86,8 @@ class Planner:
         sessions: async_sessionmaker[AsyncSession],
         *,
         tz: ZoneInfo,
-        queues: Sequence[str],
-        wrapup: Mapping[str, float],
+        queues: Callable[[], Sequence[str]],
+        wrapup: Callable[[], Mapping[str, float]],
         schedule: Callable[[], Schedule],
         targets: PlanTargets,
         short_abandon_seconds: float,
@@ -96,8 +96,10 @@ class Planner:
     ) -> None:
         self.sessions = sessions
         self.tz = tz
-        self.queues = tuple(queues)
-        self.wrapup = dict(wrapup)
+        # The running catalogue's queues and wrap-ups (a reload changes them: read them
+        # each time, app/config/registry.py).
+        self._queue_names = queues
+        self._wrapups = wrapup
         self.schedule = schedule
         self.targets = targets
         self.short_abandon_seconds = short_abandon_seconds
@@ -105,6 +107,14 @@ class Planner:
         self.config = config or ForecastConfig()
         self._cache: dict[tuple[date, int], PlanningData] = {}
         self._lock = asyncio.Lock()
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        return tuple(self._queue_names())
+
+    @property
+    def wrapup(self) -> dict[str, float]:
+        return dict(self._wrapups())
 
     def today(self) -> date:
         return self.clock().astimezone(self.tz).date()

@@ -95,7 +95,10 @@ class Settings(BaseSettings):
 
     # --- the contact centre ---------------------------------------------------------
     timezone: str = Field(default="Europe/Copenhagen", description="Local time of the centre")
-    ivr_flows: Path = Field(default=Path("ivr_flows"), description="Folder of IVR flow files")
+    ivr_flows: Path = Field(
+        default=Path("ivr_flows"),
+        description="Folder of the configuration files: queues, work data, IVR flows",
+    )
     caller_hash_key: SecretStr | None = Field(
         default=None,
         description="Key for the keyed hash of caller numbers; unset = random per process",

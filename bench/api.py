@@ -76,7 +76,8 @@ def pct(values: list[float], q: float) -> float:
 async def serve_child(db: str, port: int, speed: float) -> None:
     import uvicorn
 
-    from app.main import create_app, settle_heap
+    from app.main import create_app
+    from app.runtime import settle_heap
     from app.settings import load_settings
     from app.sim.harness import simulator, wait_logged_in
     from app.sim.traffic import TrafficConfig

@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.ami.normalise import Normaliser
 from app.ami.parser import AmiFrame, AmiParser
-from app.main import build_runtime, settle_heap
 from app.privacy import CallerPrivacy
+from app.runtime import build_runtime, settle_heap
 from app.settings import load_settings
 from app.store import migrate
 from bench.streams import build

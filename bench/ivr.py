@@ -75,7 +75,7 @@ class StepRecorder:
 async def serve(flows: Path) -> None:
     from app.agi.channel import AgiLimits
     from app.agi.server import AgiServer
-    from app.ivr.registry import FlowRegistry
+    from app.config.registry import ConfigRegistry
     from app.metrics import Metrics
     from app.privacy import CallerPrivacy
 
@@ -88,10 +88,12 @@ async def serve(flows: Path) -> None:
     metrics = Metrics()
     steps = StepRecorder()
     metrics.agi_step_seconds = steps  # type: ignore[assignment]
+    config = ConfigRegistry(flows, sighup=False)
+    config.load()
     server = AgiServer(
         host="127.0.0.1",
         port=0,
-        registry=FlowRegistry(flows),
+        config=config,
         emit=emit,
         estimates=lambda queue: None,
         privacy=CallerPrivacy(b"bench-caller-hash-key-0123456789"),
@@ -101,7 +103,6 @@ async def serve(flows: Path) -> None:
         clock=lambda: BENCH_NOW,
         limits=AgiLimits(session_seconds=120),
         max_sessions=2000,
-        sighup=False,
     )
     await server.start()
     print(f"READY {server.port}", flush=True)
@@ -178,12 +179,13 @@ async def one_call(
 async def drive(
     port: int, concurrency: int, calls: int, seed: int, deadline: float, pace: float
 ) -> Results:
+    from app.config.loader import load_config
     from app.ivr.graph import key_paths
-    from app.ivr.registry import load_flow_set
 
-    flow_set = load_flow_set(ROOT / "ivr_flows")
-    paths = key_paths(flow_set.flows["jobcenter"])
-    volumes = {q.name: max(q.calls_per_year, 500) for q in flow_set.catalogue.queues}
+    config = load_config(ROOT / "ivr_flows")
+    assert config.queues is not None
+    paths = key_paths(config.flows["jobcenter"])
+    volumes = {q.name: max(q.calls_per_year, 500) for q in config.queues.queues}
     queues = sorted(paths)
     rng = random.Random(seed)
     plan = []

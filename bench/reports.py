@@ -44,11 +44,11 @@ from sqlalchemy import func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from app.acd.kpi import KpiConfig  # noqa: E402
+from app.config.kinds import GOALS  # noqa: E402
+from app.config.loader import load_config  # noqa: E402
 from app.ivr.calendar import is_working_day  # noqa: E402
-from app.ivr.catalogue import load_catalogue, load_work  # noqa: E402
 from app.reports import render  # noqa: E402
 from app.reports.build import build_report  # noqa: E402
-from app.reports.goals import load_goals  # noqa: E402
 from app.reports.periods import parse_period  # noqa: E402
 from app.reports.recompute import recompute  # noqa: E402
 from app.reports.rollup import Context, count_and_store  # noqa: E402
@@ -82,7 +82,8 @@ class Traffic:
 
     def __init__(self, seed: int, scale: float) -> None:
         self.rnd = random.Random(seed)
-        catalogue = load_catalogue(FLOWS)
+        catalogue = load_config(FLOWS).queues
+        assert catalogue is not None
         self.areas = [q.name for q in catalogue.queues if q.calls_per_year]
         self.weights = [q.calls_per_year for q in catalogue.queues if q.calls_per_year]
         self.per_year = sum(self.weights) * scale
@@ -180,7 +181,7 @@ class Traffic:
 
 
 async def load_year(url: str, seed: int, scale: float) -> dict[str, float]:
-    catalogue = load_catalogue(FLOWS)
+    catalogue = load_config(FLOWS).queues
     backend = PostgresBackend(url)
     centre = Centre(backend, catalogue, live=False)
     traffic = Traffic(seed, scale)
@@ -256,10 +257,10 @@ async def load_year(url: str, seed: int, scale: float) -> dict[str, float]:
 
 
 def context() -> Context:
-    catalogue = load_catalogue(FLOWS)
-    work = load_work(FLOWS, catalogue.names)
-    goals = load_goals(FLOWS, catalogue.names, [d.name for d in work.destinations])
-    return Context(tz=TZ, config=KpiConfig(), goals=goals, catalogue=catalogue, repeat_days=3)
+    snapshot = load_config(FLOWS)
+    goals = snapshot[GOALS]
+    assert goals is not None
+    return Context(tz=TZ, config=KpiConfig(), goals=goals, catalogue=snapshot.queues, repeat_days=3)
 
 
 async def timed_report(url: str, ctx: Context, period: str, by: str, fmt: str) -> tuple[float, int]:

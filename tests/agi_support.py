@@ -14,7 +14,7 @@ from app.acd.estimates import EstimateSource, QueueEstimate, no_estimates
 from app.acd.events import DomainEvent
 from app.agi.channel import AgiLimits
 from app.agi.server import AgiServer
-from app.ivr.registry import FlowRegistry
+from app.config.registry import ConfigRegistry
 from app.metrics import Metrics
 from app.privacy import CallerPrivacy
 from tests.agi_fake_asterisk import FakeAsterisk
@@ -52,6 +52,7 @@ def waits(**seconds: float | None) -> EstimateSource:
 @dataclass
 class Harness:
     server: AgiServer
+    config: ConfigRegistry
     events: list[DomainEvent]
     metrics: Metrics
     pbx: FakeAsterisk
@@ -93,10 +94,12 @@ async def agi_service(
     metrics = Metrics()
     clock = FakeClock(at)
     privacy = CallerPrivacy(HASH_KEY)
+    config = ConfigRegistry(flows_dir, metrics, sighup=sighup)
+    config.load()
     server = AgiServer(
         host="127.0.0.1",
         port=0,
-        registry=FlowRegistry(flows_dir),
+        config=config,
         emit=emit or events.append,
         estimates=estimates,
         privacy=privacy,
@@ -106,12 +109,13 @@ async def agi_service(
         clock=clock,
         limits=limits,
         max_sessions=max_sessions,
-        sighup=sighup,
     )
+    await config.start()
     await server.start()
     try:
         yield Harness(
-            server, events, metrics, FakeAsterisk("127.0.0.1", server.port), clock, privacy
+            server, config, events, metrics, FakeAsterisk("127.0.0.1", server.port), clock, privacy
         )
     finally:
         await server.stop()
+        await config.stop()

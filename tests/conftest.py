@@ -6,6 +6,13 @@ asks for it starts from empty tables. SQLite: a migrated template file copied pe
 Redis: the database of ``ACD_TEST_REDIS_URL``, flushed before each test.
 
 An unreachable server FAILS the tests that need it, with a message; nothing is skipped.
+The tests that need a server carry its marker, set here from the fixtures they use
+(``pytest -m "not postgres and not redis"`` runs the rest without either).
+
+Hypothesis runs under one profile for the whole run (``HYPOTHESIS_PROFILE``, default
+``dev``): no deadline (the machine is shared, a slow example is not a failing one);
+``ci`` also derandomizes, so a CI failure replays the same examples. Tests keep only their
+own example counts, where one example costs far more or less than usual.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy.engine import make_url
 
 from app.settings import normalise_database_url
@@ -28,6 +36,35 @@ DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
 FIXTURES = Path(__file__).parent / "fixtures"
 
 TABLES_IN_DELETE_ORDER = None  # filled lazily from the models' metadata
+
+settings.register_profile("dev", deadline=None)
+settings.register_profile(
+    "ci",
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+# fixture -> the marker of the server it needs
+_SERVER_FIXTURES = {
+    "pg_database": "postgres",
+    "own_postgres": "postgres",
+    "redis_url": "redis",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with the servers its fixtures need (``db_url`` by its parameter)."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        marks = {mark for name, mark in _SERVER_FIXTURES.items() if name in names}
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("db_url") == "postgres":
+            marks.add("postgres")
+        for mark in sorted(marks):
+            item.add_marker(mark)
 
 
 def _pg_server_url() -> str:

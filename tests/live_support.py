@@ -84,6 +84,16 @@ class Feed:
             )
         )
 
+    def device(self, agent: str, state: str) -> None:
+        """The agent's phone changes device state (NOT_INUSE, UNAVAILABLE, ...)."""
+        self._send(
+            ev.DeviceStateChanged(
+                **self._base(),  # type: ignore[arg-type]
+                device=f"PJSIP/{agent}",
+                state=state,
+            )
+        )
+
     # ---- callers ---------------------------------------------------------------------
 
     def arrive(self, call: str, number: str = "+45 ••••••56") -> None:

@@ -8,13 +8,14 @@ Four roles (issue 7):
 
 An endpoint names the scope it needs (``agents:write``, ...); the role decides whether
 the principal has it (``has``) and, for a given agent, whether it reaches that agent
-(``reaches``). Reads of call-level reports by an agent are narrowed to its own calls by the
-use cases, with ``own_agent``.
+(``reaches``); for a call, ``may_act_on_call`` is the one rule (app/services/calls.py asks
+it for every read and action on a call). Reads of call-level reports by an agent are
+narrowed to its own calls by the use cases, with ``own_agent``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -31,7 +32,7 @@ SCOPES: dict[str, str] = {
     "callbacks:read": "read call-back and message tasks",
     "callbacks:write": "create, assign and complete call-back tasks",
     "surveys:read": "read survey answers and averages (an agent: its own)",
-    "ivr:admin": "reload the menu",
+    "ivr:admin": "reload the configuration files (menu, queues, work data)",
     "live:read": "the live picture: queues, agents, calls in progress, the stream",
     "reports:read": "reports against the service goals (by agent: as agents:read reaches)",
     "planning:read": "forecasts and staffing plans (a supervisor: all queues)",
@@ -91,6 +92,23 @@ class Principal:
     def own_agent(self) -> str | None:
         """An agent sees call-level data of its own calls only: the agent id to filter on."""
         return self.agent_id if self.role == "agent" else None
+
+
+def may_act_on_call(
+    principal: Principal, agents: Mapping[str, str | None], *, read: bool = False
+) -> bool:
+    """May ``principal`` read (``read``) or act on (register, transfer) a call handled by
+    ``agents`` (agent id -> team: the agents who took it, or the one talking now)?
+
+    - ``admin``, ``integration``: yes (the endpoint's scope was checked already);
+    - an agent: only when it is one of ``agents`` (a call it took, or is talking on);
+    - a supervisor: reads every call; acts when one of ``agents`` is in its teams.
+    """
+    if principal.role == "agent":
+        return principal.agent_id is not None and principal.agent_id in agents
+    if principal.role == "supervisor" and not read:
+        return any(principal.reaches(agent, team) for agent, team in agents.items())
+    return True
 
 
 def check_user(

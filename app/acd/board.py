@@ -17,10 +17,9 @@ from typing import Any
 from app.acd.estimates import QueueEstimate
 from app.acd.ewt import HandleTimes, position_waits, residual_talk
 from app.acd.kpi import CENTRE, DayBook, Goals, KpiConfig
+from app.acd.presence import MEMBER_STATES, STAFFED
 from app.acd.state import DEFAULT_WRAPUP, Agent, Call, CallCentre, Visit
 
-MEMBER_STATES = ("available", "ringing", "on_call", "wrapup", "paused", "unavailable")
-STAFFED = frozenset({"available", "ringing", "on_call", "wrapup"})
 _QUEUE_NAME = re.compile(r"[a-z][a-z0-9_]{1,40}")
 MAX_EXTRA_QUEUES = 50  # queues the PBX has but the catalogue does not (bounded)
 

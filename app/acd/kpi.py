@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 VISIT_OUTCOMES = ("answered", "abandoned", "timeout", "empty", "transferred")
@@ -59,9 +59,40 @@ class Goals:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+class CountedVisit(Protocol):
+    """What the figures read of one queue visit. The visit itself, not a copy of it: the
+    state machine's ``Visit`` (app/acd/state.py), its ``VisitRecord`` (app/acd/records.py)
+    and the stored ``queue_visits`` row (app/store/models.py) all are one."""
+
+    @property
+    def linkedid(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def queue(self) -> str: ...
+    @property
+    def entered_at(self) -> datetime: ...
+    @property
+    def outcome(self) -> str | None: ...
+    @property
+    def wait_seconds(self) -> float | None: ...
+    @property
+    def talk_seconds(self) -> float | None: ...
+    @property
+    def ring_seconds(self) -> float | None: ...
+    @property
+    def estimated_wait_seconds(self) -> float | None: ...  # what the menu expected
+
+
+def visit_key(v: CountedVisit) -> tuple[str, int, str]:
+    """A visit's identity: it counts once however often it is fed."""
+    return (v.linkedid, v.seq, v.queue)
+
+
 @dataclass(frozen=True, slots=True)
-class VisitFacts:
-    """What the figures need of one queue visit, from the state machine or a stored row."""
+class CallFacts:
+    """A call as the centre counts it (``call_facts``): a ``CountedVisit`` of queue
+    ``CENTRE`` and sequence 0, made from the call's visits (no row holds it)."""
 
     linkedid: str
     seq: int
@@ -71,11 +102,7 @@ class VisitFacts:
     wait_seconds: float | None
     talk_seconds: float | None = None
     ring_seconds: float | None = None
-    estimated_wait_seconds: float | None = None  # what the menu expected at routing
-
-    @property
-    def key(self) -> tuple[str, int, str]:
-        return (self.linkedid, self.seq, self.queue)
+    estimated_wait_seconds: float | None = None
 
 
 def _ms(seconds: float) -> int:
@@ -107,7 +134,7 @@ class Tally:
     ewt_error_ms: int = 0  # sum of (actual wait - estimate)
     ewt_abs_error_ms: int = 0
 
-    def decided(self, v: VisitFacts, config: KpiConfig) -> None:
+    def decided(self, v: CountedVisit, config: KpiConfig) -> None:
         if v.outcome not in VISIT_OUTCOMES:
             return
         self.offered += 1
@@ -136,7 +163,7 @@ class Tally:
             else:
                 self.abandoned_within_sl += 1
 
-    def talk(self, v: VisitFacts) -> None:
+    def talk(self, v: CountedVisit) -> None:
         if v.talk_seconds is None:
             return
         self.talked += 1
@@ -225,7 +252,7 @@ def figures(t: Tally) -> Figures:
     )
 
 
-def call_facts(visits: Sequence[VisitFacts], ended: bool) -> VisitFacts | None:
+def call_facts(visits: Sequence[CountedVisit], ended: bool) -> CallFacts | None:
     """A call as the centre counts it (``queue=CENTRE``), from its visits in order; None
     while its outcome is not known.
 
@@ -254,7 +281,7 @@ def call_facts(visits: Sequence[VisitFacts], ended: bool) -> VisitFacts | None:
         outcome = "answered"
     talks = [_ms(v.talk_seconds) for v in visits if v.talk_seconds is not None]
     first = visits[0]
-    return VisitFacts(
+    return CallFacts(
         linkedid=first.linkedid,
         seq=0,
         queue=CENTRE,
@@ -302,31 +329,31 @@ class DayBook:
     def _tally(self, day: date, queue: str) -> Tally:
         return self.tallies.setdefault(day, {}).setdefault(queue, Tally())
 
-    def decided(self, v: VisitFacts) -> bool:
+    def decided(self, v: CountedVisit) -> bool:
         """Count a decided visit; False if it was counted before (or is not decided)."""
         if v.outcome not in VISIT_OUTCOMES:
             return False
         day = self.day_of(v.entered_at)
         seen = self._decided.setdefault(day, set())
-        if v.key in seen:
+        if visit_key(v) in seen:
             return False
-        seen.add(v.key)
+        seen.add(visit_key(v))
         self._tally(day, v.queue).decided(v, self.config)
         return True
 
-    def talked(self, v: VisitFacts) -> bool:
+    def talked(self, v: CountedVisit) -> bool:
         """Count the talk of an answered visit whose talk ended; False if counted before."""
         if v.talk_seconds is None:
             return False
         day = self.day_of(v.entered_at)
         seen = self._talked.setdefault(day, set())
-        if v.key in seen:
+        if visit_key(v) in seen:
             return False
-        seen.add(v.key)
+        seen.add(visit_key(v))
         self._tally(day, v.queue).talk(v)
         return True
 
-    def feed(self, visits: Iterable[VisitFacts]) -> None:
+    def feed(self, visits: Iterable[CountedVisit]) -> None:
         """A stored visit: its decision and, if its talk ended, its talk."""
         for v in visits:
             self.decided(v)

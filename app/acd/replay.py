@@ -19,7 +19,7 @@ from typing import Any
 from app import jsoncodec
 from app.acd import events as ev
 from app.acd.ewt import HandleTimes
-from app.acd.kpi import DayBook, VisitFacts, call_facts
+from app.acd.kpi import CallFacts, DayBook, call_facts
 from app.acd.queues import QueueCatalogue
 from app.acd.records import Record
 from app.acd.state import Call, CallCentre, Drained, Visit
@@ -126,39 +126,23 @@ def event_of_row(row: Any) -> ev.DomainEvent:
     )
 
 
-def visit_facts(visit: Visit) -> VisitFacts:
-    return VisitFacts(
-        linkedid=visit.linkedid,
-        seq=visit.seq,
-        queue=visit.queue,
-        entered_at=visit.entered_at,
-        outcome=visit.outcome,
-        wait_seconds=visit.wait_seconds,
-        talk_seconds=visit.talk_seconds,
-        ring_seconds=visit.ring_seconds,
-        estimated_wait_seconds=visit.estimated_wait,
-    )
-
-
-def call_of(call: Call) -> VisitFacts | None:
+def call_of(call: Call) -> CallFacts | None:
     """The call as the centre counts it (None while its outcome is not known)."""
-    return call_facts([visit_facts(v) for v in call.visits], ended=call.ended_at is not None)
+    return call_facts(call.visits, ended=call.ended_at is not None)
 
 
-def take(book: DayBook, drained: Drained, handle: HandleTimes | None = None) -> list[VisitFacts]:
+def take(book: DayBook, drained: Drained, handle: HandleTimes | None = None) -> list[Visit]:
     """Count what a ``drain()`` says became known; returns the visits' decisions counted
     (the calls', counted in the centre, are not returned)."""
     counted = []
     for visit in drained.decided:
-        facts = visit_facts(visit)
-        if book.decided(facts):
-            counted.append(facts)
-            if handle is not None and facts.outcome == "answered" and facts.ring_seconds:
-                handle.add_ring(facts.queue, facts.ring_seconds)
+        if book.decided(visit):
+            counted.append(visit)
+            if handle is not None and visit.outcome == "answered" and visit.ring_seconds:
+                handle.add_ring(visit.queue, visit.ring_seconds)
     for visit in drained.talked:
-        facts = visit_facts(visit)
-        if book.talked(facts) and handle is not None and facts.talk_seconds is not None:
-            handle.add_talk(facts.queue, facts.talk_seconds)
+        if book.talked(visit) and handle is not None and visit.talk_seconds is not None:
+            handle.add_talk(visit.queue, visit.talk_seconds)
     for call in (*drained.calls_answered, *drained.calls_ended):
         whole = call_of(call)
         if whole is not None:

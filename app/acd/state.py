@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from app.acd import events as ev
+from app.acd.presence import DEVICE_UNAVAILABLE, AgentStateName, state_of
 from app.acd.queues import QueueCatalogue
 from app.acd.records import (
     AgentStateRecord,
@@ -51,16 +52,11 @@ Outcome = Literal[
     "callback",
     "failed",
 ]
-AgentStateName = Literal[
-    "logged_out", "available", "ringing", "on_call", "wrapup", "paused", "unavailable"
-]
 
 # Hang-up causes (Q.850) that are an ordinary end of a call, not a failure.
 NORMAL_CAUSES = frozenset({0, 16, 17, 18, 19, 21, 31, 32})
 # QUEUESTATUS values meaning the caller never got into the queue.
 NOT_QUEUED = frozenset({"JOINEMPTY", "JOINUNAVAIL", "FULL"})
-# Device states (QueueMemberStatus Status) in which a member cannot take a call.
-DEVICE_UNAVAILABLE = frozenset({4, 5})  # invalid, unavailable
 
 DEFAULT_WRAPUP = 30
 
@@ -68,6 +64,12 @@ DEFAULT_WRAPUP = 30
 def default_agent_id(interface: str) -> str:
     """``PJSIP/agent1`` -> ``agent1``: the agent id when no roster says otherwise."""
     return interface.rsplit("/", 1)[-1]
+
+
+def _in_wrapup(agent: Agent, at: datetime | None) -> bool:
+    """In wrap-up at ``at`` (``tick`` clears a wrap-up that has run out)."""
+    until = agent.wrapup_until
+    return until is not None and (at is None or until > at)
 
 
 def _seconds(a: datetime | None, b: datetime | None) -> float | None:
@@ -120,6 +122,11 @@ class Visit:
     @property
     def talk_seconds(self) -> float | None:
         return _seconds(self.answered_at, self.talk_end_at)
+
+    @property
+    def estimated_wait_seconds(self) -> float | None:
+        """As the record calls it (the figures read a visit as its record: app/acd/kpi.py)."""
+        return self.estimated_wait
 
 
 @dataclass
@@ -229,7 +236,7 @@ class CallCentre:
     def __init__(
         self,
         pbx: str,
-        catalogue: QueueCatalogue | None = None,
+        catalogue: QueueCatalogue | Callable[[], QueueCatalogue | None] | None = None,
         *,
         agent_of: Callable[[str], str] = default_agent_id,
         due_at: Callable[[datetime], datetime] | None = None,
@@ -237,7 +244,9 @@ class CallCentre:
         stale_after: timedelta = timedelta(hours=12),
     ) -> None:
         self.pbx = pbx
-        self.catalogue = catalogue
+        # The queues (wrap-up times): a function reading the configuration registry, so a
+        # reload reaches the running state machine; a fixed catalogue in tools and tests.
+        self._catalogue = catalogue if callable(catalogue) else (lambda: catalogue)
         self.agent_of = agent_of
         self._due_at = due_at or (lambda at: at + timedelta(days=2))
         self.grace = grace
@@ -271,6 +280,10 @@ class CallCentre:
         # call or member heard of since the link came back is alive whatever the (older)
         # snapshot says; only what was last heard of before the loss is in doubt.
         self._link = 0
+
+    @property
+    def catalogue(self) -> QueueCatalogue | None:
+        return self._catalogue()
 
     # ---- public API --------------------------------------------------------------
 
@@ -517,17 +530,19 @@ class CallCentre:
         return member
 
     def member_state(self, member: Member) -> AgentStateName:
-        """The state of an agent as seen from one of its queues."""
+        """The state of an agent as seen from one of its queues (app/acd/presence.py):
+        the agent's own facts, with this membership's pause."""
         agent = self.agents.get(member.interface)
         if agent is None:
-            return "available"
-        if agent.state in ("on_call", "ringing", "wrapup"):
-            return agent.state
-        if member.paused:
-            return "paused"
-        if agent.device_status in DEVICE_UNAVAILABLE:
-            return "unavailable"
-        return "available"
+            return "paused" if member.paused else "available"
+        return state_of(
+            logged_in=True,
+            on_call=agent.on_call is not None,
+            ringing=bool(agent.ringing),
+            paused=member.paused,
+            wrapup=_in_wrapup(agent, self.now),
+            unreachable=agent.device_status in DEVICE_UNAVAILABLE,
+        )
 
     # ---- internals: calls -----------------------------------------------------------
 
@@ -712,21 +727,15 @@ class CallCentre:
     def _agent_state(
         self, agent: Agent, at: datetime, source_key: str, queue: str | None = None
     ) -> None:
-        """Recompute an agent's state; record it when it changed."""
-        if not self._logged_in(agent.interface) and agent.on_call is None:
-            state: AgentStateName = "logged_out"
-        elif agent.on_call is not None:
-            state = "on_call"
-        elif agent.ringing:
-            state = "ringing"
-        elif agent.wrapup_until is not None and agent.wrapup_until > at:
-            state = "wrapup"
-        elif agent.device_status in DEVICE_UNAVAILABLE:
-            state = "unavailable"
-        elif self._all_paused(agent.interface):
-            state = "paused"
-        else:
-            state = "available"
+        """Recompute an agent's state (app/acd/presence.py); record it when it changed."""
+        state = state_of(
+            logged_in=self._logged_in(agent.interface),
+            on_call=agent.on_call is not None,
+            ringing=bool(agent.ringing),
+            paused=self._all_paused(agent.interface),
+            wrapup=_in_wrapup(agent, at),
+            unreachable=agent.device_status in DEVICE_UNAVAILABLE,
+        )
         reason = self._pause_reason(agent.interface) if state == "paused" else None
         if state != agent.state or reason != agent.reason:
             agent.state = state
@@ -777,8 +786,9 @@ class CallCentre:
         self._agent_state(agent, at, f"talk-end:{call.linkedid}:{visit.seq}", visit.queue)
 
     def _wrapup_seconds(self, queue: str) -> int:
-        if self.catalogue is not None:
-            q = self.catalogue.get(queue)
+        catalogue = self.catalogue
+        if catalogue is not None:
+            q = catalogue.get(queue)
             if q is not None:
                 return q.wrapup_seconds
         return DEFAULT_WRAPUP

@@ -4,20 +4,19 @@ best contact hours), and the goals of the agent scorecard.
 
 Pure: validated from a mapping, no file I/O and no clock here; the API asks it questions
 with the time passed in. The queue names it uses are checked against the queue catalogue
-(``check_queues``) when the service loads it.
+(``queue_problems``) when the configuration registry loads it (app/config/kinds.py).
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.ivr.calendar import WEEKDAYS, Schedule, Weekday, parse_interval
 
-WORK_FILE = "work.yaml"
 CODE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 Code = Annotated[str, Field(pattern=f"^{CODE.pattern}$", max_length=40)]
 NUMBER = re.compile(r"\+?[0-9]{3,15}")
@@ -148,20 +147,19 @@ class WorkConfig(BaseModel):
     def disposition(self, queue: str | None, code: str) -> Choice | None:
         return next((c for c in self.dispositions.for_queue(queue) if c.code == code), None)
 
-    def check_queues(self, queues: tuple[str, ...]) -> list[str]:
-        """Problems with the queue names this file uses (empty when all are known)."""
-        problems = [
-            f"dispositions.queues: {q!r} is not a queue of queues.yaml"
+    def queue_problems(self, queues: tuple[str, ...]) -> list[tuple[tuple[str, ...], str]]:
+        """(place in the file, problem) for each queue name this file gets wrong."""
+        problems: list[tuple[tuple[str, ...], str]] = [
+            (("dispositions", "queues", q), f"{q!r} is not a queue of queues.yaml")
             for q in self.dispositions.queues
             if q not in queues
         ]
         problems += [
-            f"destinations: {d.name!r} has the name of a queue; transfers could not tell them apart"
-            for d in self.destinations
+            (
+                ("destinations", str(i), "name"),
+                f"{d.name!r} has the name of a queue; transfers could not tell them apart",
+            )
+            for i, d in enumerate(self.destinations)
             if d.name in queues
         ]
         return problems
-
-
-def parse_work(data: Any) -> WorkConfig:
-    return WorkConfig.model_validate(data)

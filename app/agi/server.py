@@ -6,8 +6,9 @@ silent or garbage-sending peer only ever holds its own task. Beyond ``max_sessio
 connection is answered cleanly (its environment read, then closed without a route) and the
 dialplan's fallback puts the caller in the general queue.
 
-Flows are reloaded on SIGHUP and through :meth:`AgiServer.reload` (``POST
-/v1/ivr/reload``); a broken flow set is rejected and the running one stays.
+The flows are the configuration registry's (app/config/registry.py): each session takes
+the running flow when it starts and keeps it; a reload (SIGHUP, ``POST /v1/ivr/reload``)
+changes what the next session takes.
 """
 
 from __future__ import annotations
@@ -15,33 +16,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import Callable
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from app.acd.estimates import EstimateSource, QueueEstimate
+from app.acd.estimates import EstimateSource
 from app.acd.events import DomainEvent
 from app.agi.channel import AgiChannel, AgiError, AgiLimits
 from app.agi.protocol import ProtocolError
 from app.agi.session import SessionDeps, run_session
 from app.components import Health
-from app.ivr.registry import FlowRegistry, ReloadResult
+from app.config.registry import ConfigRegistry
 from app.metrics import Metrics
 from app.privacy import CallerPrivacy
-
-if TYPE_CHECKING:
-    from app.main import Runtime
 
 log = logging.getLogger(__name__)
 
 REJECT_READ_SECONDS = 1.0
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class AgiServer:
@@ -53,29 +44,27 @@ class AgiServer:
         *,
         host: str,
         port: int,
-        registry: FlowRegistry,
+        config: ConfigRegistry,
         emit: Callable[[DomainEvent], None],
         estimates: EstimateSource,
         privacy: CallerPrivacy,
         metrics: Metrics,
         pbx: str,
         tz: ZoneInfo,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Callable[[], datetime],
         limits: AgiLimits | None = None,
         max_sessions: int = 500,
-        sighup: bool = True,
     ) -> None:
         self.host = host
         self.requested_port = port
-        self.registry = registry
+        self.config = config
         self.metrics = metrics
         self.limits = limits or AgiLimits()
         self.max_sessions = max_sessions
-        self.sighup = sighup
         self.deps = SessionDeps(
             pbx=pbx,
             tz=tz,
-            registry=registry,
+            config=config,
             emit=emit,
             estimates=estimates,
             privacy=privacy,
@@ -85,35 +74,6 @@ class AgiServer:
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
         self._active = 0
-        self._reload_lock = asyncio.Lock()
-        self._sighup_installed = False
-        self._background: set[asyncio.Task[ReloadResult]] = set()
-
-    @classmethod
-    def from_runtime(cls, rt: Runtime, clock: Callable[[], datetime] = utc_now) -> AgiServer:
-        s = rt.settings
-
-        def estimates(queue: str) -> QueueEstimate | None:
-            return rt.estimates(queue)  # late-bound: the live state replaces it when it runs
-
-        return cls(
-            host=s.agi_host,
-            port=s.agi_port,
-            registry=FlowRegistry(Path(s.ivr_flows)),
-            emit=rt.emit,
-            estimates=estimates,
-            privacy=rt.privacy,
-            metrics=rt.metrics,
-            pbx=s.pbx_id,
-            tz=s.tz,
-            clock=clock,
-            limits=AgiLimits(
-                env_timeout=s.agi_env_timeout,
-                reply_timeout=s.agi_reply_timeout,
-                session_seconds=s.agi_session_timeout,
-            ),
-            max_sessions=s.agi_max_sessions,
-        )
 
     # ---- Component ------------------------------------------------------------------
 
@@ -129,26 +89,14 @@ class AgiServer:
         return self._active
 
     async def start(self) -> None:
-        result = await self.reload()
-        if not result.ok:
-            log.error(
-                "IVR flows not loaded; calls get the dialplan's fallback queue:\n  %s",
-                "\n  ".join(str(e) for e in result.errors),
-            )
+        if not self.config.current.flows:
+            log.error("no IVR flows loaded; calls get the dialplan's fallback queue")
         self._server = await asyncio.start_server(
             self._handle, self.host, self.requested_port, reuse_address=True
         )
-        if self.sighup:
-            loop = asyncio.get_running_loop()
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
-                self._sighup_installed = True
         log.info("FastAGI listening on %s:%d", self.host, self.port)
 
     async def stop(self) -> None:
-        if self._sighup_installed:
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
-            self._sighup_installed = False
         if self._server is not None:
             self._server.close()
         # Calls still in the menu lose their session; the dialplan falls back for them.
@@ -163,43 +111,21 @@ class AgiServer:
             self._server = None
 
     async def check(self) -> Health:
-        current = self.registry.current
+        current = self.config.current
         detail: dict[str, object] = {
             "port": self.port,
             "active": self._active,
             "max_sessions": self.max_sessions,
-            "flows": sorted(current.flows) if current else [],
-            "version": current.version if current else "",
+            "flows": sorted(current.flows),
+            "version": current.version,
         }
-        if self.registry.last_errors:
-            detail["rejected"] = [str(e) for e in self.registry.last_errors[:20]]
+        if self.config.last_errors:
+            detail["rejected"] = [str(e) for e in self.config.last_errors[:20]]
         if self._server is None or not self._server.is_serving():
             return Health(False, "down", detail)
-        if current is None:
+        if not current.flows:
             return Health(False, "no_flows", detail)
         return Health(True, "up", detail)
-
-    # ---- reload ---------------------------------------------------------------------
-
-    async def reload(self) -> ReloadResult:
-        """Load and check every flow file; swap them in only if all are valid."""
-        async with self._reload_lock:
-            result = await asyncio.to_thread(self.registry.reload)
-        self.metrics.ivr_flow_reloads.labels("ok" if result.ok else "rejected").inc()
-        if result.ok:
-            log.info("IVR flows loaded: %s (version %s)", ", ".join(result.flows), result.version)
-        else:
-            log.error(
-                "IVR flow reload rejected, keeping version %s:\n  %s",
-                result.version or "(none)",
-                "\n  ".join(str(e) for e in result.errors),
-            )
-        return result
-
-    def _on_sighup(self) -> None:
-        task = asyncio.get_running_loop().create_task(self.reload())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     # ---- connections ----------------------------------------------------------------
 

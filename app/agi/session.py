@@ -39,6 +39,7 @@ from app.acd.records import fit_id
 from app.agi import protocol as cmd
 from app.agi.channel import AgiChannel, AgiError, ChannelHungUp, CommandFailed
 from app.agi.protocol import Environment, ProtocolError, Reply, dtmf_from_result
+from app.config.registry import ConfigRegistry
 from app.ivr import engine
 from app.ivr.engine import (
     ANY_KEY,
@@ -55,7 +56,6 @@ from app.ivr.engine import (
     Step,
 )
 from app.ivr.model import Flow
-from app.ivr.registry import FlowRegistry
 from app.ivr.survey import SurveySampler, SurveyState, survey_advance, survey_hung_up, survey_start
 from app.metrics import Metrics
 from app.privacy import CallerPrivacy, canonical_number
@@ -75,7 +75,7 @@ class SessionDeps:
 
     pbx: str
     tz: ZoneInfo
-    registry: FlowRegistry
+    config: ConfigRegistry  # the running flows: a session keeps the one it starts with
     emit: Callable[[DomainEvent], None]
     estimates: EstimateSource
     privacy: CallerPrivacy
@@ -183,7 +183,7 @@ class _Session:
             channel=self.env.get("channel")[:80],
         )
         self.started = time.monotonic()
-        flow = self.deps.registry.get(flow_name)
+        flow = self.deps.config.current.flow(flow_name)
         if flow is None:
             log.error("FastAGI %s: no flow named %r is loaded", self.uniqueid, flow_name[:64])
             return self._end("error")

@@ -21,7 +21,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from panoramisk import Manager
@@ -30,6 +30,7 @@ from panoramisk.message import Message
 
 from app.ami.normalise import WANTED_EVENTS
 from app.ami.parser import AmiFrame, AmiParser, Banner, RawPredicate
+from app.clock import host_now
 from app.components import Health, cancel_tasks
 from app.metrics import Metrics
 
@@ -186,7 +187,7 @@ class AmiLink:
         on_skipped: Callable[[dict[bytes, int]], None] = lambda skipped: None,
         on_connected: Callable[[AmiLink], Awaitable[object]] | None = None,
         on_lost: Callable[[datetime], None] | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = host_now,  # receive times: the host's
         backoff: Backoff = Backoff(),
         ping_interval: float = 10.0,
         ping_timeout: float = 5.0,

@@ -10,36 +10,25 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, Security
+from fastapi import APIRouter, Body, Path, Query, Request, Security
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.acd.access import Principal
 from app.acd.agents import view
+from app.acd.state import CallCentre
 from app.ami import agent_actions as actions
 from app.ami.confirm import StepsResult
-from app.api import pbx as pbx_http
-from app.api.auth import access, audit_note, forbidden
-from app.api.common import (
-    ERRORS,
-    PATH_AGENT,
-    Code,
-    ErrorOut,
-    Interface,
-    Name,
-    QueueName,
-    Team,
-    conflict,
-    not_found,
-    runtime,
-    work_config,
-)
+from app.api.auth import access, audit_note
+from app.api.common import ERRORS, PATH_AGENT, Code, Interface, Name, QueueName, Team
+from app.api.deps import Clock, Config, Pbx, RosterDep, Sessions, Work
+from app.api.errors import ErrorOut
+from app.config.snapshot import ConfigSnapshot
+from app.services.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
+from app.services.pbx import PbxGate
 from app.store import agents as roster
 from app.store import reports
-
-if TYPE_CHECKING:
-    from app.main import Runtime
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
 
@@ -143,25 +132,25 @@ def _profile_out(p: roster.Profile) -> ProfileOut:
     )
 
 
-async def _profile(rt: Runtime, who: Principal, agent_id: str) -> roster.Profile:
+async def _profile(sessions: Sessions, who: Principal, agent_id: str) -> roster.Profile:
     if who.role == "agent" and who.agent_id != agent_id:
-        raise forbidden("an agent acts only on itself")
-    async with rt.sessions() as session:
+        raise Forbidden("an agent acts only on itself")
+    async with sessions() as session:
         profile = await roster.get_profile(session, agent_id)
     if profile is None:
-        raise not_found(f"no agent {agent_id!r}")
+        raise NotFound(f"no agent {agent_id!r}")
     if not who.reaches(profile.id, profile.team):
-        raise forbidden(f"agent {agent_id!r} is not in your team(s)")
+        raise Forbidden(f"agent {agent_id!r} is not in your team(s)")
     return profile
 
 
-def _known_queue(rt: Runtime, queue: str | None) -> None:
-    if queue is not None and (rt.catalogue is None or rt.catalogue.get(queue) is None):
-        raise not_found(f"no queue {queue!r}")
+def _known_queue(config: ConfigSnapshot, queue: str | None) -> None:
+    if queue is not None and config.queue(queue) is None:
+        raise NotFound(f"no queue {queue!r}")
 
 
-def _state(rt: Runtime, profile: roster.Profile, confirmed: list[str]) -> AgentStateOut:
-    v = view(rt.centre, profile.interface)
+def _state(centre: CallCentre, profile: roster.Profile, confirmed: list[str]) -> AgentStateOut:
+    v = view(centre, profile.interface)
     return AgentStateOut(
         agent_id=profile.id,
         name=profile.name,
@@ -178,11 +167,17 @@ def _state(rt: Runtime, profile: roster.Profile, confirmed: list[str]) -> AgentS
 
 
 async def _act(
-    rt: Runtime, request: Request, action: str, profile: roster.Profile, run: Awaitable[StepsResult]
+    pbx: PbxGate,
+    request: Request,
+    action: str,
+    profile: roster.Profile,
+    run: Awaitable[StepsResult],
 ) -> AgentStateOut:
-    result = await pbx_http.attempt(rt, action, f"agent {profile.id!r}", run)
-    pbx_http.check(rt, request, action, result)
-    return _state(rt, profile, result.confirmed)
+    def note(**detail: Any) -> None:
+        audit_note(request, **detail)
+
+    result = await pbx.run(action, f"agent {profile.id!r}", run, note)
+    return _state(pbx.pbx.centre, profile, result.confirmed)
 
 
 # ---- profiles ------------------------------------------------------------------------
@@ -199,20 +194,22 @@ async def put_agent(
     agent_id: AgentPath,
     body: ProfileIn,
     who: Annotated[Principal, Security(access("agents:admin", "agent.profile"))],
+    sessions: Sessions,
+    config: Config,
+    agents: RosterDep,
 ) -> ProfileOut:
-    rt = runtime(request)
     for skill in body.skills:
-        _known_queue(rt, skill.queue)
+        _known_queue(config, skill.queue)
     if len({s.queue for s in body.skills}) != len(body.skills):
-        raise HTTPException(422, "each queue may be listed once in skills")
-    await rt.roster.ensure_loaded()
-    async with rt.sessions.begin() as session:
+        raise Invalid("each queue may be listed once in skills")
+    await agents.ensure_loaded()
+    async with sessions.begin() as session:
         existing = await roster.get_profile(session, agent_id)
         if who.role == "supervisor":
             if existing is not None and not who.reaches(agent_id, existing.team):
-                raise forbidden(f"agent {agent_id!r} is not in your team(s)")
+                raise Forbidden(f"agent {agent_id!r} is not in your team(s)")
             if not who.reaches(agent_id, body.team):
-                raise forbidden("a supervisor keeps agents within its own team(s)")
+                raise Forbidden("a supervisor keeps agents within its own team(s)")
         try:
             profile, created = await roster.put_profile(
                 session,
@@ -224,8 +221,8 @@ async def put_agent(
                 skills=[(s.queue, s.penalty) for s in body.skills],
             )
         except roster.RosterError as exc:
-            raise conflict(str(exc)) from exc
-    rt.roster.set(profile.interface, profile.id)
+            raise Conflict(str(exc)) from exc
+    agents.set(profile.interface, profile.id)
     audit_note(request, created=created, skills=[q for q, _ in profile.skills])
     return _profile_out(profile)
 
@@ -243,19 +240,21 @@ async def login(
     request: Request,
     agent_id: AgentPath,
     who: Annotated[Principal, Security(access("agents:write", "agent.login"))],
+    sessions: Sessions,
+    config: Config,
+    pbx: Pbx,
     body: Annotated[LoginIn | None, Body()] = None,
 ) -> AgentStateOut:
-    rt = runtime(request)
-    profile = await _profile(rt, who, agent_id)
+    profile = await _profile(sessions, who, agent_id)
     if not profile.active:
-        raise conflict(f"agent {agent_id!r} is deactivated")
+        raise Conflict(f"agent {agent_id!r} is deactivated")
     skills = dict(profile.skills)
     if body is not None and body.queues is not None:
         wanted: list[tuple[str, int]] = []
         for item in body.queues:
-            _known_queue(rt, item.queue)
+            _known_queue(config, item.queue)
             if item.queue not in skills:
-                raise conflict(
+                raise Conflict(
                     f"agent {agent_id!r} has no skill for {item.queue!r}; add it to the profile"
                 )
             wanted.append(
@@ -264,10 +263,10 @@ async def login(
     else:
         wanted = list(profile.skills)
     if not wanted:
-        raise conflict(f"agent {agent_id!r} has no queues in its profile")
+        raise Conflict(f"agent {agent_id!r} has no queues in its profile")
     audit_note(request, queues=[q for q, _ in wanted])
-    run = actions.login(pbx_http.pbx(rt), profile.interface, profile.name, wanted)
-    return await _act(rt, request, "login", profile, run)
+    run = actions.login(pbx.pbx, profile.interface, profile.name, wanted)
+    return await _act(pbx, request, "login", profile, run)
 
 
 @router.post(
@@ -280,12 +279,11 @@ async def logout(
     request: Request,
     agent_id: AgentPath,
     who: Annotated[Principal, Security(access("agents:write", "agent.logout"))],
+    sessions: Sessions,
+    pbx: Pbx,
 ) -> AgentStateOut:
-    rt = runtime(request)
-    profile = await _profile(rt, who, agent_id)
-    return await _act(
-        rt, request, "logout", profile, actions.logout(pbx_http.pbx(rt), profile.interface)
-    )
+    profile = await _profile(sessions, who, agent_id)
+    return await _act(pbx, request, "logout", profile, actions.logout(pbx.pbx, profile.interface))
 
 
 @router.post(
@@ -299,20 +297,21 @@ async def pause(
     agent_id: AgentPath,
     body: PauseIn,
     who: Annotated[Principal, Security(access("agents:write", "agent.pause"))],
+    sessions: Sessions,
+    work: Work,
+    config: Config,
+    pbx: Pbx,
 ) -> AgentStateOut:
-    rt = runtime(request)
-    work = work_config(rt)
     if work.pause_reason(body.reason) is None:
-        raise HTTPException(
-            422,
+        raise Invalid(
             f"unknown pause reason {body.reason!r}; one of "
-            + ", ".join(c.code for c in work.pause_reasons),
+            + ", ".join(c.code for c in work.pause_reasons)
         )
-    _known_queue(rt, body.queue)
-    profile = await _profile(rt, who, agent_id)
+    _known_queue(config, body.queue)
+    profile = await _profile(sessions, who, agent_id)
     audit_note(request, reason=body.reason, queue=body.queue)
-    run = actions.pause(pbx_http.pbx(rt), profile.interface, body.reason, body.queue)
-    return await _act(rt, request, "pause", profile, run)
+    run = actions.pause(pbx.pbx, profile.interface, body.reason, body.queue)
+    return await _act(pbx, request, "pause", profile, run)
 
 
 @router.post(
@@ -325,14 +324,16 @@ async def unpause(
     request: Request,
     agent_id: AgentPath,
     who: Annotated[Principal, Security(access("agents:write", "agent.unpause"))],
+    sessions: Sessions,
+    config: Config,
+    pbx: Pbx,
     body: Annotated[UnpauseIn | None, Body()] = None,
 ) -> AgentStateOut:
-    rt = runtime(request)
     queue = body.queue if body is not None else None
-    _known_queue(rt, queue)
-    profile = await _profile(rt, who, agent_id)
-    run = actions.unpause(pbx_http.pbx(rt), profile.interface, queue)
-    return await _act(rt, request, "unpause", profile, run)
+    _known_queue(config, queue)
+    profile = await _profile(sessions, who, agent_id)
+    run = actions.unpause(pbx.pbx, profile.interface, queue)
+    return await _act(pbx, request, "unpause", profile, run)
 
 
 # ---- the scorecard -------------------------------------------------------------------
@@ -345,31 +346,32 @@ async def unpause(
     responses={**ERRORS, 404: {"model": ErrorOut}},
 )
 async def today(
-    request: Request,
     agent_id: AgentPath,
     who: Annotated[Principal, Security(access("agents:read", "agent.scorecard"))],
+    sessions: Sessions,
+    clock: Clock,
+    config: Config,
     day: Annotated[
         date | None,
         Query(alias="date", description="another day (local date); default today"),
     ] = None,
 ) -> reports.Scorecard:
-    rt = runtime(request)
-    profile = await _profile(rt, who, agent_id)
-    work = work_config(rt)
-    # The PBX's day and time, as every live figure: the demo plays another day than the
-    # wall clock's, and a PBX's clock may differ from ours.
-    now = rt.pipeline.pbx_now()
-    local_today = now.astimezone(rt.settings.tz).date()
+    profile = await _profile(sessions, who, agent_id)
+    work = config.work
+    if work is None:
+        raise Unavailable("no work.yaml loaded: the scorecard's goals are not configured")
+    now = clock.now()  # "today" is the PBX's, as the calls' times are
+    local_today = clock.today()
     if day is not None and not (date(2000, 1, 1) <= day <= local_today):
-        raise HTTPException(422, "date must be between 2000-01-01 and today")
-    async with rt.sessions() as session:
+        raise Invalid("date must be between 2000-01-01 and today")
+    async with sessions() as session:
         return await reports.scorecard(
             session,
             agent_id=profile.id,
             interface=profile.interface,
             name=profile.name,
             day=day or local_today,
-            tz=rt.settings.tz,
+            tz=clock.tz,
             now=now,
             goals=work.goals,
         )

@@ -29,7 +29,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -41,6 +41,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.acd.access import Principal
+from app.api.deps import runtime
 from app.store import auth as store
 
 log = logging.getLogger(__name__)
@@ -140,10 +141,11 @@ async def _principal(
         hit = _cached(secret)
         if hit is not None:
             return hit
-    rt = request.app.state.rt
+    rt = runtime(request)
     try:
         async with rt.sessions() as session:
-            principal = await store.authenticate(session, secret, kind, datetime.now(UTC))  # type: ignore[arg-type]
+            # Credentials expire on the host's clock (rt.clock.wall()), not the PBX's.
+            principal = await store.authenticate(session, secret, kind, rt.clock.wall())  # type: ignore[arg-type]
     except (SQLAlchemyError, OSError) as exc:
         log.error("cannot check credentials: %s", type(exc).__name__)
         raise HTTPException(503, "cannot check credentials: the database is unreachable") from exc
@@ -356,11 +358,11 @@ async def token(request: Request) -> JSONResponse:
     if not client_id or not secret:
         return _oauth_error(401, "invalid_client", "client_id and client_secret are needed")
     mark.actor = client_id[:64]
-    rt = request.app.state.rt
+    rt = runtime(request)
     ttl = timedelta(minutes=rt.settings.token_ttl_minutes)
     try:
         async with rt.sessions.begin() as session:
-            issued = await store.exchange(session, client_id, secret, ttl, datetime.now(UTC))
+            issued = await store.exchange(session, client_id, secret, ttl, rt.clock.wall())
     except (SQLAlchemyError, OSError) as exc:
         log.error("token endpoint: %s", type(exc).__name__)
         return _oauth_error(503, "temporarily_unavailable", "the database is unreachable")
@@ -380,7 +382,7 @@ async def token(request: Request) -> JSONResponse:
 
 def metrics_allowed(request: Request) -> bool:
     """``/metrics``: open unless ``ACD_METRICS_TOKEN`` is set, then that bearer token."""
-    wanted = request.app.state.rt.settings.metrics_token
+    wanted = runtime(request).settings.metrics_token
     if wanted is None:
         return True
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")

@@ -7,7 +7,7 @@ sealed at rest and only the dialer unseals it, into its Originate.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Security
@@ -15,19 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.acd.access import Principal
 from app.acd.callbacks import callback_due
-from app.api.auth import access, audit_note, forbidden
-from app.api.common import (
-    ERRORS,
-    AgentId,
-    ErrorOut,
-    Note,
-    QueueName,
-    conflict,
-    not_found,
-    runtime,
-)
+from app.api.auth import access, audit_note
+from app.api.common import ERRORS, AgentId, Note, QueueName
+from app.api.deps import Ami, AppSettings, Clock, Config, MetricsDep, Privacy, Sessions
+from app.api.errors import ErrorOut
 from app.dialer import dial_for_agent
 from app.privacy import canonical_number
+from app.services.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from app.store import agents as roster
 from app.store import callbacks as store
 from app.store import repo
@@ -116,8 +110,9 @@ class CompleteIn(BaseModel):
     responses={**ERRORS, 400: {"model": ErrorOut}},
 )
 async def list_callbacks(
-    request: Request,
     who: Annotated[Principal, Security(access("callbacks:read", "callbacks.list"))],
+    sessions: Sessions,
+    clock: Clock,
     status: Status | None = None,
     queue: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{1,40}$")] = None,
     kind: Kind | None = None,
@@ -126,11 +121,10 @@ async def list_callbacks(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> CallbackPage:
-    rt = runtime(request)
     mine = None
     if who.role == "agent":
         assert who.agent_id is not None
-        async with rt.sessions() as session:
+        async with sessions() as session:
             mine = (await roster.skills_of(session, who.agent_id), who.agent_id)
     flt = store.TaskFilter(
         status=status,
@@ -140,8 +134,8 @@ async def list_callbacks(
         overdue=overdue,
         queues_or_assignee=mine,
     )
-    now = datetime.now(UTC)
-    async with rt.sessions() as session:
+    now = clock.now()
+    async with sessions() as session:
         try:
             rows, next_cursor = await store.list_tasks(session, flt, now, limit, cursor)
         except repo.BadCursor as exc:
@@ -160,26 +154,30 @@ async def create_callback(
     request: Request,
     body: CallbackIn,
     who: Annotated[Principal, Security(access("callbacks:write", "callback.create"))],
+    sessions: Sessions,
+    config: Config,
+    clock: Clock,
+    privacy: Privacy,
+    settings: AppSettings,
 ) -> CallbackOut:
-    rt = runtime(request)
-    if rt.catalogue is None or rt.catalogue.get(body.queue) is None:
-        raise not_found(f"no queue {body.queue!r}")
+    if config.queue(body.queue) is None:
+        raise NotFound(f"no queue {body.queue!r}")
     number = canonical_number(body.number)
     if not number:
-        raise HTTPException(422, "number holds no phone number")
-    caller = rt.privacy.caller(number)
-    now = datetime.now(UTC)
-    async with rt.sessions.begin() as session:
+        raise Invalid("number holds no phone number")
+    caller = privacy.caller(number)
+    now = clock.now()  # the PBX's: "today" and the due day are its (the demo's other day)
+    async with sessions.begin() as session:
         row = await store.create(
             session,
             kind=body.kind,
-            pbx=rt.settings.pbx_id,
+            pbx=settings.pbx_id,
             queue=body.queue,
             caller_hash=caller.hash,
             caller_display=caller.display,
-            number_sealed=rt.privacy.seal(number),
+            number_sealed=privacy.seal(number),
             now=now,
-            due_at=callback_due(now, rt.settings.tz),
+            due_at=callback_due(now, clock.tz),
             note=body.note,
             created_by=who.name,
         )
@@ -195,20 +193,20 @@ async def create_callback(
     responses={**ERRORS, 404: {"model": ErrorOut}},
 )
 async def get_callback(
-    request: Request,
     callback_id: TaskPath,
     who: Annotated[Principal, Security(access("callbacks:read", "callback.get"))],
+    sessions: Sessions,
+    clock: Clock,
 ) -> CallbackOut:
-    rt = runtime(request)
-    async with rt.sessions() as session:
+    async with sessions() as session:
         row = await store.get(session, callback_id)
         if row is None:
-            raise not_found(f"no call-back task {callback_id}")
+            raise NotFound(f"no call-back task {callback_id}")
         if who.role == "agent" and row.assigned_to != who.agent_id:
             assert who.agent_id is not None
             if row.queue not in await roster.skills_of(session, who.agent_id):
-                raise forbidden(f"task {callback_id} is not for your queues")
-    return CallbackOut.of(row, datetime.now(UTC))
+                raise Forbidden(f"task {callback_id} is not for your queues")
+    return CallbackOut.of(row, clock.now())
 
 
 @router.post(
@@ -222,33 +220,34 @@ async def assign(
     callback_id: TaskPath,
     body: AssignIn,
     who: Annotated[Principal, Security(access("callbacks:write", "callback.assign"))],
+    sessions: Sessions,
+    clock: Clock,
 ) -> CallbackOut:
-    rt = runtime(request)
     agent_id = body.agent or who.agent_id
     if agent_id is None:
-        raise HTTPException(422, "say which agent in 'agent'")
+        raise Invalid("say which agent in 'agent'")
     if who.role == "agent" and agent_id != who.agent_id:
-        raise forbidden("an agent takes tasks for itself only")
-    now = datetime.now(UTC)
-    async with rt.sessions.begin() as session:
+        raise Forbidden("an agent takes tasks for itself only")
+    now = clock.now()
+    async with sessions.begin() as session:
         row = await store.get(session, callback_id, lock=True)
         if row is None:
-            raise not_found(f"no call-back task {callback_id}")
+            raise NotFound(f"no call-back task {callback_id}")
         profile = await session.get(Agent, agent_id)
         if profile is None:
-            raise not_found(f"no agent {agent_id!r}")
+            raise NotFound(f"no agent {agent_id!r}")
         if who.role == "supervisor" and not who.reaches(agent_id, profile.team):
-            raise forbidden(f"agent {agent_id!r} is not in your team(s)")
+            raise Forbidden(f"agent {agent_id!r} is not in your team(s)")
         if (
             row.status == "assigned"
             and row.assigned_to not in (None, agent_id)
             and (who.role == "agent")
         ):
-            raise conflict(f"task {callback_id} is assigned to {row.assigned_to}")
+            raise Conflict(f"task {callback_id} is assigned to {row.assigned_to}")
         try:
             store.assign(row, agent_id)
         except store.TaskError as exc:
-            raise conflict(str(exc)) from exc
+            raise Conflict(str(exc)) from exc
         out = CallbackOut.of(row, now)
     audit_note(request, agent=agent_id)
     return out
@@ -265,27 +264,28 @@ async def complete(
     callback_id: TaskPath,
     body: CompleteIn,
     who: Annotated[Principal, Security(access("callbacks:write", "callback.complete"))],
+    sessions: Sessions,
+    clock: Clock,
 ) -> CallbackOut:
-    rt = runtime(request)
-    now = datetime.now(UTC)
-    async with rt.sessions.begin() as session:
+    now = clock.now()
+    async with sessions.begin() as session:
         row = await store.get(session, callback_id, lock=True)
         if row is None:
-            raise not_found(f"no call-back task {callback_id}")
+            raise NotFound(f"no call-back task {callback_id}")
         if who.role == "agent":
             assert who.agent_id is not None
             if row.assigned_to not in (None, who.agent_id):
-                raise forbidden(f"task {callback_id} is assigned to someone else")
+                raise Forbidden(f"task {callback_id} is assigned to someone else")
             if row.assigned_to is None and row.queue not in await roster.skills_of(
                 session, who.agent_id
             ):
-                raise forbidden(f"task {callback_id} is not for your queues")
+                raise Forbidden(f"task {callback_id} is not for your queues")
             if row.status == "open":
                 row.assigned_to = who.agent_id
         try:
             store.complete(row, body.outcome, body.note, now)
         except store.TaskError as exc:
-            raise conflict(str(exc)) from exc
+            raise Conflict(str(exc)) from exc
         out = CallbackOut.of(row, now)
     audit_note(request, outcome=body.outcome)
     return out
@@ -312,48 +312,54 @@ async def dial(
     request: Request,
     callback_id: TaskPath,
     who: Annotated[Principal, Security(access("callbacks:write", "callback.dial"))],
+    ami: Ami,
+    sessions: Sessions,
+    clock: Clock,
+    privacy: Privacy,
+    metrics: MetricsDep,
+    settings: AppSettings,
 ) -> DialOut:
-    rt = runtime(request)
     if who.agent_id is None:
-        raise forbidden("only an agent can call back from its own phone")
-    now = datetime.now(UTC)
-    async with rt.sessions.begin() as session:
+        raise Forbidden("only an agent can call back from its own phone")
+    now = clock.now()
+    async with sessions.begin() as session:
         row = await store.get(session, callback_id, lock=True)
         if row is None:
-            raise not_found(f"no call-back task {callback_id}")
+            raise NotFound(f"no call-back task {callback_id}")
         profile = await session.get(Agent, who.agent_id)
         if profile is None:
-            raise not_found(f"no agent {who.agent_id!r}")
+            raise NotFound(f"no agent {who.agent_id!r}")
         if row.assigned_to not in (None, who.agent_id):
-            raise forbidden(f"task {callback_id} is assigned to someone else")
+            raise Forbidden(f"task {callback_id} is assigned to someone else")
         if row.assigned_to is None and row.queue not in await roster.skills_of(
             session, who.agent_id
         ):
-            raise forbidden(f"task {callback_id} is not for your queues")
-        if rt.ami is None or rt.ami.state != "logged_in":
-            raise HTTPException(503, "no PBX is configured, or the AMI link to it is down")
+            raise Forbidden(f"task {callback_id} is not for your queues")
+        link = ami
+        if link is None or link.state != "logged_in":
+            raise Unavailable("no PBX is configured, or the AMI link to it is down")
         try:
             store.start_manual_attempt(row, who.agent_id, now)
         except store.TaskError as exc:
-            raise conflict(str(exc)) from exc
+            raise Conflict(str(exc)) from exc
         sealed, interface = row.number_sealed, profile.interface
     assert sealed is not None
     result, linkedid = await dial_for_agent(
-        rt.ami,
+        link,
         interface=interface,
-        number=rt.privacy.unseal(sealed),
+        number=privacy.unseal(sealed),
         task_id=callback_id,
-        caller_id=rt.settings.dialer_caller_id,
+        caller_id=settings.dialer_caller_id,
     )
     answered = result == "answered"
-    async with rt.sessions.begin() as session:
+    async with sessions.begin() as session:
         row = await store.get(session, callback_id)
         assert row is not None
         row.outcome = "dialled" if answered else f"agent_{result}"
         row.call_linkedid = linkedid or row.call_linkedid
         out = CallbackOut.of(row, now)
-    rt.metrics.dialer_originations.labels("agent_" + result).inc()
+    metrics.dialer_originations.labels("agent_" + result).inc()
     audit_note(request, result=result)
     if not answered:
-        raise conflict(f"your phone ({interface}) did not answer ({result}); nothing was dialled")
+        raise Conflict(f"your phone ({interface}) did not answer ({result}); nothing was dialled")
     return DialOut(task=out, agent_answered=True, result=result)

@@ -2,39 +2,26 @@
 call: register it (henvendelsesregistrering) and transfer it.
 
 An agent sees and acts on the calls it took; supervisors on their teams' (reads of the
-record: every role but the agent sees every call).
+record: every role but the agent sees every call). Thin: the rules are the use cases of
+``app/services/calls.py``; their domain errors become status codes in app/api/errors.py.
 """
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, Security
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app import privacy
-from app.acd import events as ev
 from app.acd.access import Principal
-from app.acd.agents import WrongState, talking_leg
 from app.acd.state import Outcome
-from app.ami import agent_actions as actions
-from app.api import pbx as pbx_http
 from app.api.auth import access, audit_note, forbidden
-from app.api.common import (
-    ERRORS,
-    AgentId,
-    Code,
-    Instant,
-    Note,
-    QueueName,
-    conflict,
-    not_found,
-    runtime,
-    work_config,
-)
-from app.store import registrations, repo
+from app.api.common import ERRORS, AgentId, Code, Instant, Note, QueueName
+from app.api.deps import AppSettings, Centre, Clock, Config, Emit, Pbx, Sessions, Work
+from app.api.errors import ErrorOut
+from app.services import calls as use
+from app.store import repo
 
 router = APIRouter(prefix="/v1/calls", tags=["calls"])
 
@@ -115,10 +102,6 @@ class CallDetail(CallOut):
     registrations: list[RegistrationOut]  # henvendelsesregistrering, one per agent
 
 
-class ErrorOut(BaseModel):
-    detail: str | dict[str, Any] | list[Any]
-
-
 def _columns(row: Any) -> dict[str, Any]:
     return {c.key: getattr(row, c.key) for c in row.__table__.columns}
 
@@ -130,7 +113,7 @@ def _columns(row: Any) -> dict[str, Any]:
     responses={**ERRORS, 400: {"model": ErrorOut}},
 )
 async def list_calls(
-    request: Request,
+    sessions: Sessions,
     who: Annotated[Principal, Security(access("calls:read", "calls.list"))],
     since: Annotated[datetime | None, Query(description="started at or after (ISO 8601)")] = None,
     until: Annotated[datetime | None, Query(description="started before (ISO 8601)")] = None,
@@ -157,7 +140,7 @@ async def list_calls(
         agent=agent,
         taken_by=who.own_agent,  # an agent: the calls it answered (also transferred ones)
     )
-    async with request.app.state.rt.sessions() as session:
+    async with sessions() as session:
         try:
             rows, next_cursor = await repo.list_calls(session, flt, limit, cursor)
         except repo.BadCursor as exc:
@@ -172,18 +155,11 @@ async def list_calls(
     responses={**ERRORS, 404: {"model": ErrorOut}},
 )
 async def get_call(
-    request: Request,
+    sessions: Sessions,
     call_id: Annotated[int, Path(ge=1, le=2**62)],
     who: Annotated[Principal, Security(access("calls:read", "calls.get"))],
 ) -> CallDetail:
-    async with request.app.state.rt.sessions() as session:
-        found = await repo.get_call(session, call_id)
-        registered = await registrations.dispositions_of(session, call_id) if found else []
-    if found is None:
-        raise HTTPException(404, f"no call with id {call_id}")
-    call, visits, events = found
-    if who.own_agent is not None and who.own_agent not in {v.agent for v in visits}:
-        raise forbidden(f"call {call_id} was not taken by you")
+    call, visits, events, registered = await use.read_call(sessions, who, call_id)
     return CallDetail.model_validate(
         {
             **CallOut.of(call).model_dump(),
@@ -256,76 +232,32 @@ async def put_disposition(
     call_id: CallPath,
     body: DispositionIn,
     who: Annotated[Principal, Security(access("calls:write", "call.disposition"))],
+    sessions: Sessions,
+    work: Work,
+    config: Config,
+    clock: Clock,
+    settings: AppSettings,
 ) -> DispositionOut:
-    rt = runtime(request)
-    work = work_config(rt)
-    # The PBX's clock (ours plus the skew its Timestamps show): the call's times are its.
-    now = rt.pipeline.pbx_now()
-    async with rt.sessions.begin() as session:
-        found = await repo.call_and_visits(session, call_id)
-        if found is None:
-            raise not_found(f"no call with id {call_id}")
-        call, visits = found
-        takers = [v for v in visits if v.agent is not None and v.answered_at is not None]
-        if not takers:
-            raise conflict(f"call {call_id} was not answered by an agent: nothing to register")
-        agents = {v.agent for v in takers}
-        if who.role == "agent":
-            if body.agent is not None and body.agent != who.agent_id:
-                raise forbidden("an agent registers only its own calls")
-            agent_id = who.agent_id
-            if agent_id not in agents:
-                raise forbidden(f"call {call_id} was not taken by you")
-        elif body.agent is not None:
-            agent_id = body.agent
-            if agent_id not in agents:
-                raise HTTPException(422, f"agent {agent_id!r} did not take call {call_id}")
-        elif len(agents) == 1:
-            agent_id = next(iter(agents))
-        else:
-            raise HTTPException(
-                422,
-                f"call {call_id} was taken by {', '.join(sorted(a or '' for a in agents))}; "
-                "say whose registration in 'agent'",
-            )
-        assert agent_id is not None
-        if who.role == "supervisor" and not who.reaches(
-            agent_id, await registrations.team_of(session, agent_id)
-        ):
-            raise forbidden(f"agent {agent_id!r} is not in your team(s)")
-        window = timedelta(minutes=rt.settings.disposition_window_minutes)
-        if call.ended_at is not None and now > call.ended_at + window:
-            raise conflict(
-                f"registration of call {call_id} closed {rt.settings.disposition_window_minutes} "
-                f"min after it ended ({call.ended_at.isoformat()})"
-            )
-        queue = next(v.queue for v in reversed(takers) if v.agent == agent_id)
-        if work.disposition(queue, body.reason) is None:
-            allowed = ", ".join(c.code for c in work.dispositions.for_queue(queue))
-            raise HTTPException(
-                422, f"{body.reason!r} is not a registration reason of {queue}; one of {allowed}"
-            )
-        target = body.transferred_to
-        if (
-            target is not None
-            and work.destination(target) is None
-            and (rt.catalogue is None or rt.catalogue.get(target) is None)
-        ):
-            raise HTTPException(422, f"transferred_to {target!r} is neither a queue nor a unit")
-        row, created = await registrations.put_disposition(
-            session,
-            call_id=call_id,
-            agent_id=agent_id,
-            queue=queue,
-            reason=body.reason,
-            resolved=bool(body.resolved) and target is None,
-            transferred_to=target,
-            note=body.note,
-            now=now,
-        )
-        out = DispositionOut.model_validate(row)
+    wanted = use.Registration(
+        body.reason, body.resolved, body.transferred_to, body.note, body.agent
+    )
+    row, created, agent_id = await use.register(
+        sessions,
+        who,
+        call_id,
+        wanted,
+        work=work,
+        config=config,
+        clock=clock,
+        window_minutes=settings.disposition_window_minutes,
+    )
+    out = DispositionOut.model_validate(row)
     audit_note(
-        request, agent=agent_id, reason=body.reason, resolved=out.resolved, transferred_to=target
+        request,
+        agent=agent_id,
+        reason=body.reason,
+        resolved=out.resolved,
+        transferred_to=body.transferred_to,
     )
     response.status_code = 201 if created else 200
     return out
@@ -376,79 +308,33 @@ async def transfer(
     call_id: CallPath,
     body: TransferIn,
     who: Annotated[Principal, Security(access("calls:write", "call.transfer"))],
+    sessions: Sessions,
+    centre: Centre,
+    config: Config,
+    clock: Clock,
+    pbx: Pbx,
+    emit: Emit,
+    settings: AppSettings,
 ) -> TransferOut:
-    rt = runtime(request)
-    async with rt.sessions() as session:
-        found = await repo.call_and_visits(session, call_id)
-        if found is None:
-            raise not_found(f"no call with id {call_id}")
-        call, visits = found
-        if who.role in ("agent", "supervisor"):
-            # Whose call it was, from the record (the live check below says whose it is).
-            takers = {v.agent for v in visits if v.agent is not None}
-            teams = {await registrations.team_of(session, a) for a in takers}
-            if who.role == "agent" and who.agent_id not in takers:
-                raise forbidden(f"call {call_id} was not taken by you")
-            if who.role == "supervisor" and not (teams & who.teams):
-                raise forbidden(f"call {call_id} was not taken by your team(s)")
-        if call.pbx != rt.settings.pbx_id:
-            raise conflict(f"call {call_id} is on {call.pbx}, not this service's PBX")
-        try:
-            leg = talking_leg(rt.centre, call.linkedid)
-        except WrongState as exc:
-            raise conflict(f"call {call_id}: {exc}") from exc
-        if who.role == "agent" and leg.agent != who.agent_id:
-            raise forbidden(f"call {call_id} is not yours (it is with {leg.agent})")
-        if who.role == "supervisor" and not who.reaches(
-            leg.agent or "", await registrations.team_of(session, leg.agent or "")
-        ):
-            raise forbidden(f"call {call_id} is with an agent outside your team(s)")
-    now = rt.pipeline.pbx_now()  # best contact hours on the PBX's clock, as the menu's
-    backup = False
-    if body.queue is not None:
-        if rt.catalogue is None or rt.catalogue.get(body.queue) is None:
-            raise not_found(f"no queue {body.queue!r}")
-        if body.queue == leg.queue:
-            raise conflict(f"call {call_id} is in {body.queue} already")
-        target_type: Literal["queue", "destination"] = "queue"
-        target, number, recorded = body.queue, None, body.queue
-    else:
-        assert body.destination is not None
-        unit = work_config(rt).destination(body.destination)
-        if unit is None:
-            raise not_found(f"no destination {body.destination!r}")
-        number, in_hours, next_window = unit.route(now.astimezone(rt.settings.tz))
-        if number is None:
-            when = next_window.isoformat() if next_window else "not within a year"
-            raise conflict(
-                f"{unit.title} takes transfers in its best contact hours only and has no "
-                f"back-up line; next window: {when}"
-            )
-        backup = not in_hours
-        target_type, target, recorded = "destination", unit.name, privacy.mask_number(number)
-    audit_note(request, target_type=target_type, target_name=target, backup=backup)
-    result, via = await pbx_http.attempt(
-        rt,
-        "transfer",
-        f"call {call_id}",
-        actions.transfer(pbx_http.pbx(rt), leg, queue=body.queue, number=number),
-    )
-    pbx_http.check(rt, request, "transfer", result)
-    at = rt.pipeline.pbx_now()
-    rt.emit(
-        ev.CallTransferred(
-            at=at,
-            pbx=rt.settings.pbx_id,
-            key=f"api-transfer:{uuid.uuid4().hex}",
-            linkedid=call.linkedid,
-            target_type=target_type,
-            target=target,
-            recorded=recorded,
-            via=via,
-            by=who.name,
-            backup=backup,
-        )
+    done = await use.transfer(
+        sessions,
+        who,
+        call_id,
+        queue=body.queue,
+        destination=body.destination,
+        pbx_id=settings.pbx_id,
+        centre=centre,
+        config=config,
+        clock=clock,
+        gate=pbx,
+        emit=emit,
+        note=lambda **detail: audit_note(request, **detail),
     )
     return TransferOut(
-        call_id=call_id, target_type=target_type, target=target, via=via, backup=backup, at=at
+        call_id=call_id,
+        target_type=done.target_type,
+        target=done.target,
+        via=done.via,
+        backup=done.backup,
+        at=done.at,
     )

@@ -1,4 +1,4 @@
-"""Types and helpers every router shares: bounded inputs, JSON errors, the runtime.
+"""Types every router shares: bounded inputs, the errors every endpoint may answer.
 
 Every string the API takes has a length cap and no control characters (PostgreSQL refuses
 NUL in text, and nothing here needs them); every time is aware and within 1970-2100
@@ -9,14 +9,11 @@ NUL in text, and nothing here needs them); every time is aware and within 1970-2
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
-from fastapi import HTTPException, Request
-from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
+from pydantic import AfterValidator, AwareDatetime, Field
 
-if TYPE_CHECKING:
-    from app.acd.work import WorkConfig
-    from app.main import Runtime
+from app.api.errors import ErrorOut
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
@@ -42,37 +39,7 @@ CallId = Annotated[int, Field(ge=1, le=2**62)]
 PATH_AGENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
-class ErrorOut(BaseModel):
-    detail: str | dict[str, Any] | list[Any]
-
-
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "no, unknown, expired or revoked credentials"},
     403: {"model": ErrorOut, "description": "the role or the resource is not yours"},
 }
-
-
-def runtime(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.rt
-    return rt
-
-
-def not_found(what: str) -> HTTPException:
-    return HTTPException(404, what)
-
-
-def conflict(detail: str | dict[str, Any]) -> HTTPException:
-    return HTTPException(409, detail)
-
-
-def unavailable(detail: str) -> HTTPException:
-    return HTTPException(503, detail)
-
-
-def work_config(rt: Runtime) -> WorkConfig:
-    if rt.work is None:
-        raise unavailable(
-            f"no {rt.settings.ivr_flows}/work.yaml: pause reasons, registration reasons and "
-            "destinations are not configured"
-        )
-    return rt.work

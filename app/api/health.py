@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from app.api.auth import metrics_allowed
+from app.api.deps import MetricsDep, Rt
 from app.components import checked
 
 router = APIRouter(tags=["operations"])
@@ -43,8 +44,8 @@ async def health() -> Liveness:
     responses={503: {"model": Readiness, "description": "a required part is not reachable"}},
     summary="Readiness: database, Redis (if configured) and AMI (if configured) reachable",
 )
-async def ready(request: Request) -> JSONResponse:
-    components = request.app.state.rt.components
+async def ready(rt: Rt) -> JSONResponse:
+    components = rt.components
     results = await asyncio.gather(*(checked(c) for c in components))
     parts = {
         c.name: PartState(ok=h.ok, state=h.state, required=c.required, detail=h.detail)
@@ -61,12 +62,11 @@ async def ready(request: Request) -> JSONResponse:
     response_class=Response,
     responses={401: {"description": "ACD_METRICS_TOKEN is set and was not given"}},
 )
-async def metrics(request: Request) -> Response:
+async def metrics(request: Request, metrics: MetricsDep) -> Response:
     if not metrics_allowed(request):
         return JSONResponse(
             {"detail": "metrics need the bearer token of ACD_METRICS_TOKEN"},
             status_code=401,
             headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
         )
-    registry = request.app.state.rt.metrics.registry
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,20 +1,22 @@
-"""IVR operations: reload the menu files without a restart.
+"""IVR operations: reload the configuration files without a restart.
 
-Thin on purpose: the use case is ``AgiServer.reload()``. Admins only (scope ``ivr:admin``).
+Thin on purpose: the use case is ``ConfigRegistry.reload()`` (app/config/registry.py): every
+file (menu flows, queues, work data) is read and checked, and swapped in whole or not at
+all. Admins only (scope ``ivr:admin``).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Security
+from fastapi import APIRouter, Security
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from app.acd.access import Principal
-from app.agi.server import AgiServer
 from app.api.auth import access
 from app.api.common import ERRORS
+from app.api.deps import Registry
 
 router = APIRouter(prefix="/v1/ivr", tags=["ivr"])
 
@@ -29,16 +31,9 @@ class FlowProblem(BaseModel):
 
 class ReloadOutcome(BaseModel):
     status: Literal["reloaded", "rejected"]
-    version: str  # of the flow set running now
+    version: str  # of the configuration running now
     flows: list[str]
     errors: list[FlowProblem]
-
-
-def agi_server(request: Request) -> AgiServer:
-    for component in request.app.state.rt.components:
-        if isinstance(component, AgiServer):
-            return component
-    raise HTTPException(status_code=503, detail="the FastAGI server is not part of this service")
 
 
 @router.post(
@@ -46,16 +41,15 @@ def agi_server(request: Request) -> AgiServer:
     response_model=ReloadOutcome,
     responses={
         **ERRORS,
-        422: {"model": ReloadOutcome, "description": "rejected: the running flows stay"},
-        503: {"description": "no FastAGI server in this process"},
+        422: {"model": ReloadOutcome, "description": "rejected: the running files stay"},
     },
-    summary="Reload the IVR flow files (as SIGHUP does); a broken set is rejected",
+    summary="Reload the configuration files (as SIGHUP does); a set with errors is rejected",
 )
 async def reload_flows(
     who: Annotated[Principal, Security(access("ivr:admin", "ivr.reload"))],
-    server: AgiServer = Depends(agi_server),  # noqa: B008
+    registry: Registry,
 ) -> JSONResponse:
-    result = await server.reload()
+    result = await registry.reload()
     body = ReloadOutcome(
         status="reloaded" if result.ok else "rejected",
         version=result.version,

@@ -16,14 +16,22 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response, Security
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.acd.access import Principal
 from app.acd.kpi import Tally, figures
+from app.acd.presence import AgentStateName
 from app.api.auth import AUDIT_KEY, access, audit_note
 from app.api.common import ERRORS
+from app.api.deps import Clock, Live, MaybeReports, Sessions
+from app.api.errors import ErrorOut
+from app.clock import PbxClock
 from app.live import queries
 from app.live.store import LiveStore, Subscriber, TooManyClients
 from app.reports.build import day_figures
+from app.reports.goals import goals_on
+from app.reports.rollup import Context as ReportContext
+from app.services.errors import Invalid, Unavailable
 
 # Every live view needs credentials with live:read; looking is not audited (a wallboard
 # looks every second), a refusal is.
@@ -35,9 +43,6 @@ def live_view(action: str) -> Any:
 
 
 HEARTBEAT_SECONDS = 15.0
-AgentState = Literal[
-    "logged_out", "available", "ringing", "on_call", "wrapup", "paused", "unavailable"
-]
 
 
 class _Out(BaseModel):
@@ -213,7 +218,7 @@ class AgentOut(_Out):
     id: str
     name: str
     interface: str
-    state: AgentState
+    state: AgentStateName
     since: datetime | None
     reason: str | None
     call: AgentCallOut | None
@@ -229,20 +234,9 @@ class LiveCallsOut(_Head):
     calls: list[LiveCallOut]
 
 
-class ErrorOut(BaseModel):
-    detail: str
-
-
 NOT_YET: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorOut, "description": "no live picture yet (or the owner is gone)"}
 }
-
-
-def _store(request: Request) -> LiveStore:
-    store: LiveStore | None = getattr(request.app.state.rt, "live", None)
-    if store is None:
-        raise HTTPException(503, "the live state is not part of this service")
-    return store
 
 
 def _json(body: bytes | None) -> Response:
@@ -264,6 +258,10 @@ def _json(body: bytes | None) -> Response:
 async def list_queues(
     request: Request,
     _: Annotated[Principal, live_view("queues.list")],
+    store: Live,
+    clock: Clock,
+    sessions: Sessions,
+    ctx: MaybeReports,
     day: Annotated[
         date | None,
         Query(
@@ -273,23 +271,24 @@ async def list_queues(
         ),
     ] = None,
 ) -> Response:
-    store = _store(request)
     if day is None:
         return _json(queries.queues(store))
-    return await _past_day(request, store, day)
+    return await _past_day(request, store, clock, sessions, ctx, day)
 
 
-async def _past_day(request: Request, store: LiveStore, day: date) -> Response:
-    rt = request.app.state.rt
-    now = rt.pipeline.pbx_now()
+async def _past_day(
+    request: Request,
+    store: LiveStore,
+    clock: PbxClock,
+    sessions: async_sessionmaker[AsyncSession],
+    ctx: ReportContext | None,
+    day: date,
+) -> Response:
+    now = clock.now()
     snap = store.snapshot
-    today = (
-        date.fromisoformat(snap["day"])
-        if snap is not None
-        else now.astimezone(rt.settings.tz).date()
-    )
+    today = date.fromisoformat(snap["day"]) if snap is not None else clock.today()
     if day > today:
-        raise HTTPException(422, f"date {day} is in the future (today is {today})")
+        raise Invalid(f"date {day} is in the future (today is {today})")
     if day == today:
         return _json(queries.queues(store))
     # A report read, not a look at the live picture: audited.
@@ -297,14 +296,15 @@ async def _past_day(request: Request, store: LiveStore, day: date) -> Response:
     mark = request.scope.get(AUDIT_KEY)
     if mark is not None:
         mark.quiet = False
-    ctx = rt.report_context()
     if ctx is None:
-        raise HTTPException(503, f"no {rt.settings.ivr_flows}/goals.yaml: past days are not kept")
-    async with rt.sessions.begin() as session:
+        raise Unavailable("no goals.yaml loaded: past days are not kept")
+    async with sessions.begin() as session:
         centre, queues = await day_figures(session, day, ctx, now)
-    titles = {q.name: q.title for q in rt.catalogue.queues} if rt.catalogue else {}
+    catalogue = ctx.catalogue
+    titles = {q.name: q.title for q in catalogue.queues} if catalogue is not None else {}
     names = [*titles, *sorted(q for q in queues if q not in titles)]
     empty = figures(Tally()).as_dict()
+    goals = goals_on(ctx.goals, day)
     body = QueuesDayOut(
         day=day,
         as_of=now,
@@ -312,7 +312,7 @@ async def _past_day(request: Request, store: LiveStore, day: date) -> Response:
             short_abandon_seconds=ctx.config.short_abandon_seconds,
             service_level_seconds=ctx.config.service_level_seconds,
         ),
-        goals=_goals_out(rt, day),
+        goals=GoalsOut(**goals.as_dict()) if goals is not None else None,
         centre=CentreDayOut(figures=TodayOut(**centre)),
         queues=[
             QueueDayOut(
@@ -330,13 +330,6 @@ async def _past_day(request: Request, store: LiveStore, day: date) -> Response:
     )
 
 
-def _goals_out(rt: Any, day: date) -> GoalsOut | None:
-    from app.main import goals_on
-
-    goals = goals_on(rt, day)
-    return GoalsOut(**goals.as_dict()) if goals is not None else None
-
-
 @router.get(
     "/queues/{name}",
     response_model=QueueDetailOut,
@@ -344,11 +337,10 @@ def _goals_out(rt: Any, day: date) -> GoalsOut | None:
     summary="One queue now, with its waiting callers in line order",
 )
 async def get_queue(
-    request: Request,
     name: Annotated[str, Path(max_length=64, pattern=r"^[a-z0-9_]+$")],
     _: Annotated[Principal, live_view("queues.get")],
+    store: Live,
 ) -> Response:
-    store = _store(request)
     if store.snapshot is None:
         raise HTTPException(503, "no live picture yet")
     body = queries.queue(store, name)
@@ -363,10 +355,8 @@ async def get_queue(
     responses=NOT_YET,
     summary="Every agent now: state, since when, current call, queues",
 )
-async def list_agents(
-    request: Request, _: Annotated[Principal, live_view("agents.list")]
-) -> Response:
-    return _json(queries.agents(_store(request)))
+async def list_agents(_: Annotated[Principal, live_view("agents.list")], store: Live) -> Response:
+    return _json(queries.agents(store))
 
 
 @router.get(
@@ -376,9 +366,9 @@ async def list_agents(
     summary="Calls in progress: in the menu, waiting (position, expected wait) or talking",
 )
 async def list_live_calls(
-    request: Request, _: Annotated[Principal, live_view("calls.live")]
+    _: Annotated[Principal, live_view("calls.live")], store: Live
 ) -> Response:
-    return _json(queries.live_calls(_store(request)))
+    return _json(queries.live_calls(store))
 
 
 def _dropped(sub: Subscriber) -> bool:
@@ -412,12 +402,11 @@ def _last_id(header: str | None, query: int | None) -> int | None:
     summary="Live updates (SSE): a snapshot, then numbered updates",
 )
 async def stream(
-    request: Request,
     _: Annotated[Principal, live_view("stream.open")],
+    store: Live,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=40)] = None,
     since: Annotated[int | None, Query(ge=0, description="as Last-Event-ID")] = None,
 ) -> StreamingResponse:
-    store = _store(request)
     try:
         sub, first = store.subscribe(_last_id(last_event_id, since))
     except TooManyClients as exc:

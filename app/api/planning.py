@@ -9,15 +9,18 @@ from collections.abc import Awaitable
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, Security
+from fastapi import APIRouter, Depends, Query, Response, Security
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.acd.access import Principal
 from app.acd.staffing import StaffingError
 from app.api.auth import access
-from app.api.common import ERRORS, ErrorOut, QueueName, runtime, unavailable
+from app.api.common import ERRORS, QueueName
+from app.api.deps import Rt
+from app.api.errors import ErrorOut
 from app.jsoncodec import dumps_bytes
 from app.planning import MAX_DAYS, Planner, PlanningError, PlanOptions, plan_csv, plan_xlsx
+from app.services.errors import Conflict, DomainError, Invalid, NotFound, Unavailable
 
 router = APIRouter(prefix="/v1", tags=["planning"], responses=ERRORS)
 
@@ -33,11 +36,13 @@ Day = Annotated[date, Query(alias="date", description="first day (YYYY-MM-DD)")]
 Days = Annotated[int, Query(ge=1, le=MAX_DAYS, description="days from it (5: a working week)")]
 
 
-def _planner(request: Request) -> Planner:
-    planner: Planner | None = getattr(runtime(request), "planner", None)
-    if planner is None:
-        raise unavailable("planning is not part of this service")
-    return planner
+def _planner(rt: Rt) -> Planner:
+    if rt.planner is None:
+        raise Unavailable("planning is not part of this service")
+    return rt.planner
+
+
+PlannerDep = Annotated[Planner, Depends(_planner)]
 
 
 async def _answer(work: Awaitable[dict[str, Any]]) -> dict[str, Any]:
@@ -47,16 +52,16 @@ async def _answer(work: Awaitable[dict[str, Any]]) -> dict[str, Any]:
     except (PlanningError, StaffingError) as exc:
         raise _refuse(exc) from exc
     except SQLAlchemyError as exc:
-        raise unavailable(f"the log cannot be read now ({type(exc).__name__})") from exc
+        raise Unavailable(f"the log cannot be read now ({type(exc).__name__})") from exc
 
 
-def _refuse(exc: Exception) -> HTTPException:
+def _refuse(exc: Exception) -> DomainError:
     text = str(exc)
     if text.startswith("no queue"):
-        return HTTPException(404, text)
+        return NotFound(text)
     if "no calls" in text or "nothing to forecast" in text:
-        return HTTPException(409, text)
-    return HTTPException(422, text)
+        return Conflict(text)
+    return Invalid(text)
 
 
 @router.get(
@@ -65,13 +70,13 @@ def _refuse(exc: Exception) -> HTTPException:
     summary="Forecast calls and handle time per queue and half hour, with its accuracy",
 )
 async def get_forecast(
-    request: Request,
     _: Annotated[Principal, Security(access("planning:read", "forecast.get"))],
+    planner: PlannerDep,
     day: Day,
     days: Days = 1,
     queue: Annotated[QueueName | None, Query(description="one queue only")] = None,
 ) -> dict[str, Any]:
-    return await _answer(_planner(request).forecast_doc(day, days, queue))
+    return await _answer(planner.forecast_doc(day, days, queue))
 
 
 @router.get(
@@ -89,8 +94,8 @@ async def get_forecast(
     summary="Agents per queue and half hour to meet the goals (Erlang C and A)",
 )
 async def get_staffing(
-    request: Request,
     _: Annotated[Principal, Security(access("planning:read", "staffing.get"))],
+    planner: PlannerDep,
     day: Day,
     days: Days = 1,
     format: Annotated[Literal["json", "csv", "xlsx"], Query()] = "json",
@@ -105,13 +110,12 @@ async def get_staffing(
         Query(description="queues sharing agents: NAME=QUEUE1,QUEUE2 (repeatable)"),
     ] = None,
 ) -> Response:
-    planner = _planner(request)
     groups: dict[str, list[str]] = {}
     for spec in pool or []:
         name, _sep, members = spec.partition("=")
         unknown = [m for m in members.split(",") if m and m not in planner.queues]
         if unknown:
-            raise HTTPException(404, f"no queue {unknown[0]!r}")
+            raise NotFound(f"no queue {unknown[0]!r}")
         groups[name] = [m for m in members.split(",") if m]
     options = PlanOptions(
         shrinkage=shrinkage, max_occupancy=max_occupancy, patience=patience, groups=groups

@@ -15,7 +15,9 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, Security
 
 from app.acd.access import Principal
 from app.api.auth import access, audit_note
-from app.api.common import ERRORS, ErrorOut, runtime, unavailable
+from app.api.common import ERRORS
+from app.api.deps import Clock, Reports, Sessions
+from app.api.errors import ErrorOut
 from app.reports import render
 from app.reports.build import build_report
 from app.reports.model import By, Report
@@ -72,6 +74,9 @@ def filename(report: Report, fmt: str) -> str:
 async def get_report(
     request: Request,
     who: Annotated[Principal, Security(access("reports:read", "reports.read"))],
+    sessions: Sessions,
+    clock: Clock,
+    ctx: Reports,
     first: Annotated[date | None, Query(alias="from", description="first local day")] = None,
     last: Annotated[
         date | None, Query(alias="to", description="last local day (inclusive)")
@@ -83,10 +88,6 @@ async def get_report(
     by: By = "centre",
     format: Format = "json",
 ) -> Response:
-    rt = runtime(request)
-    ctx = rt.report_context()
-    if ctx is None:
-        raise unavailable(f"no {rt.settings.ivr_flows}/goals.yaml: no goals to report against")
     wanted = report_period(first, last, period)
     audit_note(
         request,
@@ -100,14 +101,9 @@ async def get_report(
     def may_see(agent_id: str, team: str | None) -> bool:
         return who.reaches(agent_id, team)
 
-    async with rt.sessions.begin() as session:
+    async with sessions.begin() as session:
         report = await build_report(
-            session,
-            period=wanted,
-            by=by,
-            ctx=ctx,
-            now=rt.pipeline.pbx_now(),
-            agents=may_see,
+            session, period=wanted, by=by, ctx=ctx, now=clock.now(), agents=may_see
         )
     body, media_type = render.render(report, format)
     headers = {"Cache-Control": "no-store"}

@@ -6,12 +6,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, Security
+from fastapi import APIRouter, HTTPException, Query, Security
 from pydantic import BaseModel, ConfigDict
 
 from app.acd.access import Principal
-from app.api.auth import access, forbidden
-from app.api.common import ERRORS, ErrorOut, Instant, runtime
+from app.api.auth import access
+from app.api.common import ERRORS, Instant
+from app.api.deps import Sessions
+from app.api.errors import ErrorOut
+from app.services.errors import Forbidden
 from app.store import repo, reports
 
 router = APIRouter(prefix="/v1/surveys", tags=["surveys"])
@@ -45,7 +48,7 @@ def _agent_filter(who: Principal, agent: str | None) -> str | None:
     if who.own_agent is None:
         return agent
     if agent is not None and agent != who.own_agent:
-        raise forbidden("an agent sees its own survey answers only")
+        raise Forbidden("an agent sees its own survey answers only")
     return who.own_agent
 
 
@@ -56,7 +59,7 @@ def _agent_filter(who: Principal, agent: str | None) -> str | None:
     responses={**ERRORS, 400: {"model": ErrorOut}},
 )
 async def list_surveys(
-    request: Request,
+    sessions: Sessions,
     who: Annotated[Principal, Security(access("surveys:read", "surveys.list"))],
     since: SinceQuery = None,
     until: UntilQuery = None,
@@ -66,9 +69,8 @@ async def list_surveys(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> SurveyPage:
-    rt = runtime(request)
     flt = reports.SurveyFilter(since, until, queue, _agent_filter(who, agent), completed)
-    async with rt.sessions() as session:
+    async with sessions() as session:
         try:
             rows, next_cursor = await reports.list_surveys(session, flt, limit, cursor)
         except repo.BadCursor as exc:
@@ -83,14 +85,13 @@ async def list_surveys(
     responses=ERRORS,
 )
 async def summary(
-    request: Request,
+    sessions: Sessions,
     who: Annotated[Principal, Security(access("surveys:read", "surveys.summary"))],
     since: SinceQuery = None,
     until: UntilQuery = None,
     queue: QueueQuery = None,
     agent: AgentQuery = None,
 ) -> reports.SurveySummary:
-    rt = runtime(request)
     flt = reports.SurveyFilter(since, until, queue, _agent_filter(who, agent))
-    async with rt.sessions() as session:
+    async with sessions() as session:
         return await reports.survey_summary(session, flt)

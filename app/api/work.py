@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Request, Security
+from fastapi import APIRouter, Security
 from pydantic import BaseModel
 
 from app.acd.access import Principal
 from app.acd.work import Choice, Goals
 from app.api.auth import access
-from app.api.common import ERRORS, runtime, work_config
+from app.api.common import ERRORS
+from app.api.deps import Config, Work
 
 router = APIRouter(prefix="/v1/work", tags=["agents"])
 
@@ -38,12 +39,11 @@ class WorkOut(BaseModel):
     responses=ERRORS,
 )
 async def get_work(
-    request: Request,
     who: Annotated[Principal, Security(access("calls:read", "work.read"))],
+    work: Work,
+    config: Config,
 ) -> WorkOut:
-    rt = runtime(request)
-    work = work_config(rt)
-    queues = rt.catalogue.names if rt.catalogue is not None else tuple(work.dispositions.queues)
+    queues = config.queue_names or tuple(work.dispositions.queues)
     return WorkOut(
         pause_reasons=list(work.pause_reasons),
         dispositions={q: list(work.dispositions.for_queue(q)) for q in queues},

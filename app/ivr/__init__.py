@@ -1,1 +1,3 @@
-"""IVR: flow model, loader/validator for ivr_flows/, the pure flow engine, the calendar."""
+"""IVR: the flow model and its checks, the pure flow engine, the survey, the calendar.
+
+The files are loaded (and reloaded) by app/config; the operators' tools are app/tools."""

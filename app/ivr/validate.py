@@ -13,15 +13,14 @@ asked with ``acd/menu-*``, an offer with ``acd/offer-*``, ...).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from app.acd.queues import QueueCatalogue
+from app.config.errors import ConfigError, ConfigInvalid, Lines, Path_, from_validation, line_of
+from app.config.yamlfile import load_yaml
 from app.ivr.calendar import calendar_prompt_texts
 from app.ivr.graph import edges, reachable, successors
 from app.ivr.model import (
@@ -33,131 +32,7 @@ from app.ivr.model import (
     QueueNode,
 )
 
-Path_ = tuple[str, ...]
 ASKED_PREFIXES = ("acd/menu-", "acd/offer-", "acd/confirm-", "acd/survey-")
-
-
-@dataclass(frozen=True, slots=True)
-class FlowError:
-    file: str
-    path: str
-    message: str
-    line: int | None = None
-
-    def __str__(self) -> str:
-        where = self.file + (f":{self.line}" if self.line else "")
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
-
-
-class FlowInvalid(Exception):
-    def __init__(self, errors: list[FlowError]) -> None:
-        super().__init__("\n".join(str(e) for e in errors))
-        self.errors = errors
-
-
-# --------------------------------------------------------------------------------------
-# YAML with line numbers and duplicate-key detection
-# --------------------------------------------------------------------------------------
-
-_INT_TAG = "tag:yaml.org,2002:int"
-
-
-def load_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int]]:
-    """Parse YAML; return the data and the line of every path. Raises ``FlowInvalid``."""
-    loader = yaml.SafeLoader(text)
-    try:
-        root = loader.get_single_node()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise FlowInvalid([FlowError(file, "", f"not valid YAML: {problem}", line)]) from None
-    try:
-        lines: dict[Path_, int] = {}
-        errors: list[FlowError] = []
-        data = _build(root, (), loader, lines, errors, file) if root is not None else None
-    finally:
-        loader.dispose()
-    if errors:
-        raise FlowInvalid(errors)
-    return data, lines
-
-
-def _build(
-    node: yaml.Node,
-    path: Path_,
-    loader: yaml.SafeLoader,
-    lines: dict[Path_, int],
-    errors: list[FlowError],
-    file: str,
-) -> Any:
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        out: dict[str, Any] = {}
-        first_line: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                errors.append(
-                    FlowError(
-                        file, _dotted(path), "keys must be plain", key_node.start_mark.line + 1
-                    )
-                )
-                continue
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                errors.append(
-                    FlowError(
-                        file,
-                        _dotted(path),
-                        "'<<' merge keys are not supported",
-                        key_node.start_mark.line + 1,
-                    )
-                )
-                continue
-            key = _key(loader.construct_object(key_node))
-            line = key_node.start_mark.line + 1
-            if key in first_line:
-                errors.append(
-                    FlowError(
-                        file,
-                        _dotted((*path, key)),
-                        f"duplicate key {key!r} (first at line {first_line[key]})",
-                        line,
-                    )
-                )
-                continue
-            first_line[key] = line
-            lines[(*path, key)] = line
-            out[key] = _build(value_node, (*path, key), loader, lines, errors, file)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [
-            _build(item, (*path, str(i)), loader, lines, errors, file)
-            for i, item in enumerate(node.value)
-        ]
-    assert isinstance(node, yaml.ScalarNode)
-    if node.tag == _INT_TAG and ":" in node.value:
-        # YAML 1.1 reads 10:00 as the sexagesimal number 600; in a flow it is a time.
-        return node.value
-    return loader.construct_object(node, deep=True)
-
-
-def _key(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    return str(value)
-
-
-def _dotted(path: Iterable[str]) -> str:
-    return ".".join(path)
-
-
-def line_of(lines: dict[Path_, int], path: Path_) -> int | None:
-    while True:
-        if path in lines:
-            return lines[path]
-        if not path:
-            return None
-        path = path[:-1]
 
 
 # --------------------------------------------------------------------------------------
@@ -165,44 +40,26 @@ def line_of(lines: dict[Path_, int], path: Path_) -> int | None:
 # --------------------------------------------------------------------------------------
 
 
-def parse_flow(data: Any, file: str, lines: dict[Path_, int]) -> Flow:
+def parse_flow(data: Any, file: str, lines: Lines) -> Flow:
     try:
         return Flow.model_validate(data)
     except ValidationError as exc:
-        errors = []
-        for err in exc.errors():
-            loc = [str(p) for p in err["loc"]]
-            # pydantic puts the discriminator's tag into the location: nodes.main.menu.x
-            if len(loc) >= 3 and loc[0] == "nodes" and loc[2] in NODE_TYPES:
-                del loc[2]
-            message = _message(err)
-            errors.append(FlowError(file, _dotted(loc), message, line_of(lines, tuple(loc))))
-        raise FlowInvalid(errors) from None
+        raise from_validation(exc, file, lines, _without_node_tag) from None
 
 
-def _message(err: Any) -> str:
-    kind = err.get("type", "")
-    msg = str(err.get("msg", "invalid"))
-    if kind == "missing":
-        return "required field missing"
-    if kind == "extra_forbidden":
-        return "unknown field"
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
-    if kind in ("literal_error", "enum") or "union_tag" in kind:
-        value = err.get("input")
-        return f"{msg} (got {value!r})"
-    return msg
+def _without_node_tag(loc: list[str]) -> list[str]:
+    # pydantic puts the discriminator's tag into the location: nodes.main.menu.x
+    if len(loc) >= 3 and loc[0] == "nodes" and loc[2] in NODE_TYPES:
+        del loc[2]
+    return loc
 
 
-def check_flow(
-    flow: Flow, catalogue: QueueCatalogue, file: str, lines: dict[Path_, int]
-) -> list[FlowError]:
+def check_flow(flow: Flow, catalogue: QueueCatalogue, file: str, lines: Lines) -> list[ConfigError]:
     """The semantic checks across the graph; returns every problem found."""
-    errors: list[FlowError] = []
+    errors: list[ConfigError] = []
 
     def err(path: Path_, message: str) -> None:
-        errors.append(FlowError(file, _dotted(path), message, line_of(lines, path)))
+        errors.append(ConfigError(file, ".".join(path), message, line_of(lines, path)))
 
     stem = Path(file).stem
     if stem and flow.name != stem:
@@ -317,14 +174,16 @@ def prompt_refs(flow: Flow) -> list[tuple[Path_, str, str]]:
 
 
 def load_flow_text(text: str, file: str, catalogue: QueueCatalogue) -> Flow:
-    """Parse and check a flow; raises ``FlowInvalid`` with every problem found."""
+    """Parse and check a flow; raises ``ConfigInvalid`` with every problem found."""
     data, lines = load_yaml(text, file)
     if not isinstance(data, dict):
-        raise FlowInvalid([FlowError(file, "", "a flow file is a mapping (name:, nodes:, ...)", 1)])
+        raise ConfigInvalid(
+            [ConfigError(file, "", "a flow file is a mapping (name:, nodes:, ...)", 1)]
+        )
     flow = parse_flow(data, file, lines)
     errors = check_flow(flow, catalogue, file, lines)
     if errors:
-        raise FlowInvalid(errors)
+        raise ConfigInvalid(errors)
     return flow
 
 
@@ -332,7 +191,7 @@ def load_flow_file(path: Path, catalogue: QueueCatalogue) -> Flow:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise FlowInvalid([FlowError(str(path), "", f"cannot read: {exc}")]) from None
+        raise ConfigInvalid([ConfigError(str(path), "", f"cannot read: {exc}")]) from None
     return load_flow_text(text, str(path), catalogue)
 
 

@@ -13,8 +13,8 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from app.acd.board import MEMBER_STATES
 from app.acd.kpi import CENTRE
+from app.acd.presence import MEMBER_STATES
 from app.live.store import LiveStore
 
 AGENT_STATES = ("logged_in", *MEMBER_STATES)

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Text, cast, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.acd.kpi import DayBook, KpiConfig, VisitFacts, call_facts, day_bounds
+from app.acd.kpi import CallFacts, CountedVisit, DayBook, KpiConfig, call_facts, day_bounds
 from app.acd.queues import QueueCatalogue
 from app.acd.replay import Replay
 from app.store.models import Call, CallEvent, QueueVisit
@@ -21,23 +21,9 @@ from app.store.models import Call, CallEvent, QueueVisit
 REPLAY_MARGIN = timedelta(hours=12)
 
 
-def _facts(row: QueueVisit) -> VisitFacts:
-    return VisitFacts(
-        linkedid=row.linkedid,
-        seq=row.seq,
-        queue=row.queue,
-        entered_at=row.entered_at,
-        outcome=row.outcome,
-        wait_seconds=row.wait_seconds,
-        talk_seconds=row.talk_seconds,
-        ring_seconds=row.ring_seconds,
-        estimated_wait_seconds=row.estimated_wait_seconds,
-    )
-
-
 async def visits_of_day(
     sessions: async_sessionmaker[AsyncSession], pbx: str, day: date, tz: ZoneInfo
-) -> list[VisitFacts]:
+) -> list[QueueVisit]:
     """The decided visits of one local day, in the order they ended (oldest first)."""
     start, end = day_bounds(day, tz)
     stmt = (
@@ -52,13 +38,12 @@ async def visits_of_day(
     )
     async with sessions() as session:
         rows = (await session.execute(stmt)).scalars().all()
-    rows = sorted(rows, key=lambda r: (r.ended_at or r.left_at or r.entered_at, r.id))
-    return [_facts(r) for r in rows]
+    return sorted(rows, key=lambda r: (r.ended_at or r.left_at or r.entered_at, r.id))
 
 
 async def calls_of_day(
     sessions: async_sessionmaker[AsyncSession], pbx: str, day: date, tz: ZoneInfo
-) -> list[VisitFacts]:
+) -> list[CallFacts]:
     """The decided calls of one local day as the centre counts them (``call_facts``): the
     calls whose first queue entry was that day, from all their stored visits."""
     start, end = day_bounds(day, tz)
@@ -76,10 +61,10 @@ async def calls_of_day(
     )
     async with sessions() as session:
         rows = (await session.execute(stmt)).all()
-    by_call: dict[str, list[VisitFacts]] = {}
+    by_call: dict[str, list[QueueVisit]] = {}
     ended: dict[str, bool] = {}
     for visit, ended_at in rows:
-        by_call.setdefault(visit.linkedid, []).append(_facts(visit))
+        by_call.setdefault(visit.linkedid, []).append(visit)
         ended[visit.linkedid] = ended_at is not None
     out = []
     for linkedid, visits in by_call.items():
@@ -89,7 +74,7 @@ async def calls_of_day(
     return out
 
 
-def book_of_visits(visits: Sequence[VisitFacts], tz: ZoneInfo, config: KpiConfig) -> DayBook:
+def book_of_visits(visits: Sequence[CountedVisit], tz: ZoneInfo, config: KpiConfig) -> DayBook:
     book = DayBook(tz, config, keep_days=10_000)
     book.feed(visits)
     return book

@@ -24,7 +24,7 @@ from typing import Any
 from app.acd.board import QueueInfo, build_board, queue_estimate, wrapups
 from app.acd.estimates import QueueEstimate
 from app.acd.ewt import HandleTimes
-from app.acd.kpi import CENTRE, DayBook, Goals, KpiConfig, VisitFacts
+from app.acd.kpi import CENTRE, CountedVisit, DayBook, Goals, KpiConfig
 from app.acd.replay import take
 from app.acd.state import CallCentre, Drained
 from app.components import Health, cancel_tasks
@@ -33,7 +33,7 @@ from app.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-DayLoader = Callable[[date], Awaitable[Sequence[VisitFacts]]]
+DayLoader = Callable[[date], Awaitable[Sequence[CountedVisit]]]
 
 
 class SnapshotSink:
@@ -53,7 +53,7 @@ class LiveHub:
         clock: Callable[[], datetime],
         store: LiveStore,
         book: DayBook,
-        catalogue: Sequence[QueueInfo],
+        catalogue: Callable[[], Sequence[QueueInfo]],
         metrics: Metrics,
         *,
         interval: float = 1.0,
@@ -67,7 +67,7 @@ class LiveHub:
         self.store = store
         self.book = book
         self.config: KpiConfig = book.config
-        self.catalogue = list(catalogue)
+        self.queues = catalogue  # the running queues (a reload adds or removes some)
         self.metrics = metrics
         self.interval = interval
         self.load_day = load_day
@@ -75,8 +75,9 @@ class LiveHub:
         self.queue_label = queue_label
         self.goals = goals
         self.handle = HandleTimes()
-        self._wrapup_of = wrapups(self.catalogue)
-        self._known = {q.name for q in self.catalogue}
+        self._infos: Sequence[QueueInfo] | None = None  # what the two below were made of
+        self._wrapup_of = wrapups(())
+        self._known: set[str] = set()
         self._loaded: set[date] = set()
         self._loading: dict[date, asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -86,17 +87,27 @@ class LiveHub:
     # ---- fed by the pipeline (synchronous, on the AMI reader's path) -------------------
 
     def on_drained(self, drained: Drained) -> None:
-        for facts in take(self.book, drained, self.handle):
-            if facts.outcome == "answered" and facts.estimated_wait_seconds is not None:
-                if facts.wait_seconds is None:
+        for visit in take(self.book, drained, self.handle):
+            if visit.outcome == "answered" and visit.estimated_wait_seconds is not None:
+                if visit.wait_seconds is None:
                     continue
-                error = facts.wait_seconds - facts.estimated_wait_seconds
-                label = self.queue_label(facts.queue)
+                error = visit.wait_seconds - visit.estimated_wait_seconds
+                label = self.queue_label(visit.queue)
                 self.metrics.ewt_error.labels(label).observe(error)
                 self.metrics.ewt_abs_error.labels(label).observe(abs(error))
 
+    def _catalogue(self) -> Sequence[QueueInfo]:
+        """The running queues; their wrap-ups and names are re-read when they changed."""
+        infos = self.queues()
+        if infos is not self._infos:
+            self._infos = infos
+            self._wrapup_of = wrapups(infos)
+            self._known = {q.name for q in infos}
+        return infos
+
     def estimate(self, queue: str) -> QueueEstimate | None:
         """For the menu: the queue as a caller joining now would find it."""
+        self._catalogue()
         if self._known and queue not in self._known:
             return None
         return queue_estimate(self.centre, self.handle, self.clock(), queue, self._wrapup_of)
@@ -118,7 +129,7 @@ class LiveHub:
             self.book,
             self.handle,
             now,
-            self.catalogue,
+            self._catalogue(),
             config=self.config,
             day=day,
             goals=self.goals(day),

@@ -8,18 +8,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from app.acd.kpi import KpiConfig
 from app.acd.queues import QueueCatalogue
-from app.ivr.catalogue import CATALOGUE_FILE, WorkConfigError, load_catalogue, load_work
-from app.ivr.validate import FlowInvalid
+from app.clock import PbxClock
+from app.config.errors import ConfigInvalid
+from app.config.kinds import GOALS
+from app.config.loader import load_config
 from app.reports import render
+from app.reports.goals import GOALS_FILE
 from app.reports.model import BY_VALUES
 from app.reports.periods import Period, PeriodError, parse_period, span
 from app.reports.rollup import Context
 from app.settings import Settings
+from app.tools.shell import command_settings
 
 
 def _err(message: str) -> None:
@@ -27,17 +31,15 @@ def _err(message: str) -> None:
 
 
 def report_context(settings: Settings) -> tuple[Context, QueueCatalogue | None]:
-    """The report context from the flow folder's files, as the service builds it."""
+    """The report context from the configuration folder, read by the one loader the
+    service uses (raises ``ConfigInvalid``; ``ValueError`` without a goals file)."""
     from datetime import timedelta
 
-    from app.acd.work import WORK_FILE
-    from app.reports.goals import load_goals
-
-    flows = settings.ivr_flows
-    catalogue = load_catalogue(flows) if (flows / CATALOGUE_FILE).is_file() else None
-    names = catalogue.names if catalogue is not None else None
-    work = load_work(flows, names) if (flows / WORK_FILE).is_file() else None
-    goals = load_goals(flows, names, [d.name for d in work.destinations] if work else None)
+    snapshot = load_config(settings.ivr_flows)
+    goals = snapshot[GOALS]
+    if goals is None:
+        raise ValueError(f"no {settings.ivr_flows / GOALS_FILE}: no goals to report against")
+    catalogue = snapshot.queues
     ctx = Context(
         tz=settings.tz,
         config=KpiConfig(settings.short_abandon_seconds, settings.service_level_seconds),
@@ -61,7 +63,8 @@ def _period(args: argparse.Namespace) -> Period:
 
 def _as_of(text: str | None) -> datetime:
     if text is None:
-        return datetime.now(UTC)
+        # Outside the service there is no PBX to learn the skew from: the host's time.
+        return PbxClock().now()
     at = datetime.fromisoformat(text)
     if at.tzinfo is None:
         raise ValueError(f"--as-of {text!r}: give a time zone (e.g. 2015-01-01T00:00+01:00)")
@@ -72,17 +75,12 @@ def _as_of(text: str | None) -> datetime:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from app.cli import _settings
-
-    settings = _settings()
+    settings = command_settings()
     try:
         period = _period(args)
         as_of = _as_of(args.as_of)
         ctx, _ = report_context(settings)
-    except (PeriodError, ValueError) as exc:
-        _err(f"acd report: {exc}")
-        return 2
-    except (FlowInvalid, WorkConfigError) as exc:
+    except (PeriodError, ValueError, ConfigInvalid) as exc:
         _err(f"acd report: {exc}")
         return 2
     if args.format not in render.available():
@@ -136,15 +134,13 @@ def report_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_recompute(args: argparse.Namespace) -> int:
-    from app.cli import _settings
-
-    settings = _settings()
+    settings = command_settings()
     if args.last < args.first:
         _err("acd recompute: --to is before --from")
         return 2
     try:
         ctx, catalogue = report_context(settings)
-    except (FlowInvalid, WorkConfigError) as exc:
+    except (ValueError, ConfigInvalid) as exc:
         _err(f"acd recompute: {exc}")
         return 2
     return asyncio.run(_recompute(settings, ctx, catalogue, args))
@@ -170,7 +166,7 @@ async def _recompute(
             tz=settings.tz,
             catalogue=catalogue,
             ctx=ctx,
-            now=datetime.now(UTC),
+            now=PbxClock(settings.tz).now(),
             dry_run=args.dry_run,
         )
     finally:

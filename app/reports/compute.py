@@ -27,7 +27,7 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from app.acd.kpi import KpiConfig, VisitFacts, call_facts, day_bounds, local_day
+from app.acd.kpi import KpiConfig, call_facts, day_bounds, local_day
 from app.ivr.calendar import is_working_day
 from app.reports.assemble import WHOLE_DAY, Rows
 from app.reports.goals import GoalsConfig
@@ -50,7 +50,18 @@ class CallRow:
 
 @dataclass(frozen=True, slots=True)
 class VisitRow:
-    facts: VisitFacts
+    """A stored visit as the counting reads it (a ``kpi.CountedVisit``); ``linkedid`` is
+    the call's key across PBXes."""
+
+    linkedid: str
+    seq: int
+    queue: str
+    entered_at: datetime
+    outcome: str | None
+    wait_seconds: float | None
+    talk_seconds: float | None
+    ring_seconds: float | None
+    estimated_wait_seconds: float | None
     agent: str | None
     data_gap: bool
 
@@ -175,7 +186,7 @@ class _Counter:
 
     def call(self, c: CallRow, data: DayRows) -> None:
         visits = data.visits.get(c.linkedid, [])
-        first_at = c.queue_entered_at or (visits[0].facts.entered_at if visits else None)
+        first_at = c.queue_entered_at or (visits[0].entered_at if visits else None)
         day = local_day(first_at or c.started_at, self.tz)
         regs = data.registrations.get(c.id, [])
         survey = data.surveys.get(c.linkedid)
@@ -196,7 +207,7 @@ class _Counter:
             slot = slot_of(first_at or c.started_at, self.tz)
             gap = c.data_gap or any(v.data_gap for v in visits)
             for kind, key, queues, dests, slots in self.groups:
-                mine = visits if queues is None else [v for v in visits if v.facts.queue in queues]
+                mine = visits if queues is None else [v for v in visits if v.queue in queues]
                 to_us = c.transferred_to is not None and c.transferred_to in dests
                 if queues is not None and not mine and not to_us:
                     continue
@@ -209,12 +220,12 @@ class _Counter:
                     targets, c, mine, queues, regs, reg_queue, survey, split, repeat, to_us, gap
                 )
         for i, v in enumerate(visits):
-            vday = local_day(v.facts.entered_at, self.tz)
+            vday = local_day(v.entered_at, self.tz)
             if vday not in self.days:
                 continue
             facts = (c, visits, i, regs, survey, split, repeat)
-            self._visit(self.tally("queue", v.facts.queue, vday), *facts)
-            if v.facts.outcome == "answered" and v.agent:
+            self._visit(self.tally("queue", v.queue, vday), *facts)
+            if v.outcome == "answered" and v.agent:
                 self._visit(self.tally("agent", v.agent, vday), *facts)
 
     def _call_in_group(
@@ -240,23 +251,17 @@ class _Counter:
                 outcome = c.outcome
         elif to_us and c.outcome == "forwarded":
             outcome = "forwarded"
-        facts = call_facts([v.facts for v in mine], ended=c.ended_at is not None) if mine else None
+        facts = call_facts(mine, ended=c.ended_at is not None) if mine else None
         wrapups = 0
         if facts is not None and facts.talk_seconds is not None:
-            wrapups = sum(
-                self.wrapup_ms(v.facts.queue) for v in mine if v.facts.talk_seconds is not None
-            )
+            wrapups = sum(self.wrapup_ms(v.queue) for v in mine if v.talk_seconds is not None)
         answered = facts is not None and facts.outcome == "answered"
         to_queue = external = here = False
         own: list[Registration] = []
         last_queue = ""
         if answered:
-            last_queue = next(
-                v for v in reversed(mine) if v.facts.outcome == "answered"
-            ).facts.queue
-            to_queue = any(v.facts.outcome == "answered" for v in mine[:-1]) or self._moved_on(
-                mine, c
-            )
+            last_queue = next(v for v in reversed(mine) if v.outcome == "answered").queue
+            to_queue = any(v.outcome == "answered" for v in mine[:-1]) or self._moved_on(mine, c)
             external = (
                 not to_queue
                 and c.transferred_to is not None
@@ -292,7 +297,7 @@ class _Counter:
         return (
             c.transferred_to is not None
             and c.transferred_to in self.queues
-            and not any(v.facts.queue == c.transferred_to for v in mine)
+            and not any(v.queue == c.transferred_to for v in mine)
         )
 
     def _visit(
@@ -309,21 +314,21 @@ class _Counter:
         v = visits[i]
         if v.data_gap or c.data_gap:
             t.data_gap_calls += 1
-        if v.facts.outcome is not None:
-            t.decided(v.facts, self.config)
-        if v.facts.talk_seconds is not None:
-            t.talk_and_wrapup(v.facts, self.wrapup_ms(v.facts.queue))
-        if v.facts.outcome != "answered":
+        if v.outcome is not None:
+            t.decided(v, self.config)
+        if v.talk_seconds is not None:
+            t.talk_and_wrapup(v, self.wrapup_ms(v.queue))
+        if v.outcome != "answered":
             return
         later = i + 1 < len(visits)
-        last_answered = not any(w.facts.outcome == "answered" for w in visits[i + 1 :])
+        last_answered = not any(w.outcome == "answered" for w in visits[i + 1 :])
         if later:
             t.transferred_to_queue += 1
         elif c.transferred_to is not None and c.transferred_to not in self.queues:
             t.transferred_external += 1
         _answered_call(t, [r for r in regs if r.agent_id == v.agent], repeat)
         if last_answered:
-            self._survey(t, c, v.facts.queue, survey, split, True)
+            self._survey(t, c, v.queue, survey, split, True)
 
     def _survey(
         self,
@@ -356,7 +361,7 @@ class _Counter:
         for i, r in enumerate(regs):
             queue = r.queue
             if queue is None:
-                queue = next((v.facts.queue for v in visits if v.agent == r.agent_id), None)
+                queue = next((v.queue for v in visits if v.agent == r.agent_id), None)
             out[i] = queue
         return out
 

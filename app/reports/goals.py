@@ -6,12 +6,13 @@ ambition), the period it is in force and its scope (the queues whose calls it co
 departments say which queues and which transfer destinations (``work.yaml``) belong to
 which job-centre department: the weekly report goes to each.
 
-Loading is a plain function of the file's text (``load_goals_text``) or folder
-(``load_goals``), raising ``GoalsInvalid`` with every problem as
-``<file>:<line>: <path>: <what is wrong>``, like the flow files. There is no reload
-machinery here on purpose: the configuration registry (app/config) owns the one live
-snapshot of each file and calls this loader. The live figures (wallboard, ``/v1/queues``,
-the alert rules' test) read ``live_goals``; the reports read the whole file.
+Loading is a plain function (``parse_goals``, ``load_goals_text``, ``load_goals``),
+raising ``GoalsInvalid`` with every problem as ``<file>:<line>: <path>: <what is
+wrong>``, like every configuration file. The configuration registry (app/config) owns the
+one live snapshot and its reload: goals.yaml is its ``GOALS`` kind
+(app/config/kinds.py), read as ``registry.current[GOALS]``. The live figures (wallboard,
+``/v1/queues``, the alert rules' test, the staffing targets) read ``live_goals``; the
+reports read the whole file.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.acd.kpi import Goals
-from app.ivr.validate import FlowError, FlowInvalid, line_of, load_yaml
+from app.config.errors import ConfigError, ConfigInvalid, Lines, from_validation, line_of
+from app.config.yamlfile import load_yaml
 
 GOALS_FILE = "goals.yaml"
 NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
@@ -229,6 +231,16 @@ def live_goals(config: GoalsConfig, day: date) -> Goals:
     )
 
 
+def goals_on(config: GoalsConfig | None, day: date) -> Goals | None:
+    """The live goals of ``day`` (None: no goals file, or no agreement in force then)."""
+    if config is None:
+        return None
+    try:
+        return live_goals(config, day)
+    except LookupError:
+        return None
+
+
 def _or(value: float | None, fallback: float) -> float:
     return fallback if value is None else value
 
@@ -238,18 +250,42 @@ def _or(value: float | None, fallback: float) -> float:
 # --------------------------------------------------------------------------------------
 
 
-class GoalsInvalid(FlowInvalid):
+class GoalsInvalid(ConfigInvalid):
     """``goals.yaml`` is unreadable or invalid; ``errors`` has each problem with its line."""
 
 
 @dataclass(frozen=True, slots=True)
 class _Where:
     file: str
-    lines: dict[tuple[str, ...], int]
+    lines: Lines
 
-    def error(self, path: Sequence[str], message: str) -> FlowError:
+    def error(self, path: Sequence[str], message: str) -> ConfigError:
         loc = tuple(str(p) for p in path)
-        return FlowError(self.file, ".".join(loc), message, line_of(self.lines, loc))
+        return ConfigError(self.file, ".".join(loc), message, line_of(self.lines, loc))
+
+
+def parse_goals(
+    data: Any,
+    file: str,
+    lines: Lines,
+    queues: Iterable[str] | None = None,
+    destinations: Iterable[str] | None = None,
+) -> GoalsConfig:
+    """The goals file's YAML as a checked ``GoalsConfig`` (raises ``GoalsInvalid``).
+
+    ``queues`` (the catalogue's) and ``destinations`` (work.yaml's), when given, are what
+    the scopes and departments may name (a queue belongs to one department at most)."""
+    where = _Where(file, lines)
+    if not isinstance(data, dict):
+        raise GoalsInvalid([where.error((), "a goals file is a mapping (scopes, agreements)")])
+    try:
+        config = GoalsConfig.model_validate(data)
+    except ValidationError as exc:
+        raise GoalsInvalid(from_validation(exc, file, lines, _loc).errors) from None
+    errors = check_goals(config, where, queues, destinations)
+    if errors:
+        raise GoalsInvalid(errors)
+    return config
 
 
 def load_goals_text(
@@ -258,26 +294,12 @@ def load_goals_text(
     queues: Iterable[str] | None = None,
     destinations: Iterable[str] | None = None,
 ) -> GoalsConfig:
-    """Parse and check a goals file; raises ``GoalsInvalid`` with every problem found.
-
-    ``queues`` (the catalogue's) and ``destinations`` (work.yaml's), when given, are what
-    the scopes and departments may name; every queue must belong to one department."""
+    """Parse and check a goals file's text (see ``parse_goals``)."""
     try:
         data, lines = load_yaml(text, file)
-    except FlowInvalid as exc:
+    except ConfigInvalid as exc:
         raise GoalsInvalid(exc.errors) from None
-    where = _Where(file, lines)
-    if not isinstance(data, dict):
-        raise GoalsInvalid([where.error((), "a goals file is a mapping (scopes, agreements)")])
-    try:
-        config = GoalsConfig.model_validate(data)
-    except ValidationError as exc:
-        errors = [where.error(_loc(err), _message(err)) for err in exc.errors()]
-        raise GoalsInvalid(errors) from None
-    errors = check_goals(config, where, queues, destinations)
-    if errors:
-        raise GoalsInvalid(errors)
-    return config
+    return parse_goals(data, file, lines, queues, destinations)
 
 
 def load_goals(
@@ -285,31 +307,19 @@ def load_goals(
     queues: Iterable[str] | None = None,
     destinations: Iterable[str] | None = None,
 ) -> GoalsConfig:
-    """``<flows_dir>/goals.yaml``, checked (see ``load_goals_text``)."""
+    """``<flows_dir>/goals.yaml``, checked (see ``parse_goals``)."""
     path = flows_dir / GOALS_FILE
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise GoalsInvalid([FlowError(str(path), "", f"cannot read: {exc}")]) from None
+        raise GoalsInvalid([ConfigError(str(path), "", f"cannot read: {exc}")]) from None
     return load_goals_text(text, str(path), queues, destinations)
 
 
-def _loc(err: Any) -> tuple[str, ...]:
+def _loc(loc: list[str]) -> list[str]:
     # pydantic names the literal's choices in a location for Literal[...] of a tuple: drop
     # what is not a key or an index of the file.
-    return tuple(str(p) for p in err["loc"] if not str(p).startswith("literal["))
-
-
-def _message(err: Any) -> str:
-    kind = err.get("type", "")
-    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-    if kind == "missing":
-        return "required field missing"
-    if kind == "extra_forbidden":
-        return "unknown field"
-    if kind == "literal_error":
-        return f"{msg} (got {err.get('input')!r})"
-    return msg
+    return [p for p in loc if not p.startswith("literal[")]
 
 
 def check_goals(
@@ -317,9 +327,9 @@ def check_goals(
     where: _Where,
     queues: Iterable[str] | None = None,
     destinations: Iterable[str] | None = None,
-) -> list[FlowError]:
+) -> list[ConfigError]:
     """The checks across the file (and against the catalogue); every problem found."""
-    errors: list[FlowError] = []
+    errors: list[ConfigError] = []
 
     def problem(path: Sequence[str], message: str) -> None:
         errors.append(where.error(path, message))
@@ -408,11 +418,4 @@ def check_goals(
                     f"destination {dest!r} belongs to {unit_owner[dest]!r} already",
                 )
             unit_owner.setdefault(dest, d.name)
-    if config.departments and known_queues is not None:
-        missing = sorted(known_queues - set(owner))
-        if missing:
-            problem(
-                ("departments",),
-                f"queues in no department: {', '.join(missing)} (each gets a weekly report)",
-            )
     return errors

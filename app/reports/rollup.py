@@ -38,7 +38,7 @@ from sqlalchemy import Text, and_, cast, delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import jsoncodec
-from app.acd.kpi import KpiConfig, VisitFacts, day_bounds, local_day
+from app.acd.kpi import KpiConfig, day_bounds, local_day
 from app.acd.queues import QueueCatalogue
 from app.acd.state import DEFAULT_WRAPUP
 from app.components import Health, cancel_tasks
@@ -202,17 +202,15 @@ async def read_detail(session: AsyncSession, first: date, last: date, tz: ZoneIn
         key = _key(vr.pbx, vr.linkedid)
         out.visits.setdefault(key, []).append(
             VisitRow(
-                facts=VisitFacts(
-                    linkedid=key,
-                    seq=vr.seq,
-                    queue=vr.queue,
-                    entered_at=vr.entered_at,
-                    outcome=vr.outcome,
-                    wait_seconds=vr.wait_seconds,
-                    talk_seconds=vr.talk_seconds,
-                    ring_seconds=vr.ring_seconds,
-                    estimated_wait_seconds=vr.estimated_wait_seconds,
-                ),
+                linkedid=key,
+                seq=vr.seq,
+                queue=vr.queue,
+                entered_at=vr.entered_at,
+                outcome=vr.outcome,
+                wait_seconds=vr.wait_seconds,
+                talk_seconds=vr.talk_seconds,
+                ring_seconds=vr.ring_seconds,
+                estimated_wait_seconds=vr.estimated_wait_seconds,
                 agent=vr.agent,
                 data_gap=vr.data_gap,
             )

@@ -16,7 +16,7 @@ from operator import add
 from statistics import NormalDist
 from typing import Any
 
-from app.acd.kpi import KpiConfig, Tally, VisitFacts, _ms, figures
+from app.acd.kpi import CountedVisit, KpiConfig, Tally, _ms, figures
 from app.reports.model import Figures, QuestionStats, ServiceLevel, Survey, SurveyGroup
 
 # Bucket edges of the wait distribution (seconds): a bucket holds waits in (previous edge,
@@ -98,7 +98,7 @@ class ReportTally(Tally):
 
     # ---- feeding -----------------------------------------------------------------------
 
-    def decided(self, v: VisitFacts, config: KpiConfig) -> None:
+    def decided(self, v: CountedVisit, config: KpiConfig) -> None:
         Tally.decided(self, v, config)
         if v.wait_seconds is None:
             return
@@ -107,7 +107,7 @@ class ReportTally(Tally):
         elif v.outcome == "abandoned":
             self.abandoned_hist[wait_bucket(_ms(v.wait_seconds))] += 1
 
-    def talk_and_wrapup(self, v: VisitFacts, wrapup_ms: int) -> None:
+    def talk_and_wrapup(self, v: CountedVisit, wrapup_ms: int) -> None:
         if v.talk_seconds is None:
             return
         self.talk(v)

@@ -32,8 +32,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from app.acd.forecast import SLOT_SECONDS, QueueDayForecast, slot_label, slot_of
-from app.acd.kpi import Figures, KpiConfig, Tally, VisitFacts, figures
+from app.acd.kpi import Figures, KpiConfig, Tally, figures
 from app.acd.plan import GroupDayPlan, PlanTargets
+from app.acd.records import VisitRecord
 from app.sim.conf import QueuesConfig
 from app.sim.pbx import PbxConfig
 from app.sim.runner import SimulatedPbx
@@ -173,22 +174,32 @@ def _verdict(t: Tally, targets: PlanTargets, min_calls: int) -> Verdict:
     return Verdict(f, True, not missed, tuple(missed))
 
 
-def visits_of(truths: Iterable[CallTruth]) -> list[VisitFacts]:
+def visits_of(truths: Iterable[CallTruth]) -> list[VisitRecord]:
     """The simulated calls that reached a queue, as the service's queue visits."""
-    out: list[VisitFacts] = []
+    out: list[VisitRecord] = []
     for t in truths:
         if t.queue is None or t.joined is None or t.outcome not in ("answered", "abandoned"):
             continue
         outcome = "answered" if t.outcome == "answered" else _abandon_kind(t)
         out.append(
-            VisitFacts(
+            VisitRecord(
+                pbx="sim",
                 linkedid=t.linkedid,
                 seq=1,
                 queue=t.queue,
                 entered_at=datetime.fromtimestamp(t.joined, tz=ZoneInfo("UTC")),
-                outcome=outcome,
+                position=None,
+                estimated_wait_seconds=None,
+                left_at=None,
+                answered_at=None,
+                ended_at=None,
                 wait_seconds=t.wait,
+                ring_seconds=None,
                 talk_seconds=t.talk,
+                agent=None,
+                outcome=outcome,
+                complete_reason=None,
+                data_gap=False,
             )
         )
     return out

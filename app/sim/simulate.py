@@ -110,10 +110,10 @@ def key_planner(
 
 def flow_key_planner(flows_dir: Path, flow: str = "jobcenter") -> MappingKeyPlanner:
     """Every queue's shortest key path in the flow the service runs."""
+    from app.config.loader import load_config
     from app.ivr.graph import key_paths
-    from app.ivr.registry import load_flow_set
 
-    paths = key_paths(load_flow_set(flows_dir).flows[flow])
+    paths = key_paths(load_config(flows_dir).flows[flow])
     return MappingKeyPlanner({queue: tuple(keys) for queue, keys in paths.items()})
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
@@ -138,10 +138,13 @@ class Roster:
     required = False
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], catalogue: QueueCatalogue | None
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        catalogue: Callable[[], QueueCatalogue | None],
     ) -> None:
         self.sessions = sessions
-        self.catalogue = catalogue
+        self.catalogue = catalogue  # the running queues (app/config/registry.py)
+        self._synced: QueueCatalogue | None = None  # the queues the table was last given
         self.by_interface: dict[str, str] = {}
         self.loaded = False
         self._task: asyncio.Task[None] | None = None
@@ -160,9 +163,10 @@ class Roster:
         async with self._lock:
             for attempt in (1, 2):
                 try:
+                    catalogue = self.catalogue()
                     async with self.sessions.begin() as session:
-                        if self.catalogue is not None:
-                            await sync_queues(session, self.catalogue)
+                        if catalogue is not None:
+                            await sync_queues(session, catalogue)
                         rows = (await session.execute(select(Agent.interface, Agent.id))).all()
                     break
                 except IntegrityError:
@@ -170,11 +174,13 @@ class Roster:
                         raise
                     # Another process inserted the same queue rows just now: read again.
             self.by_interface = {iface.lower(): aid for iface, aid in rows}
+            self._synced = catalogue
             self.loaded = True
 
     async def ensure_loaded(self) -> None:
-        """Before writing skills: the queue rows they point to must exist."""
-        if not self.loaded:
+        """Before writing skills: the queue rows they point to must exist (those of the
+        running catalogue: after a reload that added a queue, its row is written now)."""
+        if not self.loaded or self._synced is not self.catalogue():
             await self.load()
 
     async def _keep_trying(self) -> None:

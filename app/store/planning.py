@@ -19,8 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.acd.forecast import SLOT_SECONDS, History, slot_of
 from app.acd.kpi import VISIT_OUTCOMES, day_bounds
+from app.acd.presence import AGENT_STATES
 from app.store.models import AgentStateChange, QueueVisit
-from app.store.reports import _PER_AGENT, AGENT_STATES, time_in_states
+from app.store.reports import _PER_AGENT, time_in_states
 
 
 def _half_hour(session: AsyncSession, column: Any) -> Any:

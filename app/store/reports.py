@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -25,30 +25,16 @@ from pydantic import BaseModel
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.acd.kpi import day_bounds
+from app.acd.presence import AGENT_STATES
 from app.acd.work import Goals
 from app.store.models import AgentStateChange, Call, Disposition, QueueVisit, SurveyResponse
 from app.store.repo import decode_cursor, encode_cursor
 
-AGENT_STATES = (
-    "logged_out",
-    "available",
-    "ringing",
-    "on_call",
-    "wrapup",
-    "paused",
-    "unavailable",
-)
 _PER_AGENT = or_(
     AgentStateChange.queue.is_(None),
     AgentStateChange.state.in_(("ringing", "on_call", "wrapup")),
 )
-
-
-def day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
-    """[start, end) of a local day in UTC (23 or 25 hours on DST days)."""
-    start = datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
-    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
-    return start, end
 
 
 def time_in_states(
@@ -56,7 +42,7 @@ def time_in_states(
 ) -> dict[str, float]:
     """Seconds in each agent state within [start, until), from the state in force at
     ``start`` (``before``; None = logged out) and the changes after it, in order."""
-    out = dict.fromkeys(AGENT_STATES, 0.0)
+    out: dict[str, float] = dict.fromkeys(AGENT_STATES, 0.0)
     state, since = before or "logged_out", start
     for at, new in changes:
         at = min(max(at, start), until)

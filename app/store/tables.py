@@ -1,7 +1,11 @@
 """How each record type lands in its table: columns, idempotency key, insert-once or upsert.
 
 One table of specs drives both backends (PostgreSQL with asyncpg ``unnest`` statements,
-SQLite with SQLAlchemy ``INSERT ... ON CONFLICT``) and the spill file's encoding.
+SQLite with SQLAlchemy ``INSERT ... ON CONFLICT``) and the spill file's encoding. Each spec
+says only what the schema cannot: which record goes to which table (app/store/models.py),
+its tag in the spill file, insert-once or upsert (and the fields an upsert keeps), and the
+columns the writer fills itself; the key, the columns' types and the upsert's columns are
+read from the ORM models, the one description of each table.
 """
 
 from __future__ import annotations
@@ -10,6 +14,9 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy import ColumnElement, Table, UniqueConstraint
+from sqlalchemy.dialects.postgresql.base import PGDialect
 
 from app.acd.records import (
     AgentStateRecord,
@@ -21,6 +28,55 @@ from app.acd.records import (
     SurveyRecord,
     VisitRecord,
 )
+from app.store.models import (
+    AgentStateChange,
+    Base,
+    Call,
+    Callback,
+    CallEvent,
+    DataGap,
+    QueueVisit,
+    SurveyResponse,
+)
+
+TEXT, TSTZ, FLOAT, INT, BIGINT, BOOL, JSONB, JSON = (
+    "text",
+    "timestamptz",
+    "float8",
+    "int4",
+    "int8",
+    "bool",
+    "jsonb",
+    "json",
+)
+NOW = object()  # placeholder in ``extra``: the time of the flush
+
+# The array element type a column is written through, by the column's PostgreSQL type.
+# Integers go as int4 arrays: the column's own type (smallint) applies on insert.
+_ELEMENT = {
+    "VARCHAR": TEXT,
+    "TEXT": TEXT,
+    "TIMESTAMP": TSTZ,
+    "FLOAT": FLOAT,
+    "DOUBLE": FLOAT,
+    "SMALLINT": INT,
+    "INTEGER": INT,
+    "BIGINT": BIGINT,
+    "BOOLEAN": BOOL,
+    "JSONB": JSONB,
+    "JSON": JSON,
+}
+
+
+_PG = PGDialect()  # type: ignore[no-untyped-call]
+
+
+def _element(column: ColumnElement[Any]) -> str:
+    declared = column.type.compile(dialect=_PG)
+    word = declared.split("(")[0].split()[0].upper()
+    if word not in _ELEMENT:
+        raise TypeError(f"{column}: no writer type for {declared}")
+    return _ELEMENT[word]
 
 
 @dataclass(frozen=True, eq=False)  # compared and hashed by identity: one spec per table
@@ -34,13 +90,49 @@ class TableSpec:
     pg_types: dict[str, str]  # column -> PostgreSQL array element type
     # Columns not in the record, with their value; NOW = the flush time.
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    extra_types: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        record: type[Any],
+        model: type[Base],
+        tag: str,
+        *,
+        upsert: bool,
+        keep: tuple[str, ...] = (),
+        extra: dict[str, Any] | None = None,
+    ) -> TableSpec:
+        """The spec of ``record``'s rows in ``model``'s table, read from the ORM: the
+        conflict key is the table's unique constraint on record fields, the types are
+        the columns'; an upsert refreshes every field but the key and ``keep`` (fields set
+        once, e.g. when a survey started)."""
+        table = model.__table__
+        assert isinstance(table, Table)
+        columns = _fields(record)
+        missing = [c for c in (*columns, *(extra or {})) if c not in table.c]
+        if missing:
+            raise TypeError(f"{table.name} has no column {', '.join(missing)}")
+        conflict = next(
+            tuple(c.name for c in u.columns)
+            for u in table.constraints
+            if isinstance(u, UniqueConstraint) and all(c.name in columns for c in u.columns)
+        )
+        update = tuple(c for c in columns if c not in conflict and c not in keep)
+        return cls(
+            record=record,
+            table=table.name,
+            tag=tag,
+            conflict=conflict,
+            update=update if upsert else None,
+            pg_types={c: _element(table.c[c]) for c in columns},
+            extra=dict(extra or {}),
+            extra_types={c: _element(table.c[c]) for c in extra or {}},
+        )
 
     @property
     def columns(self) -> tuple[str, ...]:
-        fields: tuple[str, ...] | None = getattr(self.record, "_fields", None)  # named tuple
-        if fields is not None:
-            return fields
-        return tuple(f.name for f in dataclasses.fields(self.record))
+        return _fields(self.record)
 
     @property
     def datetime_columns(self) -> frozenset[str]:
@@ -50,193 +142,28 @@ class TableSpec:
         return tuple(getattr(record, c) for c in self.conflict)
 
 
-TEXT, TSTZ, FLOAT, INT, BOOL, JSONB, JSON = (
-    "text",
-    "timestamptz",
-    "float8",
-    "int4",
-    "bool",
-    "jsonb",
-    "json",
-)
-NOW = object()  # placeholder in ``extra``: the time of the flush
-EXTRA_TYPES = {"updated_at": TSTZ, "status": TEXT, "attempts": INT, "source": TEXT}
+def _fields(record: type[Any]) -> tuple[str, ...]:
+    fields: tuple[str, ...] | None = getattr(record, "_fields", None)  # named tuple
+    if fields is not None:
+        return fields
+    return tuple(f.name for f in dataclasses.fields(record))
+
 
 SPECS: tuple[TableSpec, ...] = (
-    TableSpec(
-        EventRecord,
-        "call_events",
-        "ev",
-        ("pbx", "event_key"),
-        None,
-        {
-            "pbx": TEXT,
-            "event_key": TEXT,
-            "at": TSTZ,
-            "received_at": TSTZ,
-            "linkedid": TEXT,
-            "uniqueid": TEXT,
-            "source": TEXT,
-            "kind": TEXT,
-            "data": JSON,
-            "raw": JSON,
-        },
+    TableSpec.of(EventRecord, CallEvent, "ev", upsert=False),
+    TableSpec.of(CallRecord, Call, "call", upsert=True, extra={"updated_at": NOW}),
+    TableSpec.of(VisitRecord, QueueVisit, "visit", upsert=True),
+    TableSpec.of(
+        AgentStateRecord, AgentStateChange, "agent", upsert=False, extra={"source": "ami"}
     ),
-    TableSpec(
-        CallRecord,
-        "calls",
-        "call",
-        ("pbx", "linkedid"),
-        (
-            "caller_hash",
-            "caller_display",
-            "dialled",
-            "keys",
-            "queue",
-            "started_at",
-            "queue_entered_at",
-            "answered_at",
-            "ended_at",
-            "wait_seconds",
-            "ring_seconds",
-            "talk_seconds",
-            "agent",
-            "outcome",
-            "transferred_to",
-            "hangup_cause",
-            "survey_flagged",
-            "data_gap",
-        ),
-        {
-            "pbx": TEXT,
-            "linkedid": TEXT,
-            "caller_hash": TEXT,
-            "caller_display": TEXT,
-            "dialled": TEXT,
-            "keys": TEXT,
-            "queue": TEXT,
-            "started_at": TSTZ,
-            "queue_entered_at": TSTZ,
-            "answered_at": TSTZ,
-            "ended_at": TSTZ,
-            "wait_seconds": FLOAT,
-            "ring_seconds": FLOAT,
-            "talk_seconds": FLOAT,
-            "agent": TEXT,
-            "outcome": TEXT,
-            "transferred_to": TEXT,
-            "hangup_cause": INT,
-            "survey_flagged": BOOL,
-            "data_gap": BOOL,
-        },
-        extra={"updated_at": NOW},
+    TableSpec.of(SurveyRecord, SurveyResponse, "survey", upsert=True, keep=("started_at",)),
+    TableSpec.of(
+        CallbackRecord, Callback, "callback", upsert=False, extra={"status": "open", "attempts": 0}
     ),
-    TableSpec(
-        VisitRecord,
-        "queue_visits",
-        "visit",
-        ("pbx", "linkedid", "seq"),
-        (
-            "queue",
-            "entered_at",
-            "position",
-            "estimated_wait_seconds",
-            "left_at",
-            "answered_at",
-            "ended_at",
-            "wait_seconds",
-            "ring_seconds",
-            "talk_seconds",
-            "agent",
-            "outcome",
-            "complete_reason",
-            "data_gap",
-        ),
-        {
-            "pbx": TEXT,
-            "linkedid": TEXT,
-            "seq": INT,
-            "queue": TEXT,
-            "entered_at": TSTZ,
-            "position": INT,
-            "estimated_wait_seconds": FLOAT,
-            "left_at": TSTZ,
-            "answered_at": TSTZ,
-            "ended_at": TSTZ,
-            "wait_seconds": FLOAT,
-            "ring_seconds": FLOAT,
-            "talk_seconds": FLOAT,
-            "agent": TEXT,
-            "outcome": TEXT,
-            "complete_reason": TEXT,
-            "data_gap": BOOL,
-        },
-    ),
-    TableSpec(
-        AgentStateRecord,
-        "agent_state_changes",
-        "agent",
-        ("pbx", "event_key"),
-        None,
-        {
-            "pbx": TEXT,
-            "event_key": TEXT,
-            "at": TSTZ,
-            "agent_id": TEXT,
-            "interface": TEXT,
-            "queue": TEXT,
-            "state": TEXT,
-            "reason": TEXT,
-        },
-        extra={"source": "ami"},
-    ),
-    TableSpec(
-        SurveyRecord,
-        "survey_responses",
-        "survey",
-        ("pbx", "linkedid"),
-        ("agent", "queue", "friendliness", "wait", "overall", "completed"),
-        {
-            "pbx": TEXT,
-            "linkedid": TEXT,
-            "agent": TEXT,
-            "queue": TEXT,
-            "started_at": TSTZ,
-            "friendliness": INT,
-            "wait": INT,
-            "overall": INT,
-            "completed": BOOL,
-        },
-    ),
-    TableSpec(
-        CallbackRecord,
-        "callbacks",
-        "callback",
-        ("pbx", "linkedid"),
-        None,
-        {
-            "kind": TEXT,
-            "pbx": TEXT,
-            "linkedid": TEXT,
-            "queue": TEXT,
-            "caller_hash": TEXT,
-            "caller_display": TEXT,
-            "number_sealed": TEXT,
-            "requested_at": TSTZ,
-            "due_at": TSTZ,
-            "note": TEXT,
-        },
-        extra={"status": "open", "attempts": 0},
-    ),
-    TableSpec(
-        GapRecord,
-        "data_gaps",
-        "gap",
-        ("pbx", "gap_from"),
-        ("gap_to", "calls_closed", "reason"),
-        {"pbx": TEXT, "gap_from": TSTZ, "gap_to": TSTZ, "calls_closed": INT, "reason": TEXT},
-    ),
+    TableSpec.of(GapRecord, DataGap, "gap", upsert=True),
 )
+# The types of the columns the writer fills itself (``extra``), by name.
+EXTRA_TYPES = {c: t for s in SPECS for c, t in s.extra_types.items()}
 
 BY_RECORD: dict[type[Any], TableSpec] = {s.record: s for s in SPECS}
 BY_TAG: dict[str, TableSpec] = {s.tag: s for s in SPECS}

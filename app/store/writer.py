@@ -35,7 +35,7 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, Protocol
 
@@ -46,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import jsoncodec
 from app.acd.records import Record, SurveyRecord, tuple_getter
+from app.clock import host_now
 from app.components import Health, cancel_tasks
 from app.metrics import Metrics
 from app.store import models
@@ -750,7 +751,7 @@ class EventWriter:
         spill_after: float = 5.0,
         retry: float = 1.0,
         on_commit: Callable[[Sequence[Record], float], None] | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = host_now,  # rows' write time: the host's
     ) -> None:
         self.backend = backend
         self.metrics = metrics

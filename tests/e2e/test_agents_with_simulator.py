@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from app.sim.truth import CallTruth
 from app.store.db import create_engine, session_factory
 from app.store.models import AgentStateChange, Call, Callback, CallEvent, QueueVisit
 from tests.auth_support import key, make_user
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 COPENHAGEN = dt.timezone(dt.timedelta(hours=1))  # November: CET
@@ -75,15 +76,6 @@ class Centre:
     async def flushed(self) -> None:
         self.rt.pipeline.flush()
         await self.rt.writer.drained(within=30)
-
-
-async def until(check: Callable[[], Awaitable[bool]], within: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not await check():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 @contextlib.asynccontextmanager
@@ -274,7 +266,7 @@ async def test_a_transfer_shows_on_the_call(
             rows = await c.rows(Call, Call.agent == "agent1", Call.ended_at.is_(None))
             return bool(rows)
 
-        await until(talking)
+        await wait_for(talking)
         (call,) = await c.rows(Call, Call.agent == "agent1")
         wrong = await c.post(f"/v1/calls/{call.id}/transfer", c.agent2, {"queue": "kontanthjaelp"})
         assert wrong.status_code == 403  # not agent2's call
@@ -289,7 +281,7 @@ async def test_a_transfer_shows_on_the_call(
             visits = await c.rows(QueueVisit, QueueVisit.linkedid == call.linkedid)
             return any(v.agent == "agent2" for v in visits)
 
-        await until(with_agent2)
+        await wait_for(with_agent2)
         (row,) = await c.rows(Call, Call.id == call.id)
         assert row.transferred_to == "kontanthjaelp"
         visits = sorted(await c.rows(QueueVisit, QueueVisit.linkedid == call.linkedid),
@@ -356,7 +348,7 @@ async def test_a_call_back_is_placed_only_when_an_agent_is_free_and_once_per_num
             rows = await c.rows(Callback, Callback.id == first)
             return rows[0].status == "done"
 
-        await until(reached)
+        await wait_for(reached)
         tasks = {t.id: t for t in await c.rows(Callback)}
         assert (tasks[first].outcome, tasks[first].attempts) == ("reached", 1)
         assert tasks[first].call_linkedid is not None
@@ -367,7 +359,7 @@ async def test_a_call_back_is_placed_only_when_an_agent_is_free_and_once_per_num
         async def agent_on_call() -> bool:
             return c.rt.centre.agents["PJSIP/agent1"].state == "on_call"
 
-        await until(agent_on_call)
+        await wait_for(agent_on_call)
         assert await c.rt.dialer.round() == []  # agent1 is talking: nobody free
         assert originated() == ["+4520000001"]
         # The call-back is a call of its own, answered in dagpenge by agent1.
@@ -386,7 +378,7 @@ async def test_a_call_back_is_placed_only_when_an_agent_is_free_and_once_per_num
         assert (await c.post("/v1/agents/agent2/login", c.agent2)).status_code == 200
         placed = await c.rt.dialer.round()
         assert [(d.task_id, d.interface) for d in placed] == [(third, "PJSIP/agent2")]
-        await until(lambda: _status(c, third, "done"))
+        await wait_for(lambda: _status(c, third, "done"))
         assert sorted(originated()) == ["+4520000001", "+4520000002"]
         metrics = (await c.http.get("/metrics")).text
         assert 'acd_dialer_originations_total{result="answered"} 2.0' in metrics
@@ -461,7 +453,7 @@ async def test_an_unanswered_call_back_is_retried_then_given_up(
             (row,) = await c.rows(Callback, Callback.id == task)
             return row.attempts == n and row.status != "dialling"
 
-        await until(lambda: attempted(1))
+        await wait_for(lambda: attempted(1))
         (row,) = await c.rows(Callback, Callback.id == task)
         assert (row.status, row.outcome) == ("open", "no_answer")
         assert await c.rt.dialer.round() == []  # not again before ACD_DIALER_RETRY_MINUTES
@@ -469,7 +461,7 @@ async def test_an_unanswered_call_back_is_retried_then_given_up(
             found = await s.get(Callback, task)
             found.last_attempt_at -= dt.timedelta(minutes=2)
         assert [d.task_id for d in await c.rt.dialer.round()] == [task]
-        await until(lambda: attempted(2))
+        await wait_for(lambda: attempted(2))
         (row,) = await c.rows(Callback, Callback.id == task)
         assert (row.status, row.outcome) == ("failed", "unreachable")
         assert "last: no_answer" in (row.note or "")
@@ -501,7 +493,7 @@ async def test_an_agent_calls_back_from_its_phone_without_seeing_the_number(
         body = r.json()
         assert body["agent_answered"] and body["task"]["assigned_to"] == "agent1"
         assert body["task"]["attempts"] == 1 and "20304050" not in r.text
-        await until(lambda: _true(bool(dialled)))
+        await wait_for(lambda: bool(dialled))
         assert dialled == ["+4520304050@trunk"]  # the PBX dialled it; the API never said it
         done = await c.post(f"/v1/callbacks/{task}/complete", c.agent1, {"outcome": "reached"})
         assert done.json()["status"] == "done"
@@ -510,7 +502,3 @@ async def test_an_agent_calls_back_from_its_phone_without_seeing_the_number(
         )
         nothing = await c.post(f"/v1/callbacks/{message.json()['id']}/dial", c.agent1)
         assert nothing.status_code == 409 and "no number to call" in nothing.json()["detail"]
-
-
-async def _true(value: bool) -> bool:
-    return value

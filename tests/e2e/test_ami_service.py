@@ -33,6 +33,7 @@ from tests.ami_replay import (
 from tests.auth_support import admin_headers
 from tests.conftest import OwnPostgres
 from tests.expectations import EXPECTED, check_row
+from tests.waiting import wait_for
 
 
 @dataclass
@@ -65,14 +66,6 @@ async def service(
             transport=transport, base_url="http://acd", headers=headers
         ) as client:
             yield Running(app, client)
-
-
-async def wait_for(predicate: Any, within: float = 20.0, step: float = 0.05) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(step)
 
 
 async def ended_calls(url: str) -> list[Call]:
@@ -147,6 +140,10 @@ async def _has_rows(url: str, n: int) -> bool:
     return len(await ended_calls(url)) >= n
 
 
+async def _rows_are(url: str, want: set[tuple[Any, ...]]) -> bool:
+    return comparable(await ended_calls(url)) == want
+
+
 async def test_all_captures_cut_at_random_tcp_boundaries_give_the_pure_rows(
     pg_url: str, tmp_path: Any
 ) -> None:
@@ -156,10 +153,10 @@ async def test_all_captures_cut_at_random_tcp_boundaries_give_the_pure_rows(
         ReplayServer(payloads=[payload], chunk_sizes=lambda: random_sizes(seed, 1, 900)) as pbx,
         service(pg_url, pbx.port, tmp=tmp_path),
     ):
-        await wait_for(lambda: _has_rows(pg_url, len(SCENARIOS)))
-        await asyncio.sleep(0.3)
-        rows = await ended_calls(pg_url)
-    assert comparable(rows) == pure_rows(), f"seed {seed}"
+        want = pure_rows()
+        # Rows are written as calls end and refined by late events (an AgentComplete
+        # after the last Hangup): wait for the final rows, not for a fixed time.
+        await wait_for(lambda: _rows_are(pg_url, want), what=f"the pure rows (seed {seed})")
 
 
 async def test_without_timestamps_the_receive_time_is_used(pg_url: str, tmp_path: Any) -> None:
@@ -194,7 +191,7 @@ async def test_a_refused_login_is_reported_and_retried_slowly(
         service(sqlite_url, pbx.port, secret="wrong", tmp=tmp_path) as svc,
     ):
         await wait_for(lambda: _refused(pbx))
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.5)  # a window in which a tight loop would have retried
         r = await svc.client.get("/ready")
         assert r.status_code == 503
         ami = r.json()["parts"]["ami"]
@@ -258,9 +255,9 @@ async def test_link_cut_mid_call_then_restored_still_records_the_call(
         core_show_channel("PJSIP/trunk-00000003", linkedid, linkedid, "00:00:08"),
         core_show_channel("PJSIP/agent1-00000004", "1795362320.4", linkedid, "00:00:04"),
     ]
-    async with server as pbx, service(pg_url, pbx.port, tmp=tmp_path):
+    async with server as pbx, service(pg_url, pbx.port, tmp=tmp_path) as svc:
         await wait_for(lambda: _logins(pbx, 1))
-        await asyncio.sleep(0.5)
+        await wait_for(lambda: _talking(svc, linkedid), what="the call answered")
         pbx.drop_clients()  # the link dies mid-call
         await wait_for(lambda: _logins(pbx, 2), within=15)
         await wait_for(lambda: _has_rows(pg_url, 1))
@@ -272,12 +269,18 @@ async def _logins(pbx: ReplayServer, n: int) -> bool:
     return pbx.logins >= n
 
 
+def _talking(svc: Running, linkedid: str) -> bool:
+    """The first payload is read: the call is up and an agent talks with the caller."""
+    call = svc.rt.centre.calls.get(linkedid)
+    return call is not None and any(v.talking for v in call.visits)
+
+
 async def test_call_ended_during_the_gap_is_closed_as_data_gap(pg_url: str, tmp_path: Any) -> None:
-    first, _rest, _ = _cut_at("01_answered", b"Event: AgentComplete")
+    first, _rest, linkedid = _cut_at("01_answered", b"Event: AgentComplete")
     server = ReplayServer(payloads=[first, b""])  # after reconnect: nothing is up
-    async with server as pbx, service(pg_url, pbx.port, tmp=tmp_path):
+    async with server as pbx, service(pg_url, pbx.port, tmp=tmp_path) as svc:
         await wait_for(lambda: _logins(pbx, 1))
-        await asyncio.sleep(0.5)
+        await wait_for(lambda: _talking(svc, linkedid), what="the call answered")
         pbx.drop_clients()
         await wait_for(lambda: _logins(pbx, 2), within=15)
         await wait_for(lambda: _has_rows(pg_url, 1))
@@ -305,9 +308,11 @@ async def test_postgres_stopped_mid_stream_gives_the_same_rows(
     async with server as pbx, service(own_postgres.url, pbx.port, tmp=tmp_path) as svc:
         await wait_for(lambda: _logins(pbx, 1))
         own_postgres.stop()  # the database goes away while events stream in
-        await asyncio.sleep(2.0)
-        health = await svc.rt.writer.check()
-        assert health.state in ("retrying", "spilling")
+
+        async def writer_held_back() -> bool:
+            return (await svc.rt.writer.check()).state in ("retrying", "spilling")
+
+        await wait_for(writer_held_back, what="the writer retrying or spilling")
         r = await svc.client.get("/ready")
         assert r.status_code == 503 and r.json()["parts"]["database"]["ok"] is False
         own_postgres.start()
@@ -356,7 +361,7 @@ async def test_a_garbled_timestamp_neither_drops_the_link_nor_the_call(
         service(pg_url, pbx.port, tmp=tmp_path) as svc,
     ):
         await wait_for(lambda: _has_rows(pg_url, 1))
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # a window in which a dropped link would have reconnected
         assert pbx.logins == 1  # the link stayed up
         assert (await svc.client.get("/ready")).status_code == 200
     check_row((await ended_calls(pg_url))[0], EXPECTED["01_answered"])

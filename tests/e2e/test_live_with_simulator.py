@@ -18,11 +18,11 @@ from sqlalchemy import select
 
 from app.acd.kpi import CENTRE, KpiConfig
 from app.api.live import AgentsOut, LiveCallsOut, QueueDetailOut, QueuesOut
-from app.ivr.catalogue import load_catalogue
+from app.config.kinds import GOALS
+from app.config.loader import load_config
 from app.live.history import book_of_visits, calls_of_day, replay_day, visits_of_day
 from app.main import create_app
 from app.reports.build import build_report
-from app.reports.goals import load_goals
 from app.reports.model import Report
 from app.reports.periods import span
 from app.reports.rollup import Context
@@ -168,12 +168,14 @@ async def stored(url: str, config: KpiConfig) -> tuple[Any, Any, list[QueueVisit
 
 async def day_report(url: str, settings: Settings, as_of: dt.datetime) -> Report:
     """The day's report (by queue), counted from the stored rows as a report does."""
-    catalogue = load_catalogue(ROOT / "ivr_flows")
+    snapshot = load_config(ROOT / "ivr_flows")
+    goals = snapshot[GOALS]
+    assert goals is not None
     ctx = Context(
         tz=settings.tz,
         config=KpiConfig(settings.short_abandon_seconds, settings.service_level_seconds),
-        goals=load_goals(ROOT / "ivr_flows", catalogue.names),
-        catalogue=catalogue,
+        goals=goals,
+        catalogue=snapshot.queues,
     )
     engine = create_engine(url)
     try:

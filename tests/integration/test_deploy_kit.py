@@ -16,7 +16,6 @@ import pytest
 import yaml
 from prometheus_client.registry import CollectorRegistry
 
-from app.ivr.catalogue import load_catalogue
 from app.main import create_app
 from app.reports.goals import live_goals, load_goals
 from app.settings import load_settings
@@ -26,9 +25,7 @@ PROM = ROOT / "deploy" / "prometheus"
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "acd.json"
 NAME = re.compile(r"\b(acd_[a-z0-9_]+|acd:[a-z0-9_:]+)")
 # The goals the rules must use: those of the agreement in force, from ivr_flows/goals.yaml.
-GOALS = live_goals(
-    load_goals(ROOT / "ivr_flows", load_catalogue(ROOT / "ivr_flows").names), date.today()
-)
+GOALS = live_goals(load_goals(ROOT / "ivr_flows"), date.today())
 
 
 def _run(tool_name: str, package: str, *args: str) -> str:
@@ -186,7 +183,7 @@ def test_the_dashboard_is_provisionable_and_covers_the_four_views() -> None:
 
 
 def test_the_dashboard_filters_by_queue_and_shows_the_follow_up_goals() -> None:
-    from app.ivr.catalogue import load_work
+    from app.config.loader import load_config
 
     dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
     (variable,) = dashboard["templating"]["list"]
@@ -201,7 +198,9 @@ def test_the_dashboard_filters_by_queue_and_shows_the_follow_up_goals() -> None:
             if "by (queue" in expr or "{{queue}}" in target.get("legendFormat", ""):
                 assert 'queue=~"$queue"' in expr, (panel["title"], expr)
     titles = {p["title"]: p for p in panels}
-    goals = load_work(ROOT / "ivr_flows").goals
+    work = load_config(ROOT / "ivr_flows").work
+    assert work is not None
+    goals = work.goals
     fcr = titles["Straksafklaring i dag (mål 60 %)"]
     assert "acd_today_registrations" in fcr["targets"][0]["expr"]
     steps = [s["value"] for s in fcr["fieldConfig"]["defaults"]["thresholds"]["steps"]]

@@ -9,17 +9,20 @@ import shutil
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
 
 from app.agi.server import AgiServer
-from app.main import build_runtime, create_app
+from app.main import create_app
+from app.runtime import build_runtime
 from app.settings import load_settings
 from tests.agi_fake_asterisk import Caller, FakeAsterisk
-from tests.agi_support import FLOWS, FakeClock, agi_service, cph
+from tests.agi_support import FLOWS, agi_service, cph
 from tests.auth_support import admin_headers
+from tests.waiting import wait_for
 
 TUESDAY_1030 = cph(2025, 3, 4, 10, 30)
 
@@ -50,7 +53,7 @@ async def test_reload_swaps_in_a_valid_flow(tmp_path: Path) -> None:
         r = await h.pbx.call(Caller(answers=["2"]))
         assert r.variables["ACD_QUEUE"] == "dagpenge"
         rewrite(flows, *SWAP_1_2)
-        result = await h.server.reload()
+        result = await h.config.reload()
         assert result.ok and result.flows == ("jobcenter",) and result.version != before
         r = await h.pbx.call(Caller(answers=["2"]), uniqueid="2.2")
         assert r.variables["ACD_QUEUE"] == "kontanthjaelp"
@@ -62,7 +65,7 @@ async def test_a_broken_flow_is_rejected_and_the_running_one_stays(tmp_path: Pat
     async with agi_service(at=TUESDAY_1030, flows_dir=flows) as h:
         version = (await h.server.check()).detail["version"]
         rewrite(flows, "queue: dagpenge}", "queue: dagpenger}")
-        result = await h.server.reload()
+        result = await h.config.reload()
         assert not result.ok
         assert result.version == version and result.flows == ("jobcenter",)
         assert [e.path for e in result.errors] == ["nodes.koe_dagpenge.queue"]
@@ -79,13 +82,14 @@ async def test_a_call_in_progress_keeps_its_flow_across_a_reload(tmp_path: Path)
     flows = copy_flows(tmp_path)
     async with agi_service(at=TUESDAY_1030, flows_dir=flows) as h:
         call = asyncio.ensure_future(h.pbx.call(Caller(answers=["5", "2"], think=0.15)))
-        await asyncio.sleep(0.2)  # in the menu now
+        # In the menu now: the first key was taken, under the flow the call started with.
+        await wait_for(lambda: "ivr_key" in h.kinds(), what="the caller's first key")
         rewrite(
             flows,
             '"2": koe_virksomhed\n      "3"',
             '"2": koe_a_kasse\n      "9": koe_virksomhed\n      "3"',
         )
-        assert (await h.server.reload()).ok
+        assert (await h.config.reload()).ok
         r = await call
         assert r.variables["ACD_QUEUE"] == "virksomhed"
         r = await h.pbx.call(Caller(answers=["5", "2"]), uniqueid="3.3")
@@ -96,18 +100,18 @@ async def test_sighup_reloads(tmp_path: Path) -> None:
     flows = copy_flows(tmp_path)
     async with agi_service(at=TUESDAY_1030, flows_dir=flows, sighup=True) as h:
         # Only signal once our handler is installed (else SIGHUP would end the test run).
-        assert h.server._sighup_installed
-        version = h.server.registry.current.version  # type: ignore[union-attr]
+        assert h.config._sighup_installed
+        version = h.config.current.version
         rewrite(flows, '"*": hovedmenu', '"*": hovedmenu\n      "7": koe_ni_by')
         os.kill(os.getpid(), signal.SIGHUP)
-        for _ in range(200):
-            current = h.server.registry.current
-            if current is not None and current.version != version:
-                break
-            await asyncio.sleep(0.01)
+
+        def reloaded() -> bool:
+            return h.config.current.version != version
+
+        await wait_for(reloaded, within=5, what="the SIGHUP reload")
         r = await h.pbx.call(Caller(answers=["7"]))
         assert r.variables["ACD_QUEUE"] == "ni_by"
-    assert not h.server._sighup_installed  # removed again on stop
+    assert not h.config._sighup_installed  # removed again on stop
 
 
 async def test_start_with_broken_flows_is_not_ready_and_calls_fall_back(tmp_path: Path) -> None:
@@ -121,7 +125,7 @@ async def test_start_with_broken_flows_is_not_ready_and_calls_fall_back(tmp_path
         assert not r.variables and r.closed_by_service  # the dialplan's fallback queue
         assert h.one("ivr_ended").reason == "error"
         rewrite(flows, "start: velkomen", "start: velkommen")
-        assert (await h.server.reload()).ok
+        assert (await h.config.reload()).ok
         assert (await h.server.check()).ok
 
 
@@ -142,9 +146,9 @@ async def test_post_reload_and_ready(tmp_path: Path, sqlite_url: str) -> None:
     flows = copy_flows(tmp_path)
     settings = load_settings(database_url=sqlite_url, ivr_flows=str(flows))
     rt = build_runtime(settings)
-    # The service's own FastAGI server, with the test's clock instead of the wall clock.
-    server = AgiServer.from_runtime(rt, clock=FakeClock(TUESDAY_1030))
-    rt.components = [c for c in rt.components if not isinstance(c, AgiServer)] + [server]
+    # The PBX's clock on a Tuesday morning (the service's FastAGI server reads it).
+    rt.clock.skew = TUESDAY_1030 - datetime.now(UTC)
+    server = next(c for c in rt.components if isinstance(c, AgiServer))
     app = create_app(settings, rt)
     async with running(app, await admin_headers(sqlite_url)) as client:
         ready = (await client.get("/ready")).json()

@@ -23,12 +23,11 @@ from prometheus_client.core import CollectorRegistry
 
 from app.acd.board import QueueInfo, build_board
 from app.acd.ewt import HandleTimes
-from app.acd.kpi import DayBook, KpiConfig, VisitFacts
+from app.acd.kpi import DayBook, KpiConfig
 from app.acd.plan import PlanTargets
 from app.acd.state import CallCentre
 from app.api.live import QueuesOut
-from app.ivr.catalogue import load_catalogue
-from app.ivr.registry import load_flow_set
+from app.config.loader import load_config
 from app.live import queries
 from app.live.collector import LiveCollector
 from app.live.store import LiveStore
@@ -43,6 +42,7 @@ from app.store.db import create_engine, session_factory
 from app.store.planning import load_history, patience_samples, shrinkage_sample
 from tests.auth_support import key, make_user
 from tests.planning_support import TZ, agent_day, visit_rows, write_log
+from tests.unit.test_kpi import visit
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = ROOT / "ivr_flows"
@@ -203,16 +203,18 @@ async def test_bad_requests_get_clear_answers(sqlite_url: str, tmp_path: Path) -
 
 async def test_the_projection_reaches_the_board_the_api_and_the_gauges(sqlite_url: str) -> None:
     await seed(sqlite_url)
-    catalogue = load_catalogue(FLOWS)
-    schedule = schedule_of_flows(load_flow_set(FLOWS).flows)
+    config = load_config(FLOWS)
+    catalogue = config.queues
+    assert catalogue is not None
+    schedule = schedule_of_flows(config.flows)
     now = dt.datetime.combine(DAY, dt.time(10, 0), TZ)  # two hours into the day
     engine = create_engine(sqlite_url)
     try:
         planner = Planner(
             session_factory(engine),
             tz=TZ,
-            queues=catalogue.names,
-            wrapup={q.name: float(q.wrapup_seconds) for q in catalogue.queues},
+            queues=lambda: catalogue.names,
+            wrapup=lambda: {q.name: float(q.wrapup_seconds) for q in catalogue.queues},
             schedule=lambda: schedule,
             targets=PlanTargets(),
             short_abandon_seconds=5.0,
@@ -230,8 +232,7 @@ async def test_the_projection_reaches_the_board_the_api_and_the_gauges(sqlite_ur
     start = now - dt.timedelta(hours=2)
     for i in range(round(2 * so_far)):
         at = start + dt.timedelta(seconds=i * 7200 / (2 * so_far))
-        book.decided(VisitFacts(f"v{i}", 1, "kontanthjaelp", at.astimezone(dt.UTC),
-                                "answered", 60.0))  # fmt: skip
+        book.decided(visit(i, "answered", 60.0, queue="kontanthjaelp", at=at.astimezone(dt.UTC)))
     infos = [QueueInfo(q.name, q.title, q.wrapup_seconds) for q in catalogue.queues]
     board = build_board(CallCentre("pbx1", catalogue), book, HandleTimes(), now.astimezone(dt.UTC),
                         infos, config=KpiConfig())  # fmt: skip

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
-from app.ivr.prompts import PromptToolsMissing, find_tools, render_prompt
-from app.ivr.registry import load_flow_set
+from app.config.loader import load_config
 from app.ivr.validate import all_prompt_texts
+from app.tools.prompts import PromptToolsMissing, find_tools, render_prompt
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = str(ROOT / "ivr_flows")
@@ -55,7 +55,7 @@ def test_text_starting_with_a_dash_is_spoken_not_parsed(tmp_path: Path) -> None:
 def test_list_names_every_prompt_the_service_can_play(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["prompts", "--flows", FLOWS, "--list"]) == 0
     listed = dict(line.split("\t", 1) for line in capsys.readouterr().out.splitlines())
-    flow = load_flow_set(ROOT / "ivr_flows").flows["jobcenter"]
+    flow = load_config(ROOT / "ivr_flows").flows["jobcenter"]
     assert listed == all_prompt_texts(flow)
     assert listed["acd/menu-sygdom"].startswith("Har du spørgsmål om udbetaling af sygedagpenge")
     assert listed["acd/cal-i-morgen"] == "i morgen"

@@ -27,9 +27,9 @@ import pytest
 from sqlalchemy import select
 
 from app.acd.kpi import CENTRE, KpiConfig
-from app.ivr.catalogue import load_catalogue
+from app.config.kinds import GOALS
+from app.config.loader import load_config
 from app.reports.build import build_report
-from app.reports.goals import load_goals
 from app.reports.model import Report
 from app.reports.periods import parse_period, span
 from app.reports.render import render
@@ -140,8 +140,9 @@ class Week:
 
 
 async def load_week(url: str) -> Week:
-    catalogue = load_catalogue(ROOT / "ivr_flows")
-    goals = load_goals(ROOT / "ivr_flows", catalogue.names)
+    snapshot = load_config(ROOT / "ivr_flows")
+    catalogue, goals = snapshot.queues, snapshot[GOALS]
+    assert catalogue is not None and goals is not None
     ctx = Context(tz=TZ, config=KpiConfig(), goals=goals, catalogue=catalogue, repeat_days=3)
     sqlite = create_engine(url) if url.startswith("sqlite") else None
     backend: Any = SqliteBackend(sqlite) if sqlite is not None else PostgresBackend(url)

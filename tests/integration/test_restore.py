@@ -12,8 +12,8 @@ from pathlib import Path
 from app.acd import events as ev
 from app.acd.records import EventRecord, Record
 from app.acd.state import CallCentre
-from app.main import Runtime, build_runtime
 from app.metrics import Metrics
+from app.runtime import Runtime, build_runtime
 from app.settings import Settings, load_settings
 from app.store.db import create_engine, session_factory
 from app.store.restore import OPEN_WITHIN, open_calls

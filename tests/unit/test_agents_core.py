@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from app.acd import events as ev
-from app.acd.access import ROLES, WRITE_SCOPES, Principal, check_user
+from app.acd.access import ROLES, WRITE_SCOPES, Principal, check_user, may_act_on_call
 from app.acd.agents import (
     TalkingLeg,
     WrongState,
@@ -24,11 +24,11 @@ from app.acd.agents import (
 )
 from app.acd.dialer import Candidate, plan_dials
 from app.acd.state import CallCentre
-from app.acd.work import parse_work
+from app.acd.work import WorkConfig
 from app.ami.agent_actions import Pbx, PbxUnavailable, is_state_reply, transfer
 from app.ami.confirm import Confirmations, Step, run_steps
-from app.ivr.catalogue import WorkConfigError, load_catalogue, load_work
-from app.ivr.registry import load_flow_set
+from app.config.errors import ConfigInvalid
+from app.config.loader import load_config
 from app.privacy import Caller
 from app.store.auth import hash_secret, new_secret, parse_secret
 from app.store.reports import time_in_states
@@ -58,6 +58,21 @@ def test_roles_and_reach() -> None:
     assert agent.own_agent == "agent1" and sup.own_agent is None
 
 
+def test_one_rule_for_reading_and_acting_on_a_call() -> None:
+    agent = Principal("anne", "agent", agent_id="agent1")
+    sup = Principal("sara", "supervisor", teams=frozenset({"nord"}))
+    took = {"agent1": "nord", "agent2": "syd"}  # the agents concerned, with their teams
+    for read in (True, False):
+        assert may_act_on_call(agent, took, read=read)
+        assert not may_act_on_call(agent, {"agent2": "syd"}, read=read)
+        assert may_act_on_call(Principal("root", "admin"), {}, read=read)
+        assert may_act_on_call(Principal("crm", "integration"), {"x": None}, read=read)
+    assert may_act_on_call(sup, {"agent2": "syd"}, read=True)  # reads every call
+    assert not may_act_on_call(sup, {"agent2": "syd"})  # acts on its teams' only
+    assert may_act_on_call(sup, took) and not may_act_on_call(sup, {"agent3": None})
+    assert not may_act_on_call(Principal("x", "agent"), {"": None})  # no agent id
+
+
 def test_user_definitions_are_checked() -> None:
     assert check_user("agent", "agent1", (), ()) == []
     assert check_user("agent", None, (), ())  # needs --agent
@@ -84,13 +99,14 @@ def test_secrets_are_random_typed_and_hashed() -> None:
 
 
 def test_shipped_work_file_is_valid_and_not_a_flow() -> None:
-    catalogue = load_catalogue(ROOT / "ivr_flows")
-    work = load_work(ROOT / "ivr_flows", catalogue.names)
+    config = load_config(ROOT / "ivr_flows")
+    work = config.work
+    assert work is not None
     assert work.pause_reason("lunch") is not None and work.pause_reason("nap") is None
     assert work.disposition("dagpenge", "availability") is not None
     assert work.disposition("kontanthjaelp", "availability") is None
     assert work.disposition(None, "payment") is not None
-    assert "work" not in load_flow_set(ROOT / "ivr_flows").flows
+    assert "work" not in config.flows
     # JKA's number is the menu's forward number: one unit, one number.
     flow = yaml.safe_load((ROOT / "ivr_flows" / "jobcenter.yaml").read_text(encoding="utf-8"))
     forward = flow["nodes"]["viderestil_jka"]
@@ -142,18 +158,28 @@ def _work(**changes: object) -> dict[str, object]:
 )
 def test_bad_work_files_are_refused(changes: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        parse_work(_work(**changes))
+        WorkConfig.model_validate(_work(**changes))
 
 
 def test_work_file_queue_names_are_checked(tmp_path: Path) -> None:
     data = _work(dispositions={"queues": {"dagpengge": [{"code": "x", "title": "y"}]}})
-    (tmp_path / "work.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
-    with pytest.raises(WorkConfigError, match="'dagpengge' is not a queue"):
-        load_work(tmp_path, ("dagpenge",))
+    for name in ("queues.yaml", "jobcenter.yaml"):
+        (tmp_path / name).write_bytes((ROOT / "ivr_flows" / name).read_bytes())
+    text = yaml.safe_dump(data, sort_keys=False)
+    (tmp_path / "work.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigInvalid) as exc:
+        load_config(tmp_path)
+    (error,) = exc.value.errors
+    line = text.splitlines().index("    dagpengge:") + 1
+    assert str(error) == (
+        f"{tmp_path}/work.yaml:{line}: dispositions.queues.dagpengge: "
+        "'dagpengge' is not a queue of queues.yaml"
+    )
 
 
 def test_destination_hours_backup_and_holidays() -> None:
-    work = load_work(ROOT / "ivr_flows")
+    work = load_config(ROOT / "ivr_flows").work
+    assert work is not None
     jka, amager = work.destination("jka"), work.destination("jc_amager")
     assert jka is not None and amager is not None
     tuesday = datetime(2014, 11, 4, 9, 30, tzinfo=CPH)

@@ -68,7 +68,7 @@ def test_repeated_output_keys_are_kept_in_order() -> None:
     assert command.get("Output") == output[0]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(st.data())
 def test_utf8_survives_any_segmentation(data: st.DataObject) -> None:
     raw = (
@@ -85,7 +85,7 @@ def test_utf8_survives_any_segmentation(data: st.DataObject) -> None:
     assert frames[1].get("CallerIDName") == "Åse Østergård"
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(seed=st.integers(0, 2**32 - 1), name=st.sampled_from(SCENARIOS))
 def test_any_capture_cut_anywhere_gives_the_same_frames(seed: int, name: str) -> None:
     import random

@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
+from app.config.loader import load_config
 from app.ivr.asterisk_config import render_extensions_conf, render_queues_conf
-from app.ivr.registry import load_flow_set
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "asterisk_config"
-FLOWS = load_flow_set(ROOT / "ivr_flows")
+FLOWS = load_config(ROOT / "ivr_flows")
+assert FLOWS.queues is not None
+CATALOGUE = FLOWS.queues
 
 
 def _sections(text: str) -> dict[str, dict[str, str]]:
@@ -52,14 +54,12 @@ def _dialplan(text: str) -> dict[str, list[str]]:
 
 
 def test_committed_queues_conf_is_the_rendered_one() -> None:
-    assert (CONFIG / "queues.conf").read_text(encoding="utf-8") == render_queues_conf(
-        FLOWS.catalogue
-    )
+    assert (CONFIG / "queues.conf").read_text(encoding="utf-8") == render_queues_conf(CATALOGUE)
 
 
 def test_committed_extensions_conf_is_the_rendered_one() -> None:
     assert (CONFIG / "extensions.conf").read_text(encoding="utf-8") == render_extensions_conf(
-        FLOWS.catalogue, FLOWS.flows
+        CATALOGUE, dict(FLOWS.flows)
     )
 
 
@@ -82,8 +82,8 @@ def test_acd_asterisk_config_check_and_write(
 
 def test_every_queue_has_its_settings_from_the_catalogue() -> None:
     sections = _sections((CONFIG / "queues.conf").read_text(encoding="utf-8"))
-    assert set(sections) == {"general", *FLOWS.catalogue.names}
-    for q in FLOWS.catalogue.queues:
+    assert set(sections) == {"general", *CATALOGUE.names}
+    for q in CATALOGUE.queues:
         s = sections[q.name]
         assert s["strategy"] == q.strategy  # per queue, never from a template
         assert s["timeout"] == str(q.ring_timeout)
@@ -129,7 +129,7 @@ def test_an_unreachable_service_still_reaches_a_queue_with_a_message() -> None:
 def test_every_queue_is_an_extension_with_its_max_wait() -> None:
     plan = _dialplan((CONFIG / "extensions.conf").read_text(encoding="utf-8"))
     lines = plan["acd-queue"]
-    for q in FLOWS.catalogue.queues:
+    for q in CATALOGUE.queues:
         assert f"same => n,Queue({q.name},c,,,{q.max_wait_seconds})" in lines
     assert "exten => i,1,NoOp(ACD: no queue ${ACD_QUEUE}: fallback queue)" in lines
 

@@ -349,7 +349,7 @@ def test_the_menu_fits_long_asterisk_ids_into_its_event_keys() -> None:
     deps = SessionDeps(
         pbx="pbx1",
         tz=ZoneInfo("Europe/Copenhagen"),
-        registry=None,  # type: ignore[arg-type]
+        config=None,  # type: ignore[arg-type]
         emit=got.append,
         estimates=None,  # type: ignore[arg-type]
         privacy=CallerPrivacy(b"k" * 32),

@@ -125,7 +125,7 @@ def test_wrapup_from_the_catalogue_then_available() -> None:
     assert free.at - wrap.at == timedelta(seconds=7)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(seed=st.integers(0, 2**32 - 1), name=st.sampled_from(SCENARIOS))
 def test_any_byte_cut_of_a_capture_gives_identical_rows(seed: int, name: str) -> None:
     # Times come from the frame order, so cutting the bytes differently must not

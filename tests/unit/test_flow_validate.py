@@ -8,14 +8,17 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
-from app.ivr.registry import load_catalogue_text, load_flow_set
-from app.ivr.validate import FlowInvalid, load_flow_text, load_yaml
+from app.config.errors import ConfigInvalid
+from app.config.kinds import QUEUES
+from app.config.loader import load_config, parse_kind
+from app.config.yamlfile import load_yaml
+from app.ivr.validate import load_flow_text
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOW_FILE = ROOT / "ivr_flows" / "jobcenter.yaml"
 GOOD = FLOW_FILE.read_text(encoding="utf-8")
-CATALOGUE = load_catalogue_text(
-    (ROOT / "ivr_flows" / "queues.yaml").read_text(encoding="utf-8"), "queues.yaml"
+CATALOGUE = parse_kind(
+    QUEUES, (ROOT / "ivr_flows" / "queues.yaml").read_text(encoding="utf-8"), "queues.yaml", {}
 )
 FILE = "ivr_flows/jobcenter.yaml"
 
@@ -28,7 +31,7 @@ def line(text: str, needle: str, nth: int = 1) -> int:
 
 
 def errors(text: str, file: str = FILE) -> list[str]:
-    with pytest.raises(FlowInvalid) as exc:
+    with pytest.raises(ConfigInvalid) as exc:
         load_flow_text(text, file, CATALOGUE)
     return [str(e) for e in exc.value.errors]
 
@@ -41,7 +44,7 @@ def edit(old: str, new: str, text: str = GOOD) -> str:
 def test_the_shipped_flow_is_valid() -> None:
     flow = load_flow_text(GOOD, FILE, CATALOGUE)
     assert flow.name == "jobcenter"
-    assert load_flow_set(ROOT / "ivr_flows").flows["jobcenter"] == flow
+    assert load_config(ROOT / "ivr_flows").flows["jobcenter"] == flow
 
 
 def test_unknown_queue() -> None:
@@ -243,8 +246,8 @@ def test_times_are_not_sexagesimal_numbers() -> None:
 
 
 def test_a_broken_catalogue_is_reported_with_its_line() -> None:
-    with pytest.raises(FlowInvalid) as exc:
-        load_catalogue_text("queues:\n  - name: Bad Name\n    title: x\n", "queues.yaml")
+    with pytest.raises(ConfigInvalid) as exc:
+        parse_kind(QUEUES, "queues:\n  - name: Bad Name\n    title: x\n", "queues.yaml", {})
     (err,) = exc.value.errors
     assert str(err).startswith("queues.yaml:2: queues.0.name: queue names are")
 

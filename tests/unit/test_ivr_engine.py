@@ -23,6 +23,7 @@ from app.acd.events import (
     SurveyEnded,
     SurveyStarted,
 )
+from app.config.loader import load_config
 from app.ivr import engine
 from app.ivr.engine import (
     Ask,
@@ -39,12 +40,11 @@ from app.ivr.engine import (
 )
 from app.ivr.graph import key_path, key_paths
 from app.ivr.model import Flow
-from app.ivr.registry import load_flow_set
 from app.ivr.survey import SurveySampler, survey_advance, survey_hung_up, survey_start
 from tests.expectations import AREA_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
-FLOW: Flow = load_flow_set(ROOT / "ivr_flows").flows["jobcenter"]
+FLOW: Flow = load_config(ROOT / "ivr_flows").flows["jobcenter"]
 CPH = ZoneInfo("Europe/Copenhagen")
 TUESDAY_1030 = datetime(2025, 3, 4, 10, 30, tzinfo=CPH)
 CALL = CallInfo(uniqueid="1795362443.12", has_number=True)
@@ -109,7 +109,8 @@ def test_key_path_is_what_a_caller_presses() -> None:
 
 def test_the_biggest_areas_have_the_shortest_paths() -> None:
     assert all(len(AREA_KEYS[q]) == 1 for q in ("kontanthjaelp", "dagpenge", "genregistrering"))
-    catalogue = load_flow_set(ROOT / "ivr_flows").catalogue
+    catalogue = load_config(ROOT / "ivr_flows").queues
+    assert catalogue is not None
     volumes = {q.name: q.calls_per_year for q in catalogue.queues}
     mean = sum(len(AREA_KEYS[q]) * n for q, n in volumes.items()) / sum(volumes.values())
     assert mean < 1.4

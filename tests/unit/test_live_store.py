@@ -41,7 +41,7 @@ def frames(data: bytes) -> list[tuple[str, int, dict[str, Any]]]:
     return out
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(st.lists(board, min_size=1, max_size=12))
 def test_updates_rebuild_every_snapshot_exactly(boards: list[dict[str, Any]]) -> None:
     owner = LiveStore(first_version=100)

@@ -75,7 +75,7 @@ def test_each_captured_event_comes_back_from_the_log_as_it_was(name: str) -> Non
         assert event_of_row(logged(event)) == event
 
 
-@settings(max_examples=3, deadline=None)
+@settings(max_examples=3)
 @given(st.data())
 def test_every_kind_comes_back_from_the_log(data: st.DataObject) -> None:
     texts = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.acd.kpi import KpiConfig, VisitFacts
+from app.acd.kpi import KpiConfig
+from app.reports.compute import VisitRow
 from app.reports.periods import PeriodError, parse_period, slot_key, span, time_key
 from app.reports.tally import (
     WAIT_EDGES,
@@ -75,9 +76,11 @@ def test_student_t_and_the_interval_of_a_mean() -> None:
     assert (none.n, none.mean) == (0, None)
 
 
-def visit(n: int, outcome: str, wait_ms: int) -> VisitFacts:
+def visit(n: int, outcome: str, wait_ms: int) -> VisitRow:
     at = datetime(2014, 11, 4, 8, tzinfo=UTC)
-    return VisitFacts(f"c{n}", 1, "dagpenge", at, outcome, wait_ms / 1000, 60.0)
+    return VisitRow(
+        f"c{n}", 1, "dagpenge", at, outcome, wait_ms / 1000, 60.0, None, None, None, False
+    )
 
 
 def test_wait_buckets_hold_waits_up_to_their_edge() -> None:

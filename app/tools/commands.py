@@ -1,6 +1,9 @@
-"""The IVR's operator commands: ``acd ivr validate``, ``acd asterisk-config``,
+"""The operators' configuration commands: ``acd ivr validate``, ``acd asterisk-config``,
 ``acd prompts``. Each takes parsed arguments and returns an exit code (0 ok, 1 the check
-failed, 2 could not run); ``app/cli.py``'s ``COMMANDS`` table wires them in."""
+failed, 2 could not run); ``app/cli.py``'s ``COMMANDS`` table wires them in.
+
+They read the files with the service's own loader (app/config/), so a file they pass is
+a file the service takes, with the same line-numbered errors."""
 
 from __future__ import annotations
 
@@ -8,19 +11,20 @@ import argparse
 import sys
 from pathlib import Path
 
-from app.acd.work import WORK_FILE
+from app.acd.queues import QueueCatalogue
+from app.config.errors import ConfigInvalid
+from app.config.kinds import KINDS, QUEUES
+from app.config.loader import load_config, parse_kind, read_file
+from app.config.snapshot import ConfigSnapshot
 from app.ivr.asterisk_config import (
     DEFAULT_AGI_ADDRESS,
     render_extensions_conf,
     render_queues_conf,
 )
-from app.ivr.catalogue import CATALOGUE_FILE, WorkConfigError, load_work
 from app.ivr.graph import key_paths
 from app.ivr.model import QueueNode
-from app.ivr.prompts import PromptToolsMissing, render_prompts
-from app.ivr.registry import FlowSet, load_catalogue_text, load_flow_set
-from app.ivr.validate import FlowInvalid, all_prompt_texts, load_flow_text
-from app.reports.goals import GOALS_FILE, load_goals_text
+from app.ivr.validate import all_prompt_texts, load_flow_text
+from app.tools.prompts import PromptToolsMissing, render_prompts
 
 
 def _err(message: str) -> None:
@@ -41,46 +45,21 @@ def _validate(args: argparse.Namespace) -> int:
     failed = False
     for file in args.files:
         path = Path(file)
-        queues = Path(args.queues) if args.queues else path.parent / CATALOGUE_FILE
+        queues_path = Path(args.queues) if args.queues else path.parent / QUEUES.file
+        kind = next((k for k in KINDS if k.file == path.name), None)
         try:
-            catalogue = load_catalogue_text(queues.read_text(encoding="utf-8"), str(queues))
-            if path.name == CATALOGUE_FILE:
-                print(f"{path}: ok: {len(catalogue.queues)} queues")
+            catalogue: QueueCatalogue = parse_kind(
+                QUEUES, read_file(queues_path), str(queues_path), {}
+            )
+            if kind is not None:
+                value = parse_kind(kind, read_file(path), str(path), {QUEUES.name: catalogue})
+                print(f"{path}: ok: {kind.describe(value)}")
                 continue
-            if path.name == GOALS_FILE:
-                work_file = path.parent / WORK_FILE
-                work = load_work(path.parent, catalogue.names) if work_file.is_file() else None
-                goals = load_goals_text(
-                    path.read_text(encoding="utf-8"),
-                    str(path),
-                    catalogue.names,
-                    [d.name for d in work.destinations] if work is not None else None,
-                )
-                print(
-                    f"{path}: ok: {len(goals.agreements)} agreements, "
-                    f"{len(goals.departments)} departments"
-                )
-                continue
-            if path.name == WORK_FILE:
-                work = load_work(path.parent, catalogue.names)
-                print(
-                    f"{path}: ok: {len(work.pause_reasons)} pause reasons, "
-                    f"{len(work.destinations)} destinations"
-                )
-                continue
-            flow = load_flow_text(path.read_text(encoding="utf-8"), str(path), catalogue)
-        except FlowInvalid as exc:
+            flow = load_flow_text(read_file(path), str(path), catalogue)
+        except ConfigInvalid as exc:
             failed = True
             for error in exc.errors:
                 _err(str(error))
-            continue
-        except OSError as exc:
-            failed = True
-            _err(f"{exc.filename}: cannot read: {exc.strerror}")
-            continue
-        except WorkConfigError as exc:
-            failed = True
-            _err(str(exc))
             continue
         paths = key_paths(flow)
         queue_nodes = {n.queue for n in flow.nodes.values() if isinstance(n, QueueNode)}
@@ -97,9 +76,12 @@ def ivr_args(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="ivr_command", required=True, metavar="ACTION")
     v = sub.add_parser(
         "validate",
-        help="check flow files; exit 1 with file:line: path: problem for each error",
-        description="Check IVR flow files (and queues.yaml): unknown queues or nodes, "
-        "unreachable nodes, duplicate keys, loops without exit, missing prompts, ...",
+        help="check flow files (or queues.yaml, work.yaml); exit 1 with file:line: path: "
+        "problem for each error",
+        description="Check IVR flow files (and the other files beside them: "
+        + ", ".join(k.file for k in KINDS)
+        + "): unknown queues or nodes, unreachable nodes, duplicate keys, loops without "
+        "exit, missing prompts, ...",
     )
     v.add_argument(
         "files", nargs="+", metavar="FILE", help="flow file(s), e.g. ivr_flows/jobcenter.yaml"
@@ -112,24 +94,25 @@ def ivr_args(p: argparse.ArgumentParser) -> None:
 # ---- acd asterisk-config -------------------------------------------------------------
 
 
-def _load_or_report(folder: Path) -> FlowSet | None:
-    """The flow folder, or None after printing each of its errors."""
+def _load_or_report(folder: Path) -> ConfigSnapshot | None:
+    """The configuration folder, or None after printing each of its errors."""
     try:
-        return load_flow_set(folder)
-    except FlowInvalid as exc:
+        return load_config(folder)
+    except ConfigInvalid as exc:
         for error in exc.errors:
             _err(str(error))
         return None
 
 
 def cmd_asterisk_config(args: argparse.Namespace) -> int:
-    flow_set = _load_or_report(Path(args.flows))
-    if flow_set is None:
+    config = _load_or_report(Path(args.flows))
+    if config is None:
         return 1
+    assert config.queues is not None  # a required kind
     rendered = {
-        "queues.conf": render_queues_conf(flow_set.catalogue),
+        "queues.conf": render_queues_conf(config.queues),
         "extensions.conf": render_extensions_conf(
-            flow_set.catalogue, flow_set.flows, args.agi_address
+            config.queues, dict(config.flows), args.agi_address
         ),
     }
     out = Path(args.out)
@@ -172,11 +155,11 @@ def asterisk_config_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_prompts(args: argparse.Namespace) -> int:
-    flow_set = _load_or_report(Path(args.flows))
-    if flow_set is None:
+    config = _load_or_report(Path(args.flows))
+    if config is None:
         return 1
     texts: dict[str, str] = {}
-    for flow in flow_set.flows.values():
+    for flow in config.flows.values():
         texts.update(all_prompt_texts(flow))
     if args.list:
         for name, text in sorted(texts.items()):
