@@ -92,7 +92,8 @@ def visit_key(v: CountedVisit) -> tuple[str, int, str]:
 @dataclass(frozen=True, slots=True)
 class CallFacts:
     """A call as the centre counts it (``call_facts``): a ``CountedVisit`` of queue
-    ``CENTRE`` and sequence 0, made from the call's visits (no row holds it)."""
+    ``CENTRE`` and sequence 0, made from the call's visits (no row holds it). Reports
+    read stored visits into the same values (app/reports/compute.py ``VisitRow``)."""
 
     linkedid: str
     seq: int

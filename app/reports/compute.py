@@ -27,7 +27,7 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from app.acd.kpi import KpiConfig, call_facts, day_bounds, local_day
+from app.acd.kpi import CallFacts, KpiConfig, call_facts, day_bounds, local_day
 from app.ivr.calendar import is_working_day
 from app.reports.assemble import WHOLE_DAY, Rows
 from app.reports.goals import GoalsConfig
@@ -49,21 +49,13 @@ class CallRow:
 
 
 @dataclass(frozen=True, slots=True)
-class VisitRow:
-    """A stored visit as the counting reads it (a ``kpi.CountedVisit``); ``linkedid`` is
+class VisitRow(CallFacts):
+    """A stored visit as the counting reads it: the values a ``kpi.CountedVisit`` has (as
+    a call's ``CallFacts``), its agent and whether a data gap touched it; ``linkedid`` is
     the call's key across PBXes."""
 
-    linkedid: str
-    seq: int
-    queue: str
-    entered_at: datetime
-    outcome: str | None
-    wait_seconds: float | None
-    talk_seconds: float | None
-    ring_seconds: float | None
-    estimated_wait_seconds: float | None
-    agent: str | None
-    data_gap: bool
+    agent: str | None = None
+    data_gap: bool = False
 
 
 @dataclass(frozen=True, slots=True)
