@@ -24,7 +24,10 @@ ENV PATH=/opt/acd/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     ACD_HTTP_HOST=0.0.0.0 \
     ACD_AGI_HOST=0.0.0.0 \
-    ACD_DATABASE_URL=sqlite:////srv/acd/var/acd.db
+    ACD_DATABASE_URL=sqlite:////srv/acd/var/acd.db \
+    MPLCONFIGDIR=/srv/acd/var/matplotlib
+# (matplotlib draws the report charts and keeps its font cache there: the home is not
+# writable, and without it every start would warn and rebuild the cache.)
 USER acd
 EXPOSE 8000 4573
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
@@ -112,3 +113,54 @@ class RedisComponent:
     async def check(self) -> Health:
         await self.client.ping()
         return Health(True, "up")
+
+
+class PeriodicJob:
+    """Base of a component that runs ``run_once`` every ``interval`` seconds in the
+    background (the report tallies, the reports kept each period): its start and stop,
+    and a ``check`` that says when it last ran, what it did (``progress``) and its last
+    error. A run that raises is logged and tried again next time; ``run_once`` sets
+    ``last_run`` and clears ``last_error`` when it succeeds, or sets ``last_error`` itself
+    for a partial failure."""
+
+    name = "job"
+    required = False
+    interval = 60.0
+
+    def __init__(self) -> None:
+        self.last_run: datetime | None = None
+        self.last_error: str | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def run_once(self) -> object:
+        raise NotImplementedError
+
+    def progress(self) -> dict[str, Any]:
+        """What the last run did, for ``/ready``."""
+        return {}
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=self.name)
+
+    async def stop(self) -> None:
+        await cancel_tasks(self._task)
+
+    async def check(self) -> Health:
+        detail = self.progress()
+        if self.last_run is not None:
+            detail["last_run"] = self.last_run.astimezone(UTC).isoformat()
+        if self.last_error:
+            detail["last_error"] = self.last_error
+        ok = self.last_error is None
+        return Health(ok, "up" if ok else "failing", detail)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database away, say: try again next time
+                self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                log.exception("%s failed; next try in %.0f s", self.name, self.interval)
+            await asyncio.sleep(self.interval)

@@ -25,6 +25,7 @@ from app.api import (
     ivr,
     live,
     planning,
+    report_archive,
     reports,
     surveys,
     wallboard,
@@ -87,6 +88,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(agents.router)
     app.include_router(callbacks.router)
     app.include_router(surveys.router)
+    app.include_router(report_archive.router)
     app.include_router(reports.router)
     app.include_router(work.router)
     app.include_router(planning.router)

@@ -50,6 +50,7 @@ from app.metrics import Metrics
 from app.pipeline import Pipeline
 from app.planning import IntradayMonitor, Planner, PlanningError, schedule_of_flows
 from app.privacy import CallerPrivacy
+from app.reports.archive import ReportArchive
 from app.reports.goals import goals_on
 from app.reports.rollup import Context as ReportContext
 from app.reports.rollup import RollupJob
@@ -183,6 +184,17 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
     if not is_reader:
         # Counts the report tallies of the last weeks' days ahead of the reports.
         rt.components.append(RollupJob(sessions, rt.report_context, clock.now))
+        if settings.report_archive:
+            # Makes and keeps the weekly, monthly and quarterly reports as periods end.
+            rt.components.append(
+                ReportArchive(
+                    sessions,
+                    rt.report_context,
+                    clock.now,
+                    delay=timedelta(minutes=settings.report_archive_delay_minutes),
+                    catchup_days=settings.report_archive_catchup_days,
+                )
+            )
     if settings.ami_host is not None:
         rt.ami = AmiLink(
             host=settings.ami_host,

@@ -174,6 +174,23 @@ class Settings(BaseSettings):
         le=10080,
         description="Minutes after a call ends during which its agent may register it",
     )
+    # --- the reports kept when their period ends (app/reports/archive.py) ----------------
+    report_archive: bool = Field(
+        default=True,
+        description="Make and keep the weekly, monthly and quarterly reports when each ends",
+    )
+    report_archive_delay_minutes: int = Field(
+        default=120,
+        ge=0,
+        le=10080,
+        description="Minutes after a period's end (local midnight) before its reports are made",
+    )
+    report_archive_catchup_days: int = Field(
+        default=100,
+        ge=0,
+        le=800,
+        description="How far back missed periods are made after downtime (days)",
+    )
     dialer_enabled: bool = Field(
         default=False,
         description="Place call-backs through AMI Originate when agents of the queue are free",

@@ -8,6 +8,7 @@ Thin: the period is parsed here, the report built by ``app.reports.build`` and r
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 from typing import Annotated
 
@@ -105,7 +106,9 @@ async def get_report(
         report = await build_report(
             session, period=wanted, by=by, ctx=ctx, now=clock.now(), agents=may_see
         )
-    body, media_type = render.render(report, format)
+    # In a worker thread: a quarter's PDF is about a second of CPU, which the event loop
+    # (and the AMI reader on it) must not wait for.
+    body, media_type = await asyncio.to_thread(render.render, report, format)
     headers = {"Cache-Control": "no-store"}
     if format != "json":
         headers["Content-Disposition"] = f'attachment; filename="{filename(report, format)}"'

@@ -29,6 +29,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -434,6 +435,32 @@ class ReportRollup(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     slot: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON())
+
+
+class StoredReport(Base):
+    """A report document made and kept when its period ended (app/reports/archive.py):
+    the weekly, monthly and quarterly reports, one row per period, cut and format, so
+    last quarter's report is there without anyone asking. ``sha256`` lets a re-run say
+    whether the same period still gives the same bytes."""
+
+    __tablename__ = "stored_reports"
+    __table_args__ = (
+        UniqueConstraint("period", "by", "format"),
+        Index("ix_stored_reports_kind_first", "kind", "first"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    period: Mapped[str] = mapped_column(String(16))  # 2014-W45, 2014-11, 2014-Q4
+    kind: Mapped[str] = mapped_column(String(8))  # week | month | quarter
+    by: Mapped[str] = mapped_column(String(16))  # the cut (department, centre, ...)
+    format: Mapped[str] = mapped_column(String(8))  # pdf | xlsx | html | csv
+    first: Mapped[date] = mapped_column(Date)
+    last: Mapped[date] = mapped_column(Date)
+    media_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    made_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 # --------------------------------------------------------------------------------------

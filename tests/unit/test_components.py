@@ -1,13 +1,16 @@
-"""Stopping components: ``cancel_tasks`` must end a task even when a cancel is lost."""
+"""Stopping components: ``cancel_tasks`` must end a task even when a cancel is lost; a
+``PeriodicJob`` runs again after a failure and says so in its health."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
-from app.components import cancel_tasks
+from app.components import PeriodicJob, cancel_tasks
 
 
 async def _stops_within(seconds: float, *tasks: asyncio.Task[None]) -> bool:
@@ -70,3 +73,43 @@ async def test_a_failed_task_is_logged_and_the_others_still_stopped(
         await cancel_tasks(failed, None, sleeper)
     assert sleeper.cancelled()
     assert "broken-part ended with an error" in caplog.text and "boom" in caplog.text
+
+
+async def test_a_periodic_job_runs_again_after_a_failure_and_says_so() -> None:
+    class Job(PeriodicJob):
+        name = "test-job"
+        interval = 0.01
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.runs = 0
+
+        async def run_once(self) -> int:
+            self.runs += 1
+            if self.runs == 1:
+                raise OSError("database away")
+            self.last_run, self.last_error = datetime.now(UTC), None
+            return self.runs
+
+        def progress(self) -> dict[str, Any]:
+            return {"runs": self.runs}
+
+    job = Job()
+    assert (await job.check()).ok  # not run yet: nothing wrong
+    await job.start()
+    try:
+        for _ in range(200):
+            if job.runs >= 1 and job.last_error:
+                break
+            await asyncio.sleep(0.001)
+        failing = await job.check()
+        assert not failing.ok and failing.detail["last_error"] == "OSError: database away"
+        for _ in range(500):
+            if job.runs >= 2:
+                break
+            await asyncio.sleep(0.005)
+        health = await job.check()
+        assert health.ok and health.detail["runs"] >= 2 and "last_run" in health.detail
+    finally:
+        await job.stop()
+    assert job._task is not None and job._task.done()
