@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -54,6 +54,7 @@ class AgiServer:
         clock: Callable[[], datetime],
         limits: AgiLimits | None = None,
         max_sessions: int = 500,
+        counter: Callable[[str], Awaitable[int]] | None = None,
     ) -> None:
         self.host = host
         self.requested_port = port
@@ -70,6 +71,7 @@ class AgiServer:
             privacy=privacy,
             metrics=metrics,
             clock=clock,
+            counter=counter,
         )
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()

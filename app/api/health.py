@@ -45,7 +45,7 @@ async def health() -> Liveness:
     summary="Readiness: database, Redis (if configured) and AMI (if configured) reachable",
 )
 async def ready(rt: Rt) -> JSONResponse:
-    components = rt.components
+    components = rt.parts()
     results = await asyncio.gather(*(checked(c) for c in components))
     parts = {
         c.name: PartState(ok=h.ok, state=h.state, required=c.required, detail=h.detail)
