@@ -182,7 +182,11 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
     backend: Backend = (
         SqliteBackend(engine)
         if settings.is_sqlite
-        else PostgresBackend(settings.database_url, fence=lease.token if lease else None)
+        else PostgresBackend(
+            settings.database_url,
+            fence=lease.token if lease else None,
+            application_name=f"acd-writer:{lease.holder}" if lease else "acd-writer",
+        )
     )
     writer = EventWriter(
         backend, metrics, settings.spill_dir / f"spill-{settings.pbx_id}.jsonl", clock=clock.wall

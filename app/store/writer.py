@@ -316,8 +316,15 @@ class PostgresBackend:
     ``fence`` (several processes for one PBX): the lease's (pbx, epoch), checked first in
     every transaction, so the database refuses a deposed owner's writes (``Fenced``)."""
 
-    def __init__(self, url: str, fence: Callable[[], tuple[str, int]] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        fence: Callable[[], tuple[str, int]] | None = None,
+        application_name: str = "acd-writer",
+    ) -> None:
         self.fence = fence
+        # Seen in pg_stat_activity (and by the fencing test's audit trigger).
+        self.application_name = application_name[:63]
         self.dsn = url.replace("postgresql+asyncpg://", "postgresql://")
         self.conn: Any = None
         self._sql = {spec: _pg_statement(spec) for spec in SPECS}
@@ -328,7 +335,12 @@ class PostgresBackend:
         import asyncpg  # type: ignore[import-untyped]
 
         if self.conn is None or self.conn.is_closed():
-            self.conn = await asyncpg.connect(self.dsn, timeout=5, command_timeout=30)
+            self.conn = await asyncpg.connect(
+                self.dsn,
+                timeout=5,
+                command_timeout=30,
+                server_settings={"application_name": self.application_name},
+            )
             # ``json`` goes over the wire as the UTF-8 bytes orjson makes (the type's
             # binary form is its text): no decode to str here and encode again in asyncpg.
             await self.conn.set_type_codec(
