@@ -281,7 +281,11 @@ def _ownership(rt: Runtime, lease: Lease, owner: list[Component], standby: list[
     if rt.redis is not None:
         rt.relay = RelaySender(rt.redis, settings.pbx_id, rt.metrics)
         rt.components.append(rt.relay)
-        owner.append(RelayReceiver(rt.redis, settings.pbx_id, lease.holder, rt.deliver, rt.metrics))
+        # Right after the pipeline: the backlog is in before the AMI link resyncs.
+        owner.insert(
+            owner.index(rt.pipeline) + 1,
+            RelayReceiver(rt.redis, settings.pbx_id, lease.holder, rt.deliver, rt.metrics),
+        )
     else:
         log.warning(
             "a lease without Redis: a standby's FastAGI sessions cannot reach the owner "

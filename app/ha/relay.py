@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 GROUP = "owner"
 MAX_STREAM = 100_000  # entries kept at most (an owner away that long: the oldest go)
 QUEUE = 10_000  # events waiting to be sent, per process
+BACKLOG_SECONDS = 3.0  # a new owner reads the backlog for at most this long at start
 
 
 def stream_key(pbx: str) -> str:
@@ -200,12 +201,35 @@ class RelayReceiver:
         self.undecodable = 0
         self.last_error: str | None = None
         self._task: asyncio.Task[None] | None = None
+        self._ready = False
 
     async def start(self) -> None:
+        """The backlog first (what the replicas relayed while no process owned the PBX),
+        before the AMI link starts and resyncs: a call whose menu events waited here and
+        that ended meanwhile is then closed by the resync, not left open by events that
+        arrive after it."""
+        try:
+            await asyncio.wait_for(self._backlog(), BACKLOG_SECONDS)
+            self._ready = True
+        except Exception as exc:  # Redis away or slow: the loop goes on trying
+            self.last_error = f"{type(exc).__name__}: {exc}"[:200]
+            log.warning("relay: backlog not read at start (%s)", self.last_error)
         self._task = asyncio.create_task(self._run(), name="acd-relay-receive")
 
     async def stop(self) -> None:
         await cancel_tasks(self._task)
+
+    async def _backlog(self) -> None:
+        await self._group()
+        await self._claim_left()
+        while True:
+            reply: Any = await self.client.xreadgroup(
+                GROUP, self.consumer, {self.key: ">"}, count=500
+            )
+            entries = [e for _key, batch in reply or () for e in batch]
+            if not entries:
+                return
+            await self._take(entries)
 
     async def check(self) -> Health:
         detail: dict[str, Any] = {"received": self.received, "undecodable": self.undecodable}
@@ -256,13 +280,12 @@ class RelayReceiver:
                 return
 
     async def _run(self) -> None:
-        ready = False
         while True:
             try:
-                if not ready:
+                if not self._ready:
                     await self._group()
                     await self._claim_left()
-                    ready = True
+                    self._ready = True
                 reply: Any = await self.client.xreadgroup(
                     GROUP, self.consumer, {self.key: ">"}, count=500, block=self.block_ms
                 )
@@ -274,7 +297,7 @@ class RelayReceiver:
             except RedisError as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"[:200]
                 log.warning("relay from the replicas: Redis unreachable (%s)", exc)
-                ready = False
+                self._ready = False
                 await asyncio.sleep(0.5)
 
 

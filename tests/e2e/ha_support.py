@@ -105,16 +105,16 @@ class Service:
                 self.proc.wait(10)
         return self.proc.returncode
 
-    async def get(self, path: str, timeout: float = 2.0) -> httpx.Response | None:
+    async def get(self, path: str, limit: float = 2.0) -> httpx.Response | None:
         try:
-            async with httpx.AsyncClient(timeout=timeout) as client:
+            async with httpx.AsyncClient(timeout=limit) as client:
                 return await client.get(f"http://127.0.0.1:{self.http_port}{path}")
         except httpx.HTTPError:
             return None
 
     async def role(self) -> str | None:
         """owner | standby | deposed | None (not answering)."""
-        r = await self.get("/ready", timeout=1.0)
+        r = await self.get("/ready", limit=1.0)
         if r is None:
             return None
         part = r.json().get("parts", {}).get("lease")
@@ -198,7 +198,8 @@ class Cluster:
             roles = await self.roles()
             live = [s for s in self.services if s.alive]
             owners = [s for s in live if roles[s.name] == "owner"]
-            if len(owners) == 1 and all(roles[s.name] == "standby" for s in live if s not in owners):
+            standbys = [s for s in live if s not in owners]
+            if len(owners) == 1 and all(roles[s.name] == "standby" for s in standbys):
                 return owners[0]
             if time.monotonic() > end:
                 raise TimeoutError(f"no settled cluster: {roles}")
@@ -337,8 +338,7 @@ async def install_audit(url: str) -> None:
 
             await conn.execute(
                 text(
-                    "CREATE TABLE IF NOT EXISTS ha_write_audit "
-                    "(app text, at timestamptz, tbl text)"
+                    "CREATE TABLE IF NOT EXISTS ha_write_audit (app text, at timestamptz, tbl text)"
                 )
             )
             await conn.execute(

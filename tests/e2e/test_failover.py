@@ -17,7 +17,6 @@ import datetime as dt
 import signal
 import time
 from pathlib import Path
-
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -124,3 +123,110 @@ async def test_replicas_one_owner_every_call_right(
     assert flagged == {t.linkedid for t in result.truth if t.survey_flag}
     routed = await event_count(pg_url, "ivr_routed")
     assert len(flagged) == routed // 5, (len(flagged), routed)
+
+
+async def until_pbx_time(sim: object, at: float) -> None:
+    while sim.now() < at:  # type: ignore[attr-defined]  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+
+
+def in_progress(sim: object) -> int:
+    """Calls up at the simulated PBX now (in the menu, waiting or talking)."""
+    return sum(1 for t in sim.truth.records.values() if t.outcome is None)  # type: ignore[attr-defined]
+
+
+async def test_kill_9_of_the_owner_mid_day(pg_url: str, redis_url: str, tmp_path: Path) -> None:
+    async with simulator(
+        ROOT / "ivr_flows", 0, morning(seed=12), mode="real", speed=SPEED, fast_until=OPENING
+    ) as simulation:
+        first_minutes(simulation, 10)
+        sim = simulation.sim
+        cluster = Cluster(
+            2,
+            pg_url=pg_url,
+            redis_url=redis_url,
+            ami_port=simulation.ami_port,
+            tmp=tmp_path,
+            env={"ACD_DIALER_ENABLED": "true", "ACD_DIALER_INTERVAL": "1"},
+        )
+        sim.pbx.globals["ACD_AGI_ADDRESS"] = cluster.agi_addresses
+        cluster.start()
+        try:
+            owner = await cluster.settled(90)
+            day = asyncio.create_task(sim.run_day(simulation.plan, simulation.keys, shifts=False))
+            await until_pbx_time(sim, OPENING + 5 * 60)
+            up_at_kill = in_progress(sim)
+            t0 = time.monotonic()
+            owner.kill()
+            takeover = await first_login_after(sim, t0)
+            successor = await cluster.settled(30)
+            result = await day
+            rows = await wait_recorded(pg_url, result.truth, within=90)
+            handovers = await successor.metric('acd_handovers_total{cause="expired",pbx="pbx1"}')
+        finally:
+            cluster.stop()
+            logs = cluster.logs()
+        server = sim.ami
+        assert server is not None
+    verdict = judge(result.truth, rows, await duplicated_events(pg_url))
+    print("takeover", round(takeover, 2), "s; calls up at the kill:", up_at_kill, verdict.summary())
+    assert up_at_kill > 0
+    assert successor is not owner and handovers == 1
+    assert takeover < 5.0, logs
+    assert server.most_at_once == 1 and len(server.logins) == 2
+    assert verdict.calls > 30
+    assert verdict.lost == [] and verdict.extra == [] and verdict.duplicated_events == 0
+    assert verdict.wrong_outside_gap == [], verdict.wrong_outside_gap[:5]
+    assert all(n == 1 for n in sim.pbx.callbacks_originated.values()), sim.pbx.callbacks_originated
+
+
+async def test_a_paused_owner_writes_nothing_after_the_handover(
+    pg_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    await install_audit(pg_url)
+    try:
+        async with simulator(
+            ROOT / "ivr_flows", 0, morning(seed=13), mode="real", speed=SPEED, fast_until=OPENING
+        ) as simulation:
+            first_minutes(simulation, 8)
+            sim = simulation.sim
+            cluster = Cluster(
+                2, pg_url=pg_url, redis_url=redis_url, ami_port=simulation.ami_port, tmp=tmp_path
+            )
+            sim.pbx.globals["ACD_AGI_ADDRESS"] = cluster.agi_addresses
+            cluster.start()
+            try:
+                old = await cluster.settled(90)
+                day = asyncio.create_task(
+                    sim.run_day(simulation.plan, simulation.keys, shifts=False)
+                )
+                await until_pbx_time(sim, OPENING + 3 * 60)
+                t0 = time.monotonic()
+                old.send(signal.SIGSTOP)
+                await first_login_after(sim, t0)
+                lease = await lease_row(pg_url)
+                assert lease is not None and f":{old.pid}:" not in lease["holder"]
+                await asyncio.sleep(3)  # the new owner at work, the old one still paused
+                old.send(signal.SIGCONT)
+                assert old.proc is not None
+                code = await asyncio.to_thread(old.proc.wait, 30)
+                print("old owner exited", round(time.monotonic() - t0, 1), "s after its pause")
+                result = await day
+                print("day over", round(time.monotonic() - t0, 1))
+                rows = await wait_recorded(pg_url, result.truth, within=90)
+                print("recorded", round(time.monotonic() - t0, 1))
+            finally:
+                cluster.stop()
+                logs = cluster.logs()
+        audit = await audit_rows(pg_url)
+    finally:
+        await remove_audit(pg_url)
+    verdict = judge(result.truth, rows, await duplicated_events(pg_url))
+    print("fencing run:", verdict.summary())
+    mine = [(app, at, table) for app, at, table in audit if f":{old.pid}:" in app]
+    assert mine, "the old owner wrote before it was paused (the audit sees it)"
+    after = [row for row in mine if row[1] >= lease["acquired_at"]]
+    assert after == [], after[:5]
+    assert code == 3, logs  # it stepped down and exited, to be started again as a standby
+    old_log = old.log_path.read_text(errors="replace")
+    assert "lease lost" in old_log
