@@ -41,7 +41,7 @@ from app.config.registry import ConfigRegistry
 from app.dialer import CallbackDialer
 from app.ha.lease import Lease
 from app.ha.ownership import Ownership
-from app.ha.relay import RelayReceiver, RelaySender, SharedCounter
+from app.ha.relay import ClockShare, RelayReceiver, RelaySender, SharedCounter
 from app.ivr.calendar import Schedule
 from app.live.collector import LiveCollector
 from app.live.history import calls_of_day, visits_of_day
@@ -299,6 +299,7 @@ def _ownership(rt: Runtime, lease: Lease, owner: list[Component], standby: list[
         renew=settings.lease_renew_interval,
         poll=settings.lease_poll_interval,
         wall=rt.clock.wall,
+        clock_share=ClockShare(rt.redis, settings.pbx_id, rt.clock) if rt.redis else None,
     )
     rt.writer.on_fenced = rt.ownership.fenced
     assert rt.dialer is not None

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from app.components import Component, Health, cancel_tasks
 from app.ha.lease import Lease, Taken
+from app.ha.relay import ClockShare
 from app.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,11 @@ class Ownership:
         poll: float,
         wall: Callable[[], datetime],
         on_lost: Callable[[str], None] | None = None,
+        clock_share: ClockShare | None = None,
     ) -> None:
+        # The PBX's clock: published by the owner at each renewal, followed by a standby
+        # at each try (app/ha/relay.py).
+        self.clock_share = clock_share
         self.wall = wall  # the host's time (PbxClock.wall): when a role began
         self.lease = lease
         self.pbx = lease.pbx
@@ -105,6 +110,8 @@ class Ownership:
         if taken is not None:
             await self._become_owner(taken, time.monotonic())
         else:
+            if self.clock_share is not None:
+                await self.clock_share.follow()
             await self._become_standby()
         self._task = asyncio.create_task(self._loop(), name=f"acd-lease-{self.pbx}")
 
@@ -148,11 +155,16 @@ class Ownership:
 
     async def _loop(self) -> None:
         while self.role in ("owner", "standby"):
+            share = self.clock_share
             if self.role == "owner":
                 await asyncio.sleep(self.renew_every)
                 await self._renew()
+                if share is not None and self.role == "owner":
+                    await share.publish()
             else:
                 await asyncio.sleep(self.poll_every)
+                if share is not None:
+                    await share.follow()
                 await self._try_take()
 
     async def _renew(self) -> None:

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from redis.asyncio import Redis
@@ -28,6 +28,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from app import jsoncodec
 from app.acd import events as ev
+from app.clock import PbxClock
 from app.components import Health, cancel_tasks
 from app.metrics import Metrics
 from app.privacy import Caller
@@ -310,3 +311,30 @@ class SharedCounter:
 
     async def __call__(self, flow: str) -> int:
         return int(await self.client.incr(survey_key(self.pbx, flow)))
+
+
+def skew_key(pbx: str) -> str:
+    return f"acd:ha:{pbx}:skew"
+
+
+class ClockShare:
+    """The PBX's clock on every replica: only the owner hears the PBX's timestamps (AMI),
+    so it publishes the skew it measured (PBX time minus its own, app/clock.py) and the
+    standbys follow it, so that a menu run on a standby stamps its events, and judges
+    opening hours, on the PBX's time (a simulated PBX runs days away from the host's
+    clock; a real one by NTP's error)."""
+
+    def __init__(self, client: Redis, pbx: str, clock: PbxClock) -> None:
+        self.client = client
+        self.key = skew_key(pbx)
+        self.clock = clock
+
+    async def publish(self) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            await self.client.set(self.key, repr(self.clock.skew.total_seconds()), ex=3600)
+
+    async def follow(self) -> None:
+        with contextlib.suppress(RedisError, OSError, ValueError):
+            raw = await self.client.get(self.key)
+            if raw is not None:
+                self.clock.skew = timedelta(seconds=float(raw))

@@ -277,6 +277,20 @@ async def event_count(url: str, kind: str) -> int:
         await engine.dispose()
 
 
+async def events_of(url: str, linkedid: str) -> list[tuple[Any, ...]]:
+    engine = create_engine(url)
+    try:
+        async with session_factory(engine)() as s:
+            q = (
+                select(CallEvent.id, CallEvent.at, CallEvent.kind, CallEvent.received_at)
+                .where(CallEvent.linkedid == linkedid)
+                .order_by(CallEvent.id)
+            )
+            return [tuple(r) for r in (await s.execute(q)).all()]
+    finally:
+        await engine.dispose()
+
+
 def judge(truth: Iterable[CallTruth], rows: Iterable[Call], duplicates: int = 0) -> Judgement:
     want = {t.linkedid: t for t in truth}
     got = {r.linkedid: r for r in rows}

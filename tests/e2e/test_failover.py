@@ -27,8 +27,10 @@ from tests.e2e.ha_support import (
     ROOT,
     Cluster,
     audit_rows,
+    call_rows,
     duplicated_events,
     event_count,
+    events_of,
     install_audit,
     judge,
     lease_row,
@@ -204,6 +206,8 @@ async def test_a_paused_owner_writes_nothing_after_the_handover(
                 t0 = time.monotonic()
                 old.send(signal.SIGSTOP)
                 await first_login_after(sim, t0)
+                open_rows = [r for r in await call_rows(pg_url) if r.ended_at is None]
+                print("open call rows at the takeover:", len(open_rows))
                 lease = await lease_row(pg_url)
                 assert lease is not None and f":{old.pid}:" not in lease["holder"]
                 await asyncio.sleep(3)  # the new owner at work, the old one still paused
@@ -223,6 +227,12 @@ async def test_a_paused_owner_writes_nothing_after_the_handover(
         await remove_audit(pg_url)
     verdict = judge(result.truth, rows, await duplicated_events(pg_url))
     print("fencing run:", verdict.summary())
+    truth = {t.linkedid: t for t in result.truth}
+    for lid in verdict.lost:
+        row = next((r for r in rows if r.linkedid == lid), None)
+        print("lost:", truth[lid], row and (row.started_at, row.outcome, row.data_gap))
+        for e in await events_of(pg_url, lid):
+            print("   ", e)
     mine = [(app, at, table) for app, at, table in audit if f":{old.pid}:" in app]
     assert mine, "the old owner wrote before it was paused (the audit sees it)"
     after = [row for row in mine if row[1] >= lease["acquired_at"]]
