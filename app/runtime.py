@@ -131,6 +131,12 @@ class Runtime:
             return list(self.components)
         return [*self.components, *self.ownership.active()]
 
+    def roles(self) -> dict[str, str]:
+        """Per PBX, this process's role (``/ready``)."""
+        if self.ownership is not None:
+            return {self.ownership.pbx: self.ownership.role}
+        return {self.settings.pbx_id: "owner" if self.ami is not None else "replica"}
+
     def emit(self, event: DomainEvent) -> None:
         """An event made here (FastAGI, the API): into the pipeline on the PBX's owner,
         to the owner through Redis on a standby."""

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app.api.auth import metrics_allowed
 from app.api.deps import MetricsDep, Rt
@@ -31,6 +31,16 @@ class PartState(BaseModel):
 class Readiness(BaseModel):
     status: str  # ready | not_ready
     parts: dict[str, PartState]
+    roles: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Per PBX: this process's role. owner = it holds the PBX's lease and runs its "
+            "AMI link, state, writer and dialer; standby = another process does, this one "
+            "serves the API, stream, wallboard and FastAGI and takes over if the owner "
+            "dies; deposed = it lost the lease and stops; replica = an API replica "
+            "without a PBX link"
+        ),
+    )
 
 
 @router.get("/health", response_model=Liveness, summary="Liveness: the process answers")
@@ -52,7 +62,7 @@ async def ready(rt: Rt) -> JSONResponse:
         for c, h in zip(components, results, strict=True)
     }
     ok = all(p.ok for p in parts.values() if p.required)
-    body = Readiness(status="ready" if ok else "not_ready", parts=parts)
+    body = Readiness(status="ready" if ok else "not_ready", parts=parts, roles=rt.roles())
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 

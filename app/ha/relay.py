@@ -50,13 +50,13 @@ def survey_key(pbx: str, flow: str) -> str:
 
 
 def _event_classes() -> dict[str, type[ev.DomainEvent]]:
-    out: dict[str, type[ev.DomainEvent]] = {}
-    todo: list[type[ev.DomainEvent]] = [ev.DomainEvent]
-    while todo:
-        cls = todo.pop()
-        out[cls.__name__] = cls
-        todo.extend(cls.__subclasses__())
-    return out
+    """The event classes by name, as app/acd/events.py defines them (``__subclasses__``
+    would also list the classes ``dataclass(slots=True)`` replaced)."""
+    return {
+        name: obj
+        for name, obj in vars(ev).items()
+        if isinstance(obj, type) and issubclass(obj, ev.DomainEvent)
+    }
 
 
 _CLASSES = _event_classes()
