@@ -40,8 +40,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import jsoncodec
 from app.acd.calendar import is_working_day
 from app.acd.kpi import KpiConfig, day_bounds, local_day
+from app.acd.model import DEFAULT_WRAPUP
 from app.acd.queues import QueueCatalogue
-from app.acd.state import DEFAULT_WRAPUP
 from app.components import Health, cancel_tasks
 from app.reports.assemble import Rows
 from app.reports.compute import (
