@@ -9,7 +9,11 @@ One ``CallCentre`` per PBX follows
 
 It never awaits, never reads a clock and never logs to a socket: ``apply(event)`` moves
 the state, ``tick(now)`` lets time pass (wrap-up ends, stale calls), ``drain()`` hands
-over what changed as records for storage. Transitions live here and nowhere else.
+over what changed as records for storage. Transitions live here and nowhere else: the
+event-applying core and its table of handlers (``_HANDLERS``, the ``_on_*`` functions)
+stay together, as h11 keeps its one state table. What the machine knows is
+``app/acd/model.py``; the records made of it, ``app/acd/recording.py``; the PBX's own view
+after a reconnect and how it is taken, ``app/acd/resync.py``.
 
 How Asterisk orders a queue call (tests/fixtures/ami/README.md, point 5):
 QueueCallerJoin -> AgentCalled -> [AgentRingNoAnswer -> AgentCalled ...] ->
