@@ -12,7 +12,8 @@ import pytest
 
 from app.acd import events as ev
 from app.acd.records import CallRecord
-from app.acd.state import CallCentre, Snapshot
+from app.acd.resync import Snapshot, resync
+from app.acd.state import CallCentre
 from app.ami.normalise import Normaliser
 from app.ami.parser import AmiFrame, AmiParser
 from app.privacy import Caller, CallerPrivacy
@@ -164,7 +165,7 @@ def test_a_ringing_agent_declining_or_a_forwards_far_end_names_nobody() -> None:
 def test_a_call_whose_end_a_gap_hid_names_nobody() -> None:
     centre, at = feed("01_answered", until=b"Event: HangupRequest")
     centre.link_lost(at)
-    centre.resync(Snapshot(channels=(), entries=(), members=()), at + timedelta(seconds=30))
+    resync(centre, Snapshot(channels=(), entries=(), members=()), at + timedelta(seconds=30))
     row = ended(centre)
     assert row.data_gap and row.ended_at is not None
     assert row.hangup_by is None  # not "system": nobody saw the end
