@@ -455,3 +455,10 @@ def test_the_migration_is_a_job_and_the_pods_do_not_migrate(
     )
     # Two replicas migrating at once would race: the Deployment's pods only serve.
     assert service["command"] == ["acd", "serve"] and "serve" in commands
+    # The apply steps of docs/deploy.md name these resources and the Job's label.
+    deploy_doc = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    component = job["metadata"]["labels"]["app.kubernetes.io/component"]
+    assert f"--selector app.kubernetes.io/component={component}" in deploy_doc
+    assert f"job/{job['metadata']['name']}" in deploy_doc
+    assert f"deployment/{find(docs, 'Deployment', 'acd')['metadata']['name']}" in deploy_doc
+    assert "--load-restrictor=LoadRestrictionsNone deploy/kubernetes" in deploy_doc
