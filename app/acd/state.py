@@ -869,10 +869,15 @@ def _on_ivr_closed(cc: CallCentre, e: ev.IvrClosed) -> None:
 
 def _on_ivr_ended(cc: CallCentre, e: ev.IvrEnded) -> None:
     # The FastAGI session saw the caller hang up (HANGUP during the menu or the survey).
-    if e.reason == "hangup":
-        call = _ivr_call(cc, e)
-        if call is not None:
-            call.ended_by_first("caller")
+    # Only a call already followed: a session's end never starts one (it may come after
+    # the call has ended and left memory).
+    if e.reason != "hangup":
+        return
+    call = cc.calls.get(e.linkedid or cc._channel_call.get(e.uniqueid, ""))
+    if call is not None and call.ended_by_first("caller"):
+        # Written again, but not "heard of on this link": FastAGI runs on while the AMI
+        # link is down, and says nothing of the call's channels.
+        cc._dirty_calls.add(call.linkedid)
 
 
 def _on_survey_flagged(cc: CallCentre, e: ev.IvrSurveyFlagged) -> None:

@@ -175,3 +175,17 @@ def test_a_call_up_has_no_hangup_by_yet() -> None:
     centre, _ = feed("01_answered", until=b"Event: HangupRequest")
     row = ended(centre)
     assert row.ended_at is None and row.hangup_by is None
+
+
+def test_a_menus_end_never_starts_a_call_nor_marks_it_seen_on_the_link() -> None:
+    centre = CallCentre("pbx1")
+    centre.apply(ivr(ev.IvrEnded, "1800000009.1", T0, uniqueid="1800000009.1", reason="hangup"))
+    assert centre.calls == {}
+    # During an AMI gap the FastAGI session still ends: noted, but the call is not "heard
+    # of" on the new link (the resync must still look at it).
+    lid = "1795362461.14"
+    centre, at = feed("08b_fastagi_hangup", until=b"Event: HangupRequest")
+    centre.link_lost(at)
+    link = centre.calls[lid].link
+    centre.apply(ivr(ev.IvrEnded, lid, at, uniqueid=lid, reason="hangup"))
+    assert centre.calls[lid].ended_by == "caller" and centre.calls[lid].link == link
