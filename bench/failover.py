@@ -108,6 +108,7 @@ async def day_with_kills(args: argparse.Namespace, url: str, redis_url: str) -> 
         sim.pbx.globals["ACD_AGI_ADDRESS"] = cluster.agi_addresses
         cluster.start()
         takeovers: list[float] = []
+        blind: list[tuple[float, float]] = []  # PBX time: from the kill to the resync
         try:
             await cluster.settled(120)
             print(
@@ -123,10 +124,11 @@ async def day_with_kills(args: argparse.Namespace, url: str, redis_url: str) -> 
                 if day.done():
                     break
                 owner = await cluster.settled(60)
-                t0 = time.monotonic()
+                t0, blind_from = time.monotonic(), sim.now()
                 owner.kill()
                 took = await first_login_after(sim.ami, t0)
                 takeovers.append(took)
+                blind.append((blind_from, sim.now() + 2.0))  # + the resync, at 10x
                 owner.start()  # its supervisor starts it again: a standby now
                 print(f"  kill {k + 1}: {owner.name} -> takeover {took:.2f} s", flush=True)
             # The day ends with its last call; a call still up ``--tail`` minutes after the
@@ -174,6 +176,20 @@ async def day_with_kills(args: argparse.Namespace, url: str, redis_url: str) -> 
         f"twice {s['duplicated_events']}, call-backs originated "
         f"{sum(sim.pbx.callbacks_originated.values())} (more than once: {len(twice)})"
     )
+    by_id = {t.linkedid: t for t in truth}
+    overlapping = {
+        lid
+        for lid, t in by_id.items()
+        if any(t.arrived <= b and (t.ended is None or t.ended >= a) for a, b in blind)
+    }
+    seen_whole = [w for w in verdict.wrong if w[0] not in overlapping]
+    print(
+        f"calls up while no process had the AMI link: {len(overlapping)}; wrong among "
+        f"them {len(verdict.wrong) - len(seen_whole)}; wrong among the calls seen whole "
+        f"{len(seen_whole)} (goal 0)"
+    )
+    for w in verdict.wrong[:12]:
+        print(f"  wrong: {w[0]} logged {w[1]}, truth {w[2]}")
     print(f"simulated PBX events: {events}")
     args.event_rate = events / max(1.0, args.minutes * 60 / args.speed)
 
