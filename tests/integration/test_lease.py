@@ -218,3 +218,44 @@ async def test_a_standby_follows_the_owners_pbx_clock(redis_url: str) -> None:
         assert standby.today().year == 2014
     finally:
         await client.aclose()
+
+
+async def test_a_deposed_owners_dialer_can_neither_claim_nor_act(pg_url: str) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    from app.dialer import CallbackDialer
+    from app.privacy import CallerPrivacy
+    from app.settings import load_settings
+
+    old, new = Lease(pg_url, "pbx1", ttl=TTL), Lease(pg_url, "pbx1", ttl=TTL)
+    engine = create_engine(pg_url)
+    sessions = session_factory(engine)
+    try:
+        assert await old.try_acquire() is not None
+        stale = old.token()
+        dialer = CallbackDialer(
+            load_settings(database_url=pg_url),
+            sessions=sessions,
+            centre=None,  # type: ignore[arg-type]
+            metrics=Metrics(),
+            privacy=CallerPrivacy.ephemeral(),
+            link=None,
+            queue_names=lambda: (),
+            clock=PbxClock(),
+        )
+        dialer.fence = lambda: stale
+        dialer.may_act = lambda: old.held
+        async with sessions.begin() as session:
+            await dialer._fence(session)  # its lease: fine
+        assert dialer.may_act()
+        await asyncio.sleep(TTL * 1.3)
+        assert not dialer.may_act()  # by its own clock, before anyone took over
+        assert await new.try_acquire() is not None
+        with pytest.raises(DBAPIError) as refused:
+            async with sessions.begin() as session:
+                await dialer._fence(session)
+        assert getattr(refused.value.orig, "sqlstate", None) == "AC001"
+    finally:
+        await engine.dispose()
+        await old.close()
+        await new.close()
