@@ -201,7 +201,7 @@ async def put_agent(
     for skill in body.skills:
         _known_queue(config, skill.queue)
     if len({s.queue for s in body.skills}) != len(body.skills):
-        raise Invalid("each queue may be listed once in skills")
+        raise Invalid("each queue may be listed once in skills", ("body", "skills"))
     await agents.ensure_loaded()
     async with sessions.begin() as session:
         existing = await roster.get_profile(session, agent_id)
@@ -305,7 +305,8 @@ async def pause(
     if work.pause_reason(body.reason) is None:
         raise Invalid(
             f"unknown pause reason {body.reason!r}; one of "
-            + ", ".join(c.code for c in work.pause_reasons)
+            + ", ".join(c.code for c in work.pause_reasons),
+            ("body", "reason"),
         )
     _known_queue(config, body.queue)
     profile = await _profile(sessions, who, agent_id)
@@ -363,7 +364,7 @@ async def today(
     now = clock.now()  # "today" is the PBX's, as the calls' times are
     local_today = clock.today()
     if day is not None and not (date(2000, 1, 1) <= day <= local_today):
-        raise Invalid("date must be between 2000-01-01 and today")
+        raise Invalid("date must be between 2000-01-01 and today", ("query", "date"))
     async with sessions() as session:
         return await reports.scorecard(
             session,

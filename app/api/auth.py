@@ -170,7 +170,7 @@ def access(scope: str, action: str, *, quiet: bool = False) -> Callable[..., Awa
     async def dependency(
         request: Request,
         api_key: str | None = Security(api_key_header),
-        authorization: str | None = Security(oauth2_bearer),
+        authorization: str | None = Security(oauth2_bearer, scopes=[scope]),
     ) -> Principal:
         mark = AuditMark(action=action, target=_target(request.path_params), quiet=quiet)
         request.scope[AUDIT_KEY] = mark

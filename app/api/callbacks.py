@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Security
+from fastapi import APIRouter, Path, Query, Request, Security
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.acd.access import Principal
@@ -18,7 +18,7 @@ from app.acd.callbacks import callback_due
 from app.api.auth import access, audit_note
 from app.api.common import ERRORS, AgentId, Note, QueueName
 from app.api.deps import Ami, AppSettings, Clock, Config, MetricsDep, Privacy, Sessions
-from app.api.errors import ErrorOut
+from app.api.errors import ErrorOut, bad_parameter
 from app.dialer import dial_for_agent
 from app.privacy import canonical_number
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
@@ -139,7 +139,7 @@ async def list_callbacks(
         try:
             rows, next_cursor = await store.list_tasks(session, flt, now, limit, cursor)
         except repo.BadCursor as exc:
-            raise HTTPException(400, str(exc)) from exc
+            raise bad_parameter("query", "cursor", str(exc)) from exc
     return CallbackPage(items=[CallbackOut.of(r, now) for r in rows], next_cursor=next_cursor)
 
 
@@ -164,7 +164,7 @@ async def create_callback(
         raise NotFound(f"no queue {body.queue!r}")
     number = canonical_number(body.number)
     if not number:
-        raise Invalid("number holds no phone number")
+        raise Invalid("number holds no phone number", ("body", "number"))
     caller = privacy.caller(number)
     now = clock.now()  # the PBX's: "today" and the due day are its (the demo's other day)
     async with sessions.begin() as session:
@@ -225,7 +225,7 @@ async def assign(
 ) -> CallbackOut:
     agent_id = body.agent or who.agent_id
     if agent_id is None:
-        raise Invalid("say which agent in 'agent'")
+        raise Invalid("say which agent in 'agent'", ("body", "agent"))
     if who.role == "agent" and agent_id != who.agent_id:
         raise Forbidden("an agent takes tasks for itself only")
     now = clock.now()

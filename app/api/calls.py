@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, Security
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, Security
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.acd.access import Principal
@@ -19,7 +19,7 @@ from app.acd.state import Outcome
 from app.api.auth import access, audit_note, forbidden
 from app.api.common import ERRORS, AgentId, Code, Instant, Note, QueueName
 from app.api.deps import AppSettings, Centre, Clock, Config, Emit, Pbx, Sessions, Work
-from app.api.errors import ErrorOut
+from app.api.errors import ErrorOut, bad_parameter
 from app.services import calls as use
 from app.store import repo
 
@@ -102,6 +102,32 @@ class CallDetail(CallOut):
     registrations: list[RegistrationOut]  # henvendelsesregistrering, one per agent
 
 
+CALL_REF = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+async def _call_id(
+    call_id: Annotated[
+        str,
+        Path(
+            pattern=CALL_REF,
+            max_length=64,
+            description="The call: its `id` (as `/v1/calls` gives it) or its `linkedid` "
+            "(as `/v1/calls/live` and `/v1/agents` show it, e.g. `1415088000.123`).",
+            examples=["1415088000.123", "4711"],
+        ),
+    ],
+    sessions: Sessions,
+    settings: AppSettings,
+) -> int:
+    if call_id.isdigit() and not 1 <= int(call_id) <= 2**62:
+        raise bad_parameter("path", "call_id", "a call id is between 1 and 2^62")
+    return await use.call_row_id(sessions, call_id, settings.pbx_id)
+
+
+# Every /v1/calls/{call_id}/... route names the call by id or linkedid through this.
+CallRef = Annotated[int, Depends(_call_id)]
+
+
 def _columns(row: Any) -> dict[str, Any]:
     return {c.key: getattr(row, c.key) for c in row.__table__.columns}
 
@@ -115,8 +141,12 @@ def _columns(row: Any) -> dict[str, Any]:
 async def list_calls(
     sessions: Sessions,
     who: Annotated[Principal, Security(access("calls:read", "calls.list"))],
-    since: Annotated[datetime | None, Query(description="started at or after (ISO 8601)")] = None,
-    until: Annotated[datetime | None, Query(description="started before (ISO 8601)")] = None,
+    since: Annotated[
+        Instant | None, Query(description="Started at or after (ISO 8601 with a time zone).")
+    ] = None,
+    until: Annotated[
+        Instant | None, Query(description="Started before (ISO 8601 with a time zone).")
+    ] = None,
     queue: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z][a-z0-9_]{0,63}$")] = None,
     outcome: Outcome | None = None,
     agent: Annotated[
@@ -125,11 +155,6 @@ async def list_calls(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> CallPage:
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            raise HTTPException(400, f"{name} needs a time zone (e.g. 2014-11-04T08:00:00+01:00)")
-        if value is not None and not (1970 <= value.year <= 2100):
-            raise HTTPException(400, f"{name} must be between 1970 and 2100")
     if who.own_agent is not None and agent is not None and agent != who.own_agent:
         raise forbidden("an agent sees only the calls it took")
     flt = repo.CallFilter(
@@ -144,7 +169,7 @@ async def list_calls(
         try:
             rows, next_cursor = await repo.list_calls(session, flt, limit, cursor)
         except repo.BadCursor as exc:
-            raise HTTPException(400, str(exc)) from exc
+            raise bad_parameter("query", "cursor", str(exc)) from exc
     return CallPage(items=[CallOut.of(r) for r in rows], next_cursor=next_cursor)
 
 
@@ -156,7 +181,7 @@ async def list_calls(
 )
 async def get_call(
     sessions: Sessions,
-    call_id: Annotated[int, Path(ge=1, le=2**62)],
+    call_id: CallRef,
     who: Annotated[Principal, Security(access("calls:read", "calls.get"))],
 ) -> CallDetail:
     call, visits, events, registered = await use.read_call(sessions, who, call_id)
@@ -212,9 +237,6 @@ class DispositionOut(BaseModel):
     updated_at: datetime
 
 
-CallPath = Annotated[int, Path(ge=1, le=2**62, description="calls.id")]
-
-
 @router.put(
     "/{call_id}/disposition",
     response_model=DispositionOut,
@@ -229,7 +251,7 @@ CallPath = Annotated[int, Path(ge=1, le=2**62, description="calls.id")]
 async def put_disposition(
     request: Request,
     response: Response,
-    call_id: CallPath,
+    call_id: CallRef,
     body: DispositionIn,
     who: Annotated[Principal, Security(access("calls:write", "call.disposition"))],
     sessions: Sessions,
@@ -305,7 +327,7 @@ class TransferOut(BaseModel):
 )
 async def transfer(
     request: Request,
-    call_id: CallPath,
+    call_id: CallRef,
     body: TransferIn,
     who: Annotated[Principal, Security(access("calls:write", "call.transfer"))],
     sessions: Sessions,

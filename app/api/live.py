@@ -288,7 +288,7 @@ async def _past_day(
     snap = store.snapshot
     today = date.fromisoformat(snap["day"]) if snap is not None else clock.today()
     if day > today:
-        raise Invalid(f"date {day} is in the future (today is {today})")
+        raise Invalid(f"date {day} is in the future (today is {today})", ("query", "date"))
     if day == today:
         return _json(queries.queues(store))
     # A report read, not a look at the live picture: audited.

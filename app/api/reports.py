@@ -23,6 +23,7 @@ from app.reports import render
 from app.reports.build import build_report
 from app.reports.model import By, Report
 from app.reports.periods import Period, PeriodError, parse_period, span
+from app.services.errors import Invalid
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 
@@ -43,7 +44,8 @@ def report_period(first: date | None, last: date | None, period: str | None) -> 
             )
         return span(first, last)
     except PeriodError as exc:
-        raise HTTPException(422, str(exc)) from None
+        where = "period" if period is not None else ("from" if first is None else "to")
+        raise Invalid(str(exc), ("query", where)) from None
 
 
 def filename(report: Report, fmt: str) -> str:

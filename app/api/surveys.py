@@ -6,14 +6,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Security
+from fastapi import APIRouter, Query, Security
 from pydantic import BaseModel, ConfigDict
 
 from app.acd.access import Principal
 from app.api.auth import access
 from app.api.common import ERRORS, Instant
 from app.api.deps import Sessions
-from app.api.errors import ErrorOut
+from app.api.errors import ErrorOut, bad_parameter
 from app.services.errors import Forbidden
 from app.store import repo, reports
 
@@ -74,7 +74,7 @@ async def list_surveys(
         try:
             rows, next_cursor = await reports.list_surveys(session, flt, limit, cursor)
         except repo.BadCursor as exc:
-            raise HTTPException(400, str(exc)) from exc
+            raise bad_parameter("query", "cursor", str(exc)) from exc
     return SurveyPage(items=[SurveyOut.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
