@@ -95,9 +95,9 @@ def _schema(app: FastAPI) -> Callable[[], dict[str, Any]]:
         )
         for item in spec.get("paths", {}).values():
             for operation in item.values():
-                responses = operation.get("responses", {})
-                if "422" in responses:
-                    responses["422"] = {**UNPROCESSABLE}
+                # Every operation may answer 422: at least for a query parameter it does
+                # not take (reject_unknown_query), whether or not it has parameters.
+                operation.setdefault("responses", {})["422"] = {**UNPROCESSABLE}
         components = spec.setdefault("components", {})
         schemas = components.get("schemas", {})
         schemas.pop("HTTPValidationError", None)

@@ -88,9 +88,15 @@ async def get_report(
         str | None,
         Query(max_length=10, description="instead of from/to: 2014-W45, 2014-11, 2014-Q4, 2014"),
     ] = None,
-    by: By = "centre",
-    format: Format = "json",
+    by: Annotated[By, Query(description="How the groups are cut.")] = "centre",
+    format: Annotated[
+        Format, Query(description="json (the Report schema), csv, xlsx, html or pdf.")
+    ] = "json",
 ) -> Response:
+    """Figures against the service goals over a period (`from`/`to` or `period`), cut by
+    centre, department, queue, agent, day, week, month, quarter, weekday or half-hour; as
+    JSON (the Report schema) or as a document (csv, xlsx, html, pdf). docs/kpis.md defines
+    every figure."""
     wanted = report_period(first, last, period)
     audit_note(
         request,
