@@ -12,10 +12,11 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Query
 from fastapi.routing import APIRoute
 from fastapi.utils import generate_unique_id
 from pydantic import BaseModel
@@ -221,3 +222,49 @@ def test_the_checks_catch_an_endpoint_added_bare() -> None:
     assert bare_operations(spec) == ["GET /v1/things"]
     assert bare_fields(spec) == ["Thing.name"]
     assert generated_ids(bare) == ["['GET'] /v1/things: list_things_v1_things_get"]
+
+
+def _page_size(limit: Annotated[int, Query(ge=1, description="page size")] = 10) -> int:
+    return limit
+
+
+async def test_unknown_query_parameters_are_judged_by_what_the_route_declares() -> None:
+    """Parameters a route takes through its dependencies count as its own; an alias is the
+    name on the wire; a route outside the document (the docs pages) is left alone."""
+    from app.api import errors
+    from app.api.openapi import APP_DEPENDENCIES, operation_id
+
+    small = FastAPI(dependencies=APP_DEPENDENCIES, generate_unique_id_function=operation_id)
+    errors.install(small)
+
+    @small.get("/things")
+    async def list_things(
+        size: Annotated[int, Depends(_page_size)],
+        day: Annotated[str | None, Query(alias="date", description="a day")] = None,
+    ) -> dict[str, Any]:
+        return {"size": size, "day": day}
+
+    @small.get("/hidden", include_in_schema=False)
+    async def hidden() -> dict[str, str]:
+        return {}
+
+    transport = httpx.ASGITransport(app=small)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        await _judged(client)
+
+
+async def _judged(client: httpx.AsyncClient) -> None:
+    ok = await client.get("/things", params={"limit": 3, "date": "2014-11-04"})
+    assert ok.status_code == 200 and ok.json() == {"size": 3, "day": "2014-11-04"}
+    for wrong in ("day", "size", "Limit"):
+        r = await client.get("/things", params={wrong: "1"})
+        assert r.status_code == 422, (wrong, r.text)
+        assert r.json()["errors"] == [
+            {
+                "loc": ["query", wrong],
+                "msg": f"unknown query parameter {wrong!r}; this operation takes: date, limit",
+                "type": "unknown_parameter",
+            }
+        ]
+    hidden = await client.get("/hidden", params={"code": "x", "state": "y"})
+    assert hidden.status_code == 200
