@@ -41,11 +41,16 @@ def operation_id(route: APIRoute) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
-_declared: dict[int, frozenset[str]] = {}
+# Kept on the route object itself (the routers' own APIRoute, which FastAPI puts in the
+# scope as ``route``): it lives and goes with the route.
+_DECLARED = "_acd_query_names"
 
 
 def _query_names(route: APIRoute) -> frozenset[str]:
-    names = _declared.get(id(route))
+    """The query parameters the route and its dependencies declare (router-level
+    dependencies included; ``include_router(dependencies=...)`` and the app's own are not
+    in the route's dependant, so they must not declare query parameters: none does)."""
+    names: frozenset[str] | None = getattr(route, _DECLARED, None)
     if names is None:
         found: set[str] = set()
         stack = [route.dependant]
@@ -53,7 +58,8 @@ def _query_names(route: APIRoute) -> frozenset[str]:
             dependant = stack.pop()
             found.update(f.alias for f in dependant.query_params)
             stack.extend(dependant.dependencies)
-        names = _declared[id(route)] = frozenset(found)
+        names = frozenset(found)
+        setattr(route, _DECLARED, names)
     return names
 
 
