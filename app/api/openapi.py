@@ -22,7 +22,6 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from app.acd.access import SCOPES
@@ -86,33 +85,28 @@ async def reject_unknown_query(request: Request) -> None:
         )
 
 
+def _shared(spec: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI's document with this API's shared parts (idempotent)."""
+    for item in spec.get("paths", {}).values():
+        for operation in item.values():
+            # Every operation may answer 422: at least for a query parameter it does not
+            # take (reject_unknown_query), whether or not it has parameters.
+            operation.setdefault("responses", {})["422"] = {**UNPROCESSABLE}
+    components = spec.setdefault("components", {})
+    schemas = components.get("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    oauth2 = components.get("securitySchemes", {}).get("OAuth2")
+    if oauth2 is not None:
+        oauth2["flows"]["clientCredentials"]["scopes"] = dict(SCOPES)
+    return spec
+
+
 def _schema(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    made = app.openapi  # FastAPI's own: made once, again when the routes change
+
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        spec = get_openapi(
-            title=app.title,
-            version=app.version,
-            summary=app.summary,
-            description=app.description,
-            routes=app.routes,
-            tags=app.openapi_tags,
-            servers=app.servers,
-        )
-        for item in spec.get("paths", {}).values():
-            for operation in item.values():
-                # Every operation may answer 422: at least for a query parameter it does
-                # not take (reject_unknown_query), whether or not it has parameters.
-                operation.setdefault("responses", {})["422"] = {**UNPROCESSABLE}
-        components = spec.setdefault("components", {})
-        schemas = components.get("schemas", {})
-        schemas.pop("HTTPValidationError", None)
-        schemas.pop("ValidationError", None)
-        oauth2 = components.get("securitySchemes", {}).get("OAuth2")
-        if oauth2 is not None:
-            oauth2["flows"]["clientCredentials"]["scopes"] = dict(SCOPES)
-        app.openapi_schema = spec
-        return spec
+        return _shared(made())
 
     return openapi
 
