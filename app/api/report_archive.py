@@ -31,7 +31,7 @@ class StoredReportOut(BaseModel):
     )
     kind: Literal["week", "month", "quarter"] = Field(description="week, month or quarter.")
     by: str = Field(description="How the report is cut (queue, department, agent, ...).")
-    format: str = Field(description="The document's format (html, pdf, xlsx, csv, json).")
+    format: str = Field(description="The document's format: pdf, xlsx, html or csv.")
     first: date = Field(description="The period's first day (local).")
     last: date = Field(description="The period's last day (local, inclusive).")
     media_type: str = Field(description="The document's media type.")
