@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.acd.access import Principal
 from app.acd.model import Outcome
+from app.acd.records import HangupBy
 from app.api.auth import access, audit_note, forbidden
 from app.api.common import ERRORS, AgentId, Code, Instant, Note, QueueName
 from app.api.deps import AppSettings, Centre, Clock, Config, Emit, Pbx, Sessions, Work
@@ -60,7 +61,15 @@ class CallOut(BaseModel):
         description="The queue or unit the call was put through to, or null.",
     )
     hangup_cause: int | None = Field(
-        description="The ISDN/Q.850 hang-up cause the PBX gave (16: normal clearing).",
+        description="Asterisk's Q.850 cause of the caller's leg (0: Asterisk gave none, as "
+        "when a caller hangs up in the menu or a queue; read hangup_by for who hung up)"
+    )
+    hangup_by: HangupBy | None = Field(
+        None,
+        description="who ended the call: caller (hung up in the menu, a queue, the "
+        "conversation or the survey), agent (hung up the conversation first) or system "
+        "(the PBX or the service ended it: closed, call-back booked, queue time-out, the "
+        "far end of a forward); null while the call is up or when a data gap hid its end",
     )
     data_gap: bool = Field(
         description="The call was touched by a gap in the PBX's event stream; its times may "
@@ -206,6 +215,9 @@ async def list_calls(
             max_length=200, description="`next_cursor` of the page before; absent: the first page."
         ),
     ] = None,
+    hangup_by: Annotated[
+        HangupBy | None, Query(description="who ended the call: caller, agent or system")
+    ] = None,
 ) -> CallPage:
     """The call record, newest first, one page at a time: pass `next_cursor` back as `cursor`.
     An agent sees the calls it answered. `since` and `until` need a time zone (a time
@@ -218,6 +230,7 @@ async def list_calls(
         queue=queue,
         outcome=outcome,
         agent=agent,
+        hangup_by=hangup_by,
         taken_by=who.own_agent,  # an agent: the calls it answered (also transferred ones)
     )
     async with sessions() as session:
