@@ -254,15 +254,18 @@ async def _demo(args: argparse.Namespace) -> int:
                 whole = asyncio.create_task(
                     simulation.sim.run_day(simulation.plan, simulation.keys)
                 )
-                while kernel.fast_forwarding and not whole.done():  # noqa: ASYNC110
-                    await asyncio.sleep(0.2)
-                log.info(
-                    "demo: the day up to %s played in %.0f s; on at the asked pace",
-                    datetime.fromtimestamp(kernel.now(), base.tz).strftime("%H:%M"),
-                    time.monotonic() - began,
-                )
-                result = await whole
-                log.info("simulated day over: %s", result.summary())
+                try:
+                    while kernel.fast_forwarding and not whole.done():  # noqa: ASYNC110
+                        await asyncio.sleep(0.2)
+                    log.info(
+                        "demo: the day up to %s played in %.0f s; on at the asked pace",
+                        datetime.fromtimestamp(kernel.now(), base.tz).strftime("%H:%M"),
+                        time.monotonic() - began,
+                    )
+                    result = await whole
+                    log.info("simulated day over: %s", result.summary())
+                finally:
+                    whole.cancel()  # a stop ends the day too (not left to the loop's end)
 
             played = asyncio.create_task(play(), name="acd-demo-day")
 
