@@ -23,6 +23,7 @@ from app import plan_cli
 from app.reports import commands as report_commands
 from app.settings import Settings, SettingsError
 from app.tools import commands as ivr_commands
+from app.tools import privacy as privacy_commands
 from app.tools.shell import command_settings as _settings
 from app.tools.shell import safe_url as _safe_url
 
@@ -110,6 +111,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         asyncio.run(_migrate(settings))
     else:
         asyncio.run(_require_schema(settings))
+    if settings.caller_hash_key is None:
+        # A random key per process would make every stored hash unfindable after a
+        # restart: no repeat calls, no citizen's request answered. Only the demo may.
+        raise CommandError(
+            "ACD_CALLER_HASH_KEY is not set: set a secret of at least 16 characters "
+            "(only `acd demo` runs without one)"
+        )
     return asyncio.run(_serve(settings, _print_serving))
 
 
@@ -635,6 +643,13 @@ COMMANDS: list[Command] = [
         "changed (idempotent)",
         report_commands.cmd_recompute,
         report_commands.recompute_args,
+    ),
+    Command(
+        "privacy",
+        "personal data: `acd privacy purge [--dry-run]`, `export --caller NUMBER --reason "
+        "WHY`, `erase --caller NUMBER --reason WHY` (JSON, audited)",
+        privacy_commands.cmd_privacy,
+        privacy_commands.privacy_args,
     ),
     Command(
         "simulate",

@@ -47,6 +47,7 @@ def test_the_shipped_folder_is_one_snapshot(folder: Path) -> None:
         "queues.yaml",
         "work.yaml",
         "goals.yaml",
+        "retention.yaml",
         "jobcenter.yaml",
     ]
     assert [p.name for p in flow_files(folder)] == ["jobcenter.yaml"]
