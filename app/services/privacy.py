@@ -158,6 +158,11 @@ async def purge(
         await _count_ahead(sessions, ctx, retention, now)
     async with sessions() as session:
         first_open = await final_before(session)
+        oldest = await store.oldest_call(session)
+        if first_open is not None and oldest is not None:
+            # A day before it that was never counted is not covered by the tallies.
+            gap = await store.first_uncounted(session, local_day(oldest, tz), first_open, tz)
+            first_open = min(first_open, gap) if gap is not None else first_open
     report_cut: datetime | None = None
     if first_open is None:
         out.held = "no report tallies are stored: calls, visits, answers and tasks are kept"
@@ -382,6 +387,10 @@ def _scrub_file(
             if key is not None:
                 theirs.add(key)
             displays = displays | _displays_of(doc)
+    renamed = dict(renamed)
+    for key in theirs - set(renamed):  # calls not in the database yet
+        renamed[key] = store.new_call_id()
+    renames = {old: new for (_, old), new in renamed.items()}
     changed = 0
     with path.open("r+b") as fh:
         for i, (at, line) in enumerate(lines):
@@ -393,7 +402,7 @@ def _scrub_file(
                 if _key_of(parsed) not in theirs:
                     continue
                 doc = parsed
-            new = _fit(_scrubbed(doc, hashes, displays, pseudonym, renamed), len(line))
+            new = _fit(_scrubbed(doc, hashes, displays, pseudonym, renames), len(line))
             if new is None:  # cannot be fitted: the record goes (its line left blank)
                 new = b" " * (len(line) - 1) + b"\n"
             fh.seek(at)
@@ -424,22 +433,21 @@ def _scrubbed(
     hashes: tuple[str, ...],
     displays: set[str],
     pseudonym: str,
-    renamed: dict[tuple[str, str], str],
+    renames: dict[str, str],
 ) -> Any:
-    out = store.scrub_value(doc, hashes, displays - {"", store.ERASED}, pseudonym)
+    out = store.scrub_value(doc, hashes, displays - {"", store.ERASED}, pseudonym, renames)
     rec = out.get("record", out) if isinstance(out, dict) else None
     if isinstance(rec, dict):
         if "raw" in rec:
             rec["raw"] = None
-        if rec.get("t") == "survey" or all(k in rec for k in _ANSWERS):
-            for k in _ANSWERS:
-                if k in rec:
-                    rec[k] = None
+        if all(k in rec for k in _ANSWERS):
+            # The answers go; what is left is an empty survey of no one (and it must fit
+            # in the line's length: nulls are longer than digits).
+            for k in (*_ANSWERS, "agent", "queue"):
+                rec[k] = None
+            rec["completed"] = False
         if "note" in rec and "caller_hash" in rec:
             rec["note"] = None
-        key = _key_of(rec)
-        if key is not None and key in renamed:
-            rec["linkedid"] = renamed[key]
     return out
 
 

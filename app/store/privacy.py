@@ -14,8 +14,9 @@ import asyncio
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
@@ -33,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
+from app.acd.kpi import day_bounds
 from app.store.callbacks import LIVE
 from app.store.models import (
     AgentStateChange,
@@ -44,6 +46,7 @@ from app.store.models import (
     DeadLetter,
     Disposition,
     QueueVisit,
+    ReportDay,
     StoredReport,
     SurveyResponse,
 )
@@ -230,6 +233,31 @@ def purge_steps(
     ]
 
 
+async def first_uncounted(
+    session: AsyncSession, first: date, before: date, tz: ZoneInfo
+) -> date | None:
+    """The first day in [first, before) that has calls but no stored report tallies: the
+    reports would count it from its detail, so its detail must stay."""
+    stored = set(
+        (
+            await session.execute(
+                select(ReportDay.day).where(ReportDay.day >= first, ReportDay.day < before)
+            )
+        ).scalars()
+    )
+    day = first
+    while day < before:
+        if day not in stored:
+            start, end = day_bounds(day, tz)
+            hit = await session.scalar(
+                select(Call.id).where(Call.started_at >= start, Call.started_at < end).limit(1)
+            )
+            if hit is not None:
+                return day
+        day += timedelta(days=1)
+    return None
+
+
 async def oldest_call(session: AsyncSession) -> datetime | None:
     value: datetime | None = await session.scalar(select(func.min(Call.started_at)))
     return value
@@ -342,27 +370,47 @@ async def find(session: AsyncSession, hashes: Sequence[str], *, lock: bool = Fal
     return out
 
 
-def scrub_value(value: Any, hashes: Sequence[str], displays: set[str], pseudonym: str) -> Any:
+def scrub_value(
+    value: Any,
+    hashes: Sequence[str],
+    displays: set[str],
+    pseudonym: str,
+    renames: dict[str, str] | None = None,
+) -> Any:
     """A logged value with the caller taken out: hashes replaced by ``pseudonym``, the
-    masked number by ``ERASED``, a message's path and a sealed number dropped."""
+    masked number by ``ERASED``, the call ids by their new ones (``renames``), a
+    message's path and a sealed number dropped."""
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for k, v in value.items():
             if k in ("recording", "number_sealed"):
                 out[k] = None
             else:
-                out[k] = scrub_value(v, hashes, displays, pseudonym)
+                out[k] = scrub_value(v, hashes, displays, pseudonym, renames)
         return out
     if isinstance(value, list):
-        return [scrub_value(v, hashes, displays, pseudonym) for v in value]
+        return [scrub_value(v, hashes, displays, pseudonym, renames) for v in value]
     if isinstance(value, str):
         if value in displays:
             return ERASED
         for h in hashes:
             if h in value:
                 value = value.replace(h, pseudonym)
-        return value
+        return _renamed(value, renames)
     return value
+
+
+def _renamed(value: str, renames: dict[str, str] | None) -> str:
+    for old, new in (renames or {}).items():
+        if old in value:
+            value = value.replace(old, new)
+    return value
+
+
+def new_call_id() -> str:
+    """A random id for an erased call: no longer than an Asterisk linkedid (a spill
+    file's record is rewritten in its own length), never one (those are digits)."""
+    return "e" + secrets.token_hex(6)
 
 
 @dataclass
@@ -393,7 +441,7 @@ async def erase(session: AsyncSession, hashes: Sequence[str], now: datetime) -> 
         "callbacks": len(found.callbacks),
         "dead_letters": len(found.dead_letters),
     }
-    new_lid = {(c.pbx, c.linkedid): f"erased.{secrets.token_hex(12)}" for c in found.calls}
+    new_lid = {(c.pbx, c.linkedid): new_call_id() for c in found.calls}
     for s in found.surveys:
         await session.delete(s)
     for r in found.registrations:
@@ -415,7 +463,15 @@ async def erase(session: AsyncSession, hashes: Sequence[str], now: datetime) -> 
         if t.status in LIVE:
             t.status, t.outcome, t.completed_at = "cancelled", "erased", now
     keys = found.keys
+    renames = {old: new for (_, old), new in new_lid.items()}
     if keys:
+        # A FastAGI event's key holds the channel's id (the call's, for the caller's).
+        for (pbx, old), new in new_lid.items():
+            await session.execute(
+                update(AgentStateChange)
+                .where(AgentStateChange.pbx == pbx, AgentStateChange.event_key.contains(old))
+                .values(event_key=func.replace(AgentStateChange.event_key, old, new))
+            )
         events = (
             await session.execute(
                 select(CallEvent).where(_keyed(CallEvent.pbx, CallEvent.linkedid, keys))
@@ -423,11 +479,12 @@ async def erase(session: AsyncSession, hashes: Sequence[str], now: datetime) -> 
         ).scalars()
         for e in events:
             old = e.linkedid or ""
-            e.data = scrub_value(e.data, hashes, displays, pseudonym)
+            e.data = scrub_value(e.data, hashes, displays, pseudonym, renames)
             e.raw = None
             e.linkedid = new_lid.get((e.pbx, old), old)
-            if e.uniqueid == old:
-                e.uniqueid = e.linkedid
+            e.event_key = _renamed(e.event_key, renames)
+            if e.uniqueid is not None:
+                e.uniqueid = _renamed(e.uniqueid, renames)
             counts["call_events"] += 1
     for c in found.calls:
         if c.caller_hash in hashes:
