@@ -389,8 +389,8 @@ async def test_erasing_one_caller_among_many_leaves_no_trace(
         "ACD_MESSAGE_DIR": str(msgs), "ACD_IVR_FLOWS": str(Path(__file__).parents[2] / "ivr_flows"),
     }.items():  # fmt: skip
         monkeypatch.setenv(name, value)
-    assert await asyncio.to_thread(main, ["privacy", "erase", "--caller", "20 12 34 77", "--reason", "sag 2026-0193",
-                 "--as", "dpo"]) == 0  # fmt: skip
+    argv = ["privacy", "erase", "--caller", "20 12 34 77", "--reason", "sag 2026-0193"]
+    assert await asyncio.to_thread(main, [*argv, "--as", "dpo"]) == 0
     counts = json.loads(capsys.readouterr().out)
     assert counts["calls"] == 3 and counts["survey_responses"] == 1
     assert counts["callbacks"] == 2 and counts["message_files"] == 1
