@@ -57,6 +57,7 @@ from app.reports.rollup import Context as ReportContext
 from app.reports.rollup import RollupJob
 from app.retention import DEFAULTS, RetentionConfig
 from app.services.privacy import PurgeJob
+from app.services.rekey import RekeyJob
 from app.settings import Settings
 from app.store import restore
 from app.store.agents import Roster
@@ -215,6 +216,9 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
                     interval=settings.purge_interval_minutes * 60.0,
                 )
             )
+        if privacy.previous is not None:
+            # A key rotation under way: stored hashes and sealed numbers move to the new key.
+            rt.components.append(RekeyJob(sessions, privacy, clock.now))
         if settings.report_archive:
             # Makes and keeps the weekly, monthly and quarterly reports as periods end.
             rt.components.append(

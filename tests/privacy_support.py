@@ -62,7 +62,7 @@ def scripts_of_day(
     scripts: list[Script] = []
     numbers: dict[str, str] = {}
     for i in range(callers):
-        lid = f"{1415000000 + i * 53}.{i}"
+        lid = f"{1388534400 + (day - date(2014, 1, 1)).days * 86400 + i * 53}.{i}"
         start = local(day, 8) + timedelta(seconds=rnd.uniform(0, 7.5 * 3600))
         queue = rnd.choice(QUEUES)
         kind = rnd.random()
