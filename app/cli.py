@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -207,6 +208,7 @@ async def _demo(args: argparse.Namespace) -> int:
     base = _settings(http_host=args.host, http_port=args.port)
     db: Path = args.db
     spill = db.parent / f"{db.name}.spill"
+    messages = db.parent / f"{db.name}.messages"  # the demo's voice messages' folder
     agi_port = args.agi_port or _free_port()
 
     def settings_for(ami_port: int) -> Settings:
@@ -224,12 +226,15 @@ async def _demo(args: argparse.Namespace) -> int:
             http_host=base.http_host,
             http_port=base.http_port,
             spill_dir=str(spill),
+            message_dir=str(messages),
             dialer_enabled=True,  # call-backs the simulated callers asked for are placed
         )
 
     _require_free_ports(settings_for(base.ami_port), agi=bool(args.agi_port))
     if not args.continue_:
         demo.wipe(db, spill)
+        shutil.rmtree(messages, ignore_errors=True)
+    messages.mkdir(exist_ok=True)
     await _migrate(settings_for(base.ami_port))
     engine = create_engine(f"sqlite+aiosqlite:///{db}")
     sessions = session_factory(engine)

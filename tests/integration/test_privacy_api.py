@@ -125,3 +125,25 @@ async def test_export_and_erase_through_the_admin_api(pg_url: str, tmp_path: Pat
     assert rows[1].detail["counts"]["callbacks"] == 1
     everything = str([(r.target, r.detail) for r in await _audit(pg_url, "privacy.export")])
     assert "20557788" not in everything and "557788" not in everything + str(rows[1].detail)
+
+
+def test_serve_refuses_to_start_without_a_caller_hash_key(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACD_")}
+    env["ACD_DATABASE_URL"] = f"sqlite:///{tmp_path / 'k.db'}"
+    for name in ("ACD_HTTP_PORT", "ACD_AGI_PORT"):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            env[name] = str(s.getsockname()[1])
+    migrated = subprocess.run([sys.executable, "-m", "app", "migrate"], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert migrated.returncode == 0, migrated.stderr
+    run = subprocess.run([sys.executable, "-m", "app", "serve"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert run.returncode == 2
+    assert run.stderr.startswith("acd: ACD_CALLER_HASH_KEY is not set"), run.stderr
+    assert run.stdout == ""
