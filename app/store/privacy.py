@@ -486,9 +486,8 @@ async def erase(session: AsyncSession, hashes: Sequence[str], now: datetime) -> 
             if e.uniqueid is not None:
                 e.uniqueid = _renamed(e.uniqueid, renames)
             counts["call_events"] += 1
-    for c in found.calls:
-        if c.caller_hash in hashes:
-            c.caller_hash, c.caller_display = pseudonym, ERASED
+    for c in found.calls:  # theirs, and the call-back calls made to them
+        c.caller_hash, c.caller_display = pseudonym, ERASED
         c.linkedid = new_lid[(c.pbx, c.linkedid)]
     await session.flush()
     return Erased(counts, recordings, pseudonym, displays, new_lid)
