@@ -487,7 +487,10 @@ async def erase(session: AsyncSession, hashes: Sequence[str], now: datetime) -> 
                 e.uniqueid = _renamed(e.uniqueid, renames)
             counts["call_events"] += 1
     for c in found.calls:  # theirs, and the call-back calls made to them
-        c.caller_hash, c.caller_display = pseudonym, ERASED
+        if c.caller_hash in hashes:
+            c.caller_hash = pseudonym  # others' hashes (a call-back's) count as they did
+        if c.caller_hash == pseudonym or c.caller_display in displays:
+            c.caller_display = ERASED
         c.linkedid = new_lid[(c.pbx, c.linkedid)]
     await session.flush()
     return Erased(counts, recordings, pseudonym, displays, new_lid)
