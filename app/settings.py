@@ -238,7 +238,7 @@ class Settings(BaseSettings):
     def _database_url(cls, value: str) -> str:
         return normalise_database_url(value.strip())
 
-    @field_validator("redis_url", "ami_host", mode="before")
+    @field_validator("redis_url", "ami_host", "caller_hash_key_previous", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
