@@ -1,7 +1,7 @@
 """privacy: a message task's recording in its own column; agent states found by time
 
 Revision ID: 0012
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-07 07:30:00
 
 Why: a voice message's file was known only from the task's ``note``, which closing the
@@ -17,7 +17,7 @@ from alembic import op
 
 
 revision: str = '0012'
-down_revision: str | None = '0009'
+down_revision: str | None = '0010'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
