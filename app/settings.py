@@ -154,6 +154,13 @@ class Settings(BaseSettings):
         le=10080,
         description="Lifetime of a bearer token from POST /v1/auth/token, in minutes",
     )
+    auth_outage_seconds: int = Field(
+        default=900,
+        ge=0,
+        le=86400,
+        description="While the database is unreachable, reads with a credential it confirmed "
+        "within this many seconds are let through from memory; 0 = never",
+    )
     max_body_bytes: int = Field(
         default=16384,
         ge=1024,
