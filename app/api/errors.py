@@ -75,5 +75,5 @@ async def _database_away(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     for kind in (DomainError, WrongState, PbxUnavailable, TooManyPending):
         app.add_exception_handler(kind, _domain_error)
-    for kind in DATABASE_AWAY:
-        app.add_exception_handler(kind, _database_away)
+    for away in DATABASE_AWAY:
+        app.add_exception_handler(away, _database_away)
