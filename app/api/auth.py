@@ -248,14 +248,21 @@ class AuditMiddleware:
 
 class BodyLimitMiddleware:
     """Refuses request bodies over ``limit`` bytes with a JSON 413, before any handler
-    reads them (declared Content-Length or counted while streaming)."""
+    reads them (declared Content-Length or counted while streaming), whatever the method:
+    a GET with a 20 MB body is refused like a POST (no endpoint reads a GET's body, but
+    the server would take it in all the same)."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers", ()))
+        if b"content-length" not in headers and b"transfer-encoding" not in headers:
+            # No body (HTTP/1.1: neither header means none); a stream (/v1/stream) too.
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", ()):
