@@ -77,7 +77,11 @@ class Settings(BaseSettings):
         description="Concurrent FastAGI sessions; beyond it a call gets the dialplan fallback",
     )
     agi_env_timeout: float = Field(
-        default=5.0, gt=0, le=60, description="Seconds for a FastAGI client to send its environment"
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Seconds for a FastAGI client to send its environment, and again to "
+        "answer the first command",
     )
     agi_reply_timeout: float = Field(
         default=30.0,
