@@ -26,9 +26,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
+import os
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
 from app.ivr.calendar import is_working_day  # noqa: E402
 from app.sim import TrafficConfig  # noqa: E402
@@ -44,16 +48,54 @@ from app.sim.runner import load_queues  # noqa: E402
 from app.sim.traffic import plan_day  # noqa: E402
 from app.store import auth  # noqa: E402
 from app.store.db import create_engine, session_factory  # noqa: E402
-from bench.service import (  # noqa: E402
+from app.store.models import Call  # noqa: E402
+from tests.fault_support import (  # noqa: E402
     FLOWS,
-    REDIS_DEFAULT,
-    SERVER_DEFAULT,
     ServiceProcess,
-    count_open,
     free_port,
     scratch_database,
-    settled,
+    service_env,
 )
+
+SERVER_DEFAULT = os.environ.get(
+    "ACD_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+REDIS_DEFAULT = os.environ.get("ACD_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+
+def proc_mb(pid: int | None, field_name: str) -> float:
+    """VmRSS / VmHWM of a process, in MB."""
+    with contextlib.suppress(OSError, TypeError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def count_rows(db: str) -> tuple[int, int]:
+    """(call rows, of them without an outcome)."""
+    engine = create_engine(db)
+    try:
+        async with session_factory(engine)() as s:
+            total = (await s.execute(select(func.count()).select_from(Call))).scalar_one()
+            no_outcome = Call.outcome.is_(None)
+            open_ = (
+                await s.execute(select(func.count()).select_from(Call).where(no_outcome))
+            ).scalar_one()
+        return int(total), int(open_)
+    finally:
+        await engine.dispose()
+
+
+async def settled(db: str, expected: int, within: float) -> bool:
+    """Until ``expected`` calls have a row with an outcome (or the time is up)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        rows, open_ = await count_rows(db)
+        if rows - open_ >= expected:
+            return True
+        await asyncio.sleep(0.5)
+    return False
 
 
 def working_days(first: dt.date, n: int) -> list[dt.date]:
@@ -103,39 +145,52 @@ async def run(args: argparse.Namespace) -> int:
     )
     rss: list[float] = []
     failed = False
-    async with scratch_database(args.db, "acd_soak") as db:
+    workdir = Path(tempfile.mkdtemp(prefix="acd-soak-"))
+    async with scratch_database(args.db) as db:
         key = await viewer_key(db)
-        agi_port = free_port()
+        agi_port, http_port = free_port(), free_port()
         async with simulator(
             FLOWS, agi_port, plans[0].config, mode=mode, speed=speed
         ) as simulation:
-            service = ServiceProcess(db, simulation.ami_port, agi_port, args.redis)
+            env = service_env(
+                db,
+                ami_port=simulation.ami_port,
+                agi_port=agi_port,
+                http_port=http_port,
+                spill_dir=workdir,
+                redis_url=args.redis,
+                extra={"ACD_LOG_LEVEL": "WARNING", "ACD_REPORT_ARCHIVE": "false"},
+            )
+            service = ServiceProcess(env, http_port, workdir / "service.log")
+            base = f"http://127.0.0.1:{http_port}"
             try:
                 await service.start()
                 await wait_logged_in(simulation.sim, within=60)
-                before = service.rss_mb()
+                await service.ready()
+                pid = service.proc.pid if service.proc else None
+                before = proc_mb(pid, "VmRSS")
                 print(f"  0 {'start':>10} {'':>6} {'':>7} {before:7.0f}", flush=True)
-                total = 0
                 for n, plan in enumerate(plans, 1):
                     t0 = time.perf_counter()
                     result = await simulation.sim.run_day(plan, simulation.keys)
                     total = len(result.truth)
                     ok = await settled(db, total, within=600)
                     wall = time.perf_counter() - t0
-                    rows, open_rows = await count_open(db)
-                    live = await live_calls(service.base, key)
-                    now_mb = service.rss_mb()
+                    rows, open_rows = await count_rows(db)
+                    live = await live_calls(base, key)
+                    now_mb = proc_mb(pid, "VmRSS")
                     rss.append(now_mb)
                     missing = total - (rows - open_rows)
                     failed |= not ok or missing != 0 or open_rows != 0
                     print(
                         f"{n:>3} {plan.day.isoformat():>10} {result.calls:>6,} {wall:>7.1f} "
-                        f"{now_mb:>7.0f} {service.peak_mb():>8.0f} {open_rows:>9} {live:>5} "
-                        f"{missing:>7}",
+                        f"{now_mb:>7.0f} {proc_mb(pid, 'VmHWM'):>8.0f} {open_rows:>9} "
+                        f"{live:>5} {missing:>7}",
                         flush=True,
                     )
             finally:
                 await service.stop()
+    print(f"service log: {workdir / 'service.log'}")
     if len(rss) > args.warmup:
         settled_rss = rss[args.warmup - 1 :] if args.warmup > 0 else rss
         per_day = (settled_rss[-1] - settled_rss[0]) / max(len(settled_rss) - 1, 1)
