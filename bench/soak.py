@@ -177,6 +177,7 @@ async def run(args: argparse.Namespace) -> int:
                     ok = await settled(db, total, within=600)
                     wall = time.perf_counter() - t0
                     rows, open_rows = await count_rows(db)
+                    await asyncio.sleep(2.5)  # the live picture is rebuilt every second
                     live = await live_calls(base, key)
                     now_mb = proc_mb(pid, "VmRSS")
                     rss.append(now_mb)
