@@ -94,7 +94,7 @@ async def test_redis_stopped_touches_no_call(pg_url: str, tmp_path: Path) -> Non
 async def test_hostile_ami_values_all_day_lose_and_corrupt_nothing(
     pg_url: str, tmp_path: Path
 ) -> None:
-    run = await run_day(pg_url, morning(13), workdir=tmp_path, prepare=hostile)
+    run = await run_day(pg_url, morning(7), workdir=tmp_path, prepare=hostile)
     assert_clean(run)
     seen = run.figures["hostile"]
     # The values really came: long ids, impossible causes, long names, huge positions.
