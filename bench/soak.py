@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from app.ivr.calendar import is_working_day  # noqa: E402
+from app.acd.calendar import is_working_day  # noqa: E402
 from app.sim import TrafficConfig  # noqa: E402
 from app.sim.harness import simulator, wait_logged_in  # noqa: E402
 from app.sim.runner import load_queues  # noqa: E402
