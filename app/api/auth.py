@@ -41,6 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.acd.access import Principal
 from app.api.deps import runtime
+from app.api.errors import DATABASE_AWAY
 from app.logbudget import LogBudget
 from app.store import auth as store
 
@@ -241,6 +242,16 @@ class AuditMiddleware:
         )
         try:
             await store.write_audit(rt.sessions, entry)
+        except DATABASE_AWAY as exc:  # an outage: counted, and a few lines a minute
+            rt.metrics.audit_errors.inc()
+            _outage_log.log(
+                logging.ERROR,
+                "audit",
+                "audit log: the database is unreachable (%s); %s %s not audited",
+                type(exc).__name__,
+                entry.action,
+                entry.path,
+            )
         except Exception:  # the response is gone; say it loudly, count it
             rt.metrics.audit_errors.inc()
             log.exception("audit log: could not write %s %s", entry.action, entry.path)

@@ -6,12 +6,14 @@ and started by the test."""
 
 from __future__ import annotations
 
+import re
 import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from app.acd.access import Principal
 from app.main import create_app
@@ -50,7 +52,7 @@ async def revoke(url: str, name: str) -> None:
 
 
 async def test_live_views_answer_through_a_postgresql_outage_and_nothing_else_gets_in(
-    own_postgres: OwnPostgres, tmp_path: Path
+    own_postgres: OwnPostgres, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = own_postgres.url
     viewer = key(await make_user(url, "wall", "integration"))
@@ -100,6 +102,11 @@ async def test_live_views_answer_through_a_postgresql_outage_and_nothing_else_ge
     assert refused.status_code == 503 and never.status_code == 503 and wrong.status_code == 503
     assert late.status_code == 503
     assert 'acd_auth_database_unreachable_total{result="remembered"} 6.0' in metrics
+    # The write and GET /v1/calls could not be audited: counted.
+    audit_errors = re.search(r"^acd_audit_write_errors_total (\S+)$", metrics, re.M)
+    assert audit_errors is not None and float(audit_errors.group(1)) >= 2, audit_errors
+    # An outage is a few log lines, not a traceback per request.
+    assert not [r for r in caplog.records if r.exc_info and r.name.startswith("app.api")]
     assert after.status_code == 200 and write_after.status_code == 200
 
 
