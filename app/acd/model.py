@@ -27,6 +27,9 @@ Outcome = Literal[
 
 # Hang-up causes (Q.850) that are an ordinary end of a call, not a failure.
 NORMAL_CAUSES = frozenset({0, 16, 17, 18, 19, 21, 31, 32})
+# Asterisk's hangup causes are Q.850's, 0-127; a value beyond (``Cause: 99999``) says
+# nothing about how the call ended, so it cannot make a call "failed".
+Q850_CAUSES = range(128)
 # QUEUESTATUS values meaning the caller never got into the queue.
 NOT_QUEUED = frozenset({"JOINEMPTY", "JOINUNAVAIL", "FULL"})
 
@@ -242,6 +245,7 @@ def outcome_of(call: Call) -> Outcome:
         return "abandoned"
     if call.queue_status in NOT_QUEUED:
         return "failed"
-    if call.hangup_cause is not None and call.hangup_cause not in NORMAL_CAUSES:
+    cause = call.hangup_cause
+    if cause is not None and cause in Q850_CAUSES and cause not in NORMAL_CAUSES:
         return "failed"
     return "ivr_hangup"
