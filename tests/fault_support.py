@@ -63,8 +63,9 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def scratch_database(server_url: str) -> AsyncIterator[str]:
-    """A new PostgreSQL database on ``server_url``'s server, migrated; dropped after."""
+async def scratch_database(server_url: str, *, keep: bool = False) -> AsyncIterator[str]:
+    """A new PostgreSQL database on ``server_url``'s server, migrated; dropped after
+    (unless ``keep``: to look at it after a run)."""
     import asyncpg  # type: ignore[import-untyped]
     from sqlalchemy.engine import make_url
 
@@ -88,7 +89,8 @@ async def scratch_database(server_url: str) -> AsyncIterator[str]:
         await migrate.upgrade(url)
         yield url
     finally:
-        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not keep:
+            await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class ServiceProcess:
