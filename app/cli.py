@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from app import plan_cli
 from app.reports import commands as report_commands
 from app.settings import Settings, SettingsError
-from app.tools import commands as ivr_commands
+from app.tools import commands as tool_commands
 from app.tools.shell import command_settings as _settings
 from app.tools.shell import safe_url as _safe_url
 
@@ -601,20 +601,20 @@ COMMANDS: list[Command] = [
     Command(
         "ivr",
         "IVR flow tools: `acd ivr validate FILE` checks menu files",
-        ivr_commands.cmd_ivr,
-        ivr_commands.ivr_args,
+        tool_commands.cmd_ivr,
+        tool_commands.ivr_args,
     ),
     Command(
         "asterisk-config",
         "render asterisk_config/queues.conf and extensions.conf from ivr_flows/ (or --check)",
-        ivr_commands.cmd_asterisk_config,
-        ivr_commands.asterisk_config_args,
+        tool_commands.cmd_asterisk_config,
+        tool_commands.asterisk_config_args,
     ),
     Command(
         "prompts",
         "render the flows' Danish prompts to 8 kHz mono WAV (espeak-ng + sox)",
-        ivr_commands.cmd_prompts,
-        ivr_commands.prompts_args,
+        tool_commands.cmd_prompts,
+        tool_commands.prompts_args,
     ),
     Command(
         "users",

@@ -19,13 +19,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from panoramisk.message import Message
-
 from app.acd import events as ev
-from app.acd.records import fit_id
-from app.acd.state import CallCentre, Drained, LiveChannel, LiveEntry, Snapshot
+from app.acd.model import Drained
+from app.acd.resync import Snapshot
+from app.acd.resync import resync as apply_resync
+from app.acd.state import CallCentre
 from app.ami.normalise import Normaliser
-from app.ami.parser import AmiFrame
+from app.ami.parser import AmiFrame, from_message
 from app.clock import PbxClock
 from app.components import Health, cancel_tasks
 from app.metrics import Metrics
@@ -275,8 +275,8 @@ class Pipeline:
         at = self.clock() + self.skew
         status = await action({"Action": "QueueStatus"}, as_list=True)
         channels = await action({"Action": "CoreShowChannels"}, as_list=True)
-        snapshot = build_snapshot(self.centre.pbx, _items(status), _items(channels), at)
-        closed = self.centre.resync(snapshot, at)
+        snapshot = build_snapshot(self.normaliser, [*_items(status), *_items(channels)], at)
+        closed = apply_resync(self.centre, snapshot, at)
         self.flush()
         log.info(
             "AMI resync: %d channels, %d waiting, %d members; %d calls closed as data_gap",
@@ -310,78 +310,16 @@ class Pipeline:
         )
 
 
-def _items(result: Any) -> list[Message]:
-    if isinstance(result, list):
-        return [m for m in result if "event" in m]
-    return []
+def _items(result: Any) -> list[AmiFrame]:
+    """An action's list items as the frames the parser made of them (panoramisk hands
+    them over as Messages; ``app.ami.link.to_message`` is the way there)."""
+    if not isinstance(result, list):
+        return []
+    return [frame for m in result if "event" in m and (frame := from_message(m)) is not None]
 
 
-def _duration(value: str) -> float:
-    """``00:01:05`` (CoreShowChannel Duration) -> seconds."""
-    parts = value.split(":")
-    try:
-        numbers = [int(p) for p in parts]
-    except ValueError:
-        return 0.0
-    total = 0
-    for n in numbers:
-        total = total * 60 + n
-    return float(total)
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
-
-
-def build_snapshot(
-    pbx: str, status: Iterable[Message], channels: Iterable[Message], at: datetime
-) -> Snapshot:
-    """QueueStatus and CoreShowChannels list items -> the state machine's Snapshot."""
-    members: list[ev.MemberEvent] = []
-    entries: list[LiveEntry] = []
-    for item in status:
-        name = item.get("Event")
-        if name == "QueueMember":
-            members.append(
-                ev.MemberStatus(
-                    at=at,
-                    pbx=pbx,
-                    key=f"resync:{at.timestamp()}:{item.get('Queue')}:{item.get('Location')}",
-                    queue=item.get("Queue", ""),
-                    interface=item.get("Location") or item.get("Interface", ""),
-                    member_name=item.get("Name") or item.get("MemberName", ""),
-                    state_interface=item.get("StateInterface", ""),
-                    membership=item.get("Membership", ""),
-                    penalty=_int(item.get("Penalty")),
-                    calls_taken=_int(item.get("CallsTaken")),
-                    last_call=_int(item.get("LastCall")),
-                    in_call=item.get("InCall") == "1",
-                    status=_int(item.get("Status")),
-                    paused=item.get("Paused") == "1",
-                    paused_reason=item.get("PausedReason", ""),
-                )
-            )
-        elif name == "QueueEntry":
-            entries.append(
-                LiveEntry(
-                    queue=item.get("Queue", ""),
-                    uniqueid=fit_id(item.get("Uniqueid", "")),
-                    position=_int(item.get("Position")),
-                    wait_seconds=float(_int(item.get("Wait"))),
-                )
-            )
-    live = [
-        LiveChannel(
-            # Fitted as the normaliser fits the events' ids, so the two name one call.
-            uniqueid=fit_id(item.get("Uniqueid", "")),
-            linkedid=fit_id(item.get("Linkedid") or item.get("Uniqueid", "")),
-            channel=item.get("Channel", ""),
-            duration_seconds=_duration(item.get("Duration", "")),
-        )
-        for item in channels
-        if item.get("Event") == "CoreShowChannel"
-    ]
-    return Snapshot(channels=tuple(live), entries=tuple(entries), members=tuple(members))
+def build_snapshot(normaliser: Normaliser, frames: Iterable[AmiFrame], at: datetime) -> Snapshot:
+    """QueueStatus and CoreShowChannels list items, through the normaliser (the one
+    mapping of a member's fields, events' and list items' alike) -> the resync's Snapshot."""
+    items = (normaliser.list_item(frame, at) for frame in frames)
+    return Snapshot.of(item for item in items if item is not None)

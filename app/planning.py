@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.acd.calendar import Schedule
 from app.acd.forecast import (
     CENTRE,
     ForecastConfig,
@@ -35,7 +36,6 @@ from app.acd.intraday import SoFar, elapsed_slots, project_day
 from app.acd.plan import GroupDayPlan, PlanCell, PlanInputs, PlanTargets, build_plan, mean_patience
 from app.acd.staffing import StaffingError
 from app.components import Health, cancel_tasks
-from app.ivr.calendar import Schedule
 from app.store.planning import (
     ShrinkageSample,
     load_history,

@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.acd.board import QueueInfo
+from app.acd.calendar import Schedule
 from app.acd.callbacks import callback_due
 from app.acd.estimates import EstimateSource, QueueEstimate, no_estimates
 from app.acd.events import DomainEvent, PbxLifecycle
@@ -39,7 +40,6 @@ from app.components import Component, DatabaseComponent, RedisComponent
 from app.config.kinds import GOALS
 from app.config.registry import ConfigRegistry
 from app.dialer import CallbackDialer
-from app.ivr.calendar import Schedule
 from app.live.collector import LiveCollector
 from app.live.history import calls_of_day, visits_of_day
 from app.live.hub import LiveHub

@@ -38,7 +38,7 @@ import httpx  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from app.acd.state import default_agent_id  # noqa: E402
+from app.acd.model import default_agent_id  # noqa: E402
 from app.sim import StubIvr, TrafficConfig  # noqa: E402
 from app.sim.harness import simulator, wait_logged_in  # noqa: E402
 from app.store import migrate  # noqa: E402

@@ -43,10 +43,10 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from app.acd.calendar import is_working_day  # noqa: E402
 from app.acd.kpi import KpiConfig  # noqa: E402
 from app.config.kinds import GOALS  # noqa: E402
 from app.config.loader import load_config  # noqa: E402
-from app.ivr.calendar import is_working_day  # noqa: E402
 from app.reports import render  # noqa: E402
 from app.reports.build import build_report  # noqa: E402
 from app.reports.periods import parse_period  # noqa: E402

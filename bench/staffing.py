@@ -28,10 +28,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from app.acd.calendar import Schedule, parse_interval
 from app.acd.forecast import CENTRE, History, backtest, forecast, is_open, open_slots
 from app.acd.kpi import KpiConfig
 from app.acd.plan import PlanInputs, PlanTargets, build_plan
-from app.ivr.calendar import Schedule, parse_interval
 from app.sim.check import Checker
 from app.sim.history import history_rows
 from app.sim.runner import load_queues

@@ -22,7 +22,8 @@ from app.acd.kpi import DayBook, KpiConfig
 from app.acd.queues import QueueCatalogue
 from app.acd.records import EventRecord, Record
 from app.acd.replay import take
-from app.acd.state import CallCentre, Snapshot
+from app.acd.resync import Snapshot, resync
+from app.acd.state import CallCentre
 from app.privacy import Caller
 from app.store.writer import _group
 
@@ -323,7 +324,7 @@ class Centre:
 
     def resync(self, at: datetime) -> None:
         """The link is back and the PBX has no calls up."""
-        self.cc.resync(Snapshot((), (), ()), at)
+        resync(self.cc, Snapshot((), (), ()), at)
         self._drain()
 
     def _drain(self) -> None:

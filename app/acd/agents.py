@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from app.acd.state import CallCentre, Member
+from app.acd.model import Member
+from app.acd.state import CallCentre
 
 
 class WrongState(Exception):

@@ -17,8 +17,9 @@ from typing import Any
 from app.acd.estimates import QueueEstimate
 from app.acd.ewt import HandleTimes, position_waits, residual_talk
 from app.acd.kpi import CENTRE, DayBook, Goals, KpiConfig
+from app.acd.model import DEFAULT_WRAPUP, Agent, Call, Visit
 from app.acd.presence import MEMBER_STATES, STAFFED
-from app.acd.state import DEFAULT_WRAPUP, Agent, Call, CallCentre, Visit
+from app.acd.state import CallCentre
 
 _QUEUE_NAME = re.compile(r"[a-z][a-z0-9_]{1,40}")
 MAX_EXTRA_QUEUES = 50  # queues the PBX has but the catalogue does not (bounded)

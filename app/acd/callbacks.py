@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from app.ivr.calendar import is_working_day
+from app.acd.calendar import is_working_day
 
 WORKING_DAYS_TO_RETURN = 2
 

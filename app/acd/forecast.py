@@ -36,7 +36,7 @@ from datetime import date, time, timedelta
 from statistics import NormalDist
 from typing import Any
 
-from app.ivr.calendar import Schedule
+from app.acd.calendar import Schedule
 
 SLOT_SECONDS = 1800
 SLOTS = 48  # half hours in a day (a DST day is laid on the same 48 local slots)

@@ -61,7 +61,7 @@ class Goals:
 
 class CountedVisit(Protocol):
     """What the figures read of one queue visit. The visit itself, not a copy of it: the
-    state machine's ``Visit`` (app/acd/state.py), its ``VisitRecord`` (app/acd/records.py)
+    state machine's ``Visit`` (app/acd/model.py), its ``VisitRecord`` (app/acd/records.py)
     and the stored ``queue_visits`` row (app/store/models.py) all are one."""
 
     @property

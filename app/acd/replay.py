@@ -20,9 +20,10 @@ from app import jsoncodec
 from app.acd import events as ev
 from app.acd.ewt import HandleTimes
 from app.acd.kpi import CallFacts, DayBook, call_facts
+from app.acd.model import Call, Drained, Visit
 from app.acd.queues import QueueCatalogue
 from app.acd.records import Record
-from app.acd.state import Call, CallCentre, Drained, Visit
+from app.acd.state import CallCentre
 from app.privacy import Caller
 
 

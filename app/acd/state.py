@@ -9,7 +9,11 @@ One ``CallCentre`` per PBX follows
 
 It never awaits, never reads a clock and never logs to a socket: ``apply(event)`` moves
 the state, ``tick(now)`` lets time pass (wrap-up ends, stale calls), ``drain()`` hands
-over what changed as records for storage. Transitions live here and nowhere else.
+over what changed as records for storage. Transitions live here and nowhere else: the
+event-applying core and its table of handlers (``_HANDLERS``, the ``_on_*`` functions)
+stay together, as h11 keeps its one state table. What the machine knows is
+``app/acd/model.py``; the records made of it, ``app/acd/recording.py``; the PBX's own view
+after a reconnect and how it is taken, ``app/acd/resync.py``.
 
 How Asterisk orders a queue call (tests/fixtures/ami/README.md, point 5):
 QueueCallerJoin -> AgentCalled -> [AgentRingNoAnswer -> AgentCalled ...] ->
@@ -22,212 +26,34 @@ call is kept for a grace period to take late events.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from app.acd import events as ev
+from app.acd.model import (
+    DEFAULT_WRAPUP,
+    Agent,
+    Call,
+    Drained,
+    Member,
+    Visit,
+    default_agent_id,
+    in_wrapup,
+    outcome_of,
+    seconds_between,
+)
 from app.acd.presence import DEVICE_UNAVAILABLE, AgentStateName, state_of
 from app.acd.queues import QueueCatalogue
+from app.acd.recording import call_record, survey_record, visit_record
 from app.acd.records import (
     AgentStateRecord,
     CallbackRecord,
-    CallRecord,
     EventRecord,
     GapRecord,
     Record,
-    SurveyRecord,
-    VisitRecord,
 )
 
 _new_tuple = tuple.__new__
-
-Outcome = Literal[
-    "answered",
-    "abandoned",
-    "ivr_hangup",
-    "closed",
-    "forwarded",
-    "message",
-    "callback",
-    "failed",
-]
-
-# Hang-up causes (Q.850) that are an ordinary end of a call, not a failure.
-NORMAL_CAUSES = frozenset({0, 16, 17, 18, 19, 21, 31, 32})
-# QUEUESTATUS values meaning the caller never got into the queue.
-NOT_QUEUED = frozenset({"JOINEMPTY", "JOINUNAVAIL", "FULL"})
-
-DEFAULT_WRAPUP = 30
-
-
-def default_agent_id(interface: str) -> str:
-    """``PJSIP/agent1`` -> ``agent1``: the agent id when no roster says otherwise."""
-    return interface.rsplit("/", 1)[-1]
-
-
-def _in_wrapup(agent: Agent, at: datetime | None) -> bool:
-    """In wrap-up at ``at`` (``tick`` clears a wrap-up that has run out)."""
-    until = agent.wrapup_until
-    return until is not None and (at is None or until > at)
-
-
-def _seconds(a: datetime | None, b: datetime | None) -> float | None:
-    if a is None or b is None:
-        return None
-    return round(max(0.0, (b - a).total_seconds()), 3)
-
-
-# --------------------------------------------------------------------------------------
-# Calls
-# --------------------------------------------------------------------------------------
-
-
-@dataclass
-class Visit:
-    """One stay of the caller in one queue."""
-
-    seq: int
-    queue: str
-    entered_at: datetime
-    position: int | None
-    estimated_wait: float | None = None
-    left_at: datetime | None = None
-    answered_at: datetime | None = None
-    talk_end_at: datetime | None = None
-    ringing: dict[str, datetime] = field(default_factory=dict)  # interface -> AgentCalled
-    ring_seconds: float | None = None
-    agent_interface: str | None = None
-    agent_uniqueid: str | None = None
-    agent: str | None = None
-    outcome: str | None = None
-    complete_reason: str | None = None
-    reported_hold: int | None = None  # Asterisk's HoldTime, to cross-check
-    reported_talk: int | None = None
-    data_gap: bool = False
-    linkedid: str = ""  # of its call: the visit's identity with ``seq`` (KPIs count it once)
-
-    @property
-    def waiting(self) -> bool:
-        return self.left_at is None and self.answered_at is None
-
-    @property
-    def talking(self) -> bool:
-        return self.answered_at is not None and self.talk_end_at is None
-
-    @property
-    def wait_seconds(self) -> float | None:
-        return _seconds(self.entered_at, self.answered_at or self.left_at)
-
-    @property
-    def talk_seconds(self) -> float | None:
-        return _seconds(self.answered_at, self.talk_end_at)
-
-    @property
-    def estimated_wait_seconds(self) -> float | None:
-        """As the record calls it (the figures read a visit as its record: app/acd/kpi.py)."""
-        return self.estimated_wait
-
-
-@dataclass
-class Call:
-    pbx: str
-    linkedid: str
-    started_at: datetime
-    caller_hash: str = ""
-    caller_display: str = ""
-    dialled: str = ""
-    caller_uniqueid: str = ""
-    channels: dict[str, str] = field(default_factory=dict)  # live uniqueid -> channel
-    known: set[str] = field(default_factory=set)  # every uniqueid ever mapped to this call
-    dtmf_keys: list[str] = field(default_factory=list)
-    ivr_keys: list[str] = field(default_factory=list)
-    ivr_seen: bool = False
-    ivr_route: str | None = None  # closed | forwarded | callback | message | queue
-    ivr_estimate: float | None = None  # expected wait the menu saw when it routed
-    forwarded_to: str | None = None
-    visits: list[Visit] = field(default_factory=list)
-    queue_status: str | None = None
-    transferred_to: str | None = None
-    hangup_cause: int | None = None
-    survey_flagged: bool = False
-    survey: dict[str, int] = field(default_factory=dict)
-    survey_started: datetime | None = None
-    survey_done: bool = False
-    ended_at: datetime | None = None
-    outcome: str | None = None
-    data_gap: bool = False
-    last_at: datetime | None = None
-    link: int = 0  # the AMI link session in which this call was last heard of
-
-    @property
-    def keys(self) -> str:
-        return "".join(self.ivr_keys if self.ivr_seen else self.dtmf_keys)
-
-    def visit(self, queue: str | None = None) -> Visit | None:
-        """The latest visit (of ``queue`` if given)."""
-        for v in reversed(self.visits):
-            if queue is None or v.queue == queue:
-                return v
-        return None
-
-    def answered_visit(self) -> Visit | None:
-        return next((v for v in self.visits if v.answered_at is not None), None)
-
-
-# --------------------------------------------------------------------------------------
-# Members and agents
-# --------------------------------------------------------------------------------------
-
-
-@dataclass
-class Member:
-    """An interface's membership of one queue."""
-
-    queue: str
-    interface: str
-    name: str
-    membership: str = "dynamic"
-    penalty: int = 0
-    paused: bool = False
-    paused_reason: str = ""
-    since: datetime | None = None  # of the current pause/unpause
-    link: int = 0  # the AMI link session in which this member was last heard of
-
-
-@dataclass
-class Agent:
-    """One interface (phone) across all its queues."""
-
-    interface: str
-    agent_id: str
-    name: str
-    device_status: int = 1
-    ringing: set[str] = field(default_factory=set)  # linkedids ringing this agent
-    on_call: str | None = None  # linkedid
-    call_queue: str | None = None
-    wrapup_until: datetime | None = None
-    state: AgentStateName = "logged_out"
-    since: datetime | None = None
-    reason: str | None = None
-
-
-@dataclass
-class Drained:
-    """Everything that changed since the last ``drain()``.
-
-    ``decided``: visits whose outcome became known (answered, abandoned, ...), each once;
-    ``talked``: answered visits whose talk ended, each once; ``calls_ended``: calls that
-    ended; ``calls_answered``: calls an agent answered for the first time (the centre
-    counts a call once: ``app.acd.kpi.call_facts``). Adapters count metrics from these
-    without deriving anything themselves.
-    """
-
-    records: list[Record]
-    calls_ended: list[Call]
-    decided: list[Visit]
-    talked: list[Visit]
-    calls_answered: list[Call] = field(default_factory=list)
 
 
 class CallCentre:
@@ -400,82 +226,6 @@ class CallCentre:
             self.link_lost(down_since or last, "service restart")
         return len(restored)
 
-    def resync(self, snapshot: Snapshot, at: datetime) -> int:
-        """Rebuild from the PBX's own view after a (re)connect. Returns calls closed.
-
-        Calls we follow whose channels are all gone ended while we could not see them:
-        they are closed with the best outcome the record allows and marked ``data_gap``.
-        Channels the PBX has that we do not know start calls marked ``data_gap``.
-        Members and pauses are taken as the PBX reports them.
-        """
-        self.now = at if self.now is None else max(self.now, at)
-        live = snapshot.channels_by_linkedid()
-        closed = 0
-        for linkedid, call in list(self.calls.items()):
-            if call.ended_at is not None or call.link == self._link:
-                continue
-            alive = live.get(linkedid)
-            if not alive:
-                call.data_gap = True
-                for v in call.visits:
-                    if v.outcome is None or v.talking:  # what the gap hid is a guess
-                        v.data_gap = True
-                self._end_call(call, self._gap_from or at, cause=None)
-                closed += 1
-            else:
-                # Channels that hung up during the gap are gone; new ones are the call's.
-                alive_ids = {c.uniqueid for c in alive}
-                for uid in list(call.channels):
-                    if uid not in alive_ids:
-                        call.channels.pop(uid, None)
-                        self._channel_call.pop(uid, None)
-                for chan in alive:
-                    if chan.uniqueid not in call.channels:
-                        call.channels[chan.uniqueid] = chan.channel
-                        call.known.add(chan.uniqueid)
-                        self._channel_call[chan.uniqueid] = linkedid
-        for linkedid, chans in live.items():
-            if linkedid in self.calls:
-                continue
-            # The caller's leg is the one whose Uniqueid is the Linkedid, else the oldest.
-            first = next(
-                (c for c in chans if c.uniqueid == linkedid),
-                max(chans, key=lambda c: c.duration_seconds),
-            )
-            new = self._call(linkedid, at)
-            new.data_gap = True
-            new.started_at = at - timedelta(seconds=first.duration_seconds)
-            for chan in chans:
-                new.channels[chan.uniqueid] = chan.channel
-                new.known.add(chan.uniqueid)
-                self._channel_call[chan.uniqueid] = linkedid
-            new.caller_uniqueid = first.uniqueid
-            self._touch(new, at)
-        for entry in snapshot.entries:
-            waiting_call = self.calls.get(self._channel_call.get(entry.uniqueid, entry.uniqueid))
-            if waiting_call is None:
-                continue
-            call = waiting_call
-            visit = call.visit(entry.queue)
-            if visit is None or not visit.waiting:
-                visit = Visit(
-                    seq=len(call.visits) + 1,
-                    queue=entry.queue,
-                    entered_at=at - timedelta(seconds=entry.wait_seconds),
-                    position=entry.position,
-                    data_gap=True,
-                    linkedid=call.linkedid,
-                )
-                self._open_visit(call, visit)
-                self._touch(call, at)
-        self._resync_members(snapshot.members, at)
-        if self._gap_from is not None:
-            self._records.append(GapRecord(self.pbx, self._gap_from, at, closed, self._gap_reason))
-            self._gap_from = None
-        return closed
-
-    # ---- views for the API, live state and metrics --------------------------------
-
     def waiting(self, queue: str) -> list[tuple[Call, Visit]]:
         """Callers waiting in ``queue`` now, in line order (joined first, then linkedid)."""
         group = self._queued.get(queue)
@@ -540,7 +290,7 @@ class CallCentre:
             on_call=agent.on_call is not None,
             ringing=bool(agent.ringing),
             paused=member.paused,
-            wrapup=_in_wrapup(agent, self.now),
+            wrapup=in_wrapup(agent, self.now),
             unreachable=agent.device_status in DEVICE_UNAVAILABLE,
         )
 
@@ -572,13 +322,13 @@ class CallCentre:
             if call.ended_at is not None:
                 # Recomputed on every change: a late event (the IVR's verdict racing the
                 # Hangup, an AgentComplete after the last Hangup) still counts.
-                call.outcome = self._outcome(call)
-            self._records.append(self._call_record(call))
-            self._records.extend(self._visit_record(call, v) for v in call.visits)
+                call.outcome = outcome_of(call)
+            self._records.append(call_record(call))
+            self._records.extend(visit_record(call, v) for v in call.visits)
         if call.linkedid in self._dirty_surveys:
             self._dirty_surveys.discard(call.linkedid)
             if call.survey_started is not None:
-                self._records.append(self._survey_record(call))
+                self._records.append(survey_record(call))
 
     def _forget(self, linkedid: str) -> None:
         call = self.calls.pop(linkedid, None)
@@ -618,99 +368,8 @@ class CallCentre:
                     self._decide(v, "abandoned")
             call.channels.clear()
             self._ended.append(call)
-        call.outcome = self._outcome(call)
+        call.outcome = outcome_of(call)
         self._touch(call, at)
-
-    def _outcome(self, call: Call) -> Outcome:
-        if call.answered_visit() is not None:
-            return "answered"
-        if call.ivr_route in ("callback", "message"):
-            return call.ivr_route  # type: ignore[return-value]
-        if call.ivr_route == "forwarded":
-            return "forwarded"
-        if call.ivr_route == "closed":
-            return "closed"
-        if call.visits:
-            return "abandoned"
-        if call.queue_status in NOT_QUEUED:
-            return "failed"
-        if call.hangup_cause is not None and call.hangup_cause not in NORMAL_CAUSES:
-            return "failed"
-        return "ivr_hangup"
-
-    # ---- internals: records ---------------------------------------------------------
-
-    def _call_record(self, call: Call) -> CallRecord:
-        first = call.visits[0] if call.visits else None
-        answered = call.answered_visit()
-        talk = [v.talk_seconds for v in call.visits if v.talk_seconds is not None]
-        if answered is not None:
-            wait = answered.wait_seconds if answered is first else None
-            if wait is None and first is not None:
-                wait = first.wait_seconds
-        else:
-            wait = first.wait_seconds if first is not None else None
-        return CallRecord(
-            pbx=call.pbx,
-            linkedid=call.linkedid,
-            caller_hash=call.caller_hash,
-            caller_display=call.caller_display,
-            dialled=call.dialled,
-            keys=call.keys[:64],
-            queue=first.queue if first is not None else None,
-            started_at=call.started_at,
-            queue_entered_at=first.entered_at if first is not None else None,
-            answered_at=answered.answered_at if answered is not None else None,
-            ended_at=call.ended_at,
-            wait_seconds=wait,
-            ring_seconds=answered.ring_seconds if answered is not None else None,
-            talk_seconds=round(sum(talk), 3) if talk else None,
-            agent=answered.agent if answered is not None else None,
-            outcome=call.outcome if call.ended_at is not None else None,
-            transferred_to=call.transferred_to or call.forwarded_to,
-            hangup_cause=call.hangup_cause,
-            survey_flagged=call.survey_flagged,
-            data_gap=call.data_gap,
-        )
-
-    def _visit_record(self, call: Call, v: Visit) -> VisitRecord:
-        return VisitRecord(
-            pbx=call.pbx,
-            linkedid=call.linkedid,
-            seq=v.seq,
-            queue=v.queue,
-            entered_at=v.entered_at,
-            position=v.position,
-            estimated_wait_seconds=v.estimated_wait,
-            left_at=v.left_at,
-            answered_at=v.answered_at,
-            ended_at=v.talk_end_at,
-            wait_seconds=None if v.waiting else v.wait_seconds,
-            ring_seconds=v.ring_seconds,
-            talk_seconds=v.talk_seconds,
-            agent=v.agent,
-            outcome=v.outcome,
-            complete_reason=v.complete_reason,
-            data_gap=v.data_gap,
-        )
-
-    def _survey_record(self, call: Call) -> SurveyRecord:
-        answered = call.answered_visit()
-        last = next((v for v in reversed(call.visits) if v.answered_at is not None), answered)
-        assert call.survey_started is not None
-        return SurveyRecord(
-            pbx=call.pbx,
-            linkedid=call.linkedid,
-            agent=last.agent if last is not None else None,
-            queue=last.queue if last is not None else None,
-            started_at=call.survey_started,
-            friendliness=call.survey.get("friendliness"),
-            wait=call.survey.get("wait"),
-            overall=call.survey.get("overall"),
-            completed=call.survey_done,
-        )
-
-    # ---- internals: agents ----------------------------------------------------------
 
     def _agent(self, interface: str, name: str = "") -> Agent:
         agent = self.agents.get(interface)
@@ -733,7 +392,7 @@ class CallCentre:
             on_call=agent.on_call is not None,
             ringing=bool(agent.ringing),
             paused=self._all_paused(agent.interface),
-            wrapup=_in_wrapup(agent, at),
+            wrapup=in_wrapup(agent, at),
             unreachable=agent.device_status in DEVICE_UNAVAILABLE,
         )
         reason = self._pause_reason(agent.interface) if state == "paused" else None
@@ -793,31 +452,6 @@ class CallCentre:
                 return q.wrapup_seconds
         return DEFAULT_WRAPUP
 
-    def _resync_members(self, members: Iterable[ev.MemberEvent], at: datetime) -> None:
-        seen: set[tuple[str, str]] = set()
-        for m in members:
-            seen.add((m.queue, m.interface))
-            self._member_update(m, at, record=True)
-        stale = [k for k, m in self.members.items() if k not in seen and m.link != self._link]
-        for key in stale:
-            member = self._pop_member(key)
-            assert member is not None
-            agent = self.agents.get(member.interface)
-            self._records.append(
-                AgentStateRecord(
-                    self.pbx,
-                    f"resync-logout:{at.timestamp()}:{member.queue}:{member.interface}",
-                    at,
-                    agent.agent_id if agent else None,
-                    member.interface,
-                    member.queue,
-                    "logged_out",
-                    "resync",
-                )
-            )
-            if agent is not None:
-                self._agent_state(agent, at, f"resync:{at.timestamp()}")
-
     def _member_update(self, e: ev.MemberEvent, at: datetime, record: bool) -> Member:
         key = (e.queue, e.interface)
         member = self.members.get(key)
@@ -872,42 +506,6 @@ class CallCentre:
                 )
         self._agent_state(agent, at, e.key)
         return member
-
-
-# --------------------------------------------------------------------------------------
-# Resync input (built by the AMI adapter from QueueStatus / CoreShowChannels)
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class LiveChannel:
-    uniqueid: str
-    linkedid: str
-    channel: str
-    duration_seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class LiveEntry:
-    """A caller waiting in a queue (QueueEntry of QueueStatus)."""
-
-    queue: str
-    uniqueid: str
-    position: int
-    wait_seconds: float
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    channels: tuple[LiveChannel, ...]
-    entries: tuple[LiveEntry, ...]
-    members: tuple[ev.MemberEvent, ...]
-
-    def channels_by_linkedid(self) -> dict[str, list[LiveChannel]]:
-        out: dict[str, list[LiveChannel]] = {}
-        for chan in self.channels:
-            out.setdefault(chan.linkedid, []).append(chan)
-        return out
 
 
 # --------------------------------------------------------------------------------------
@@ -1054,7 +652,7 @@ def _on_agent_connect(cc: CallCentre, e: ev.AgentConnected) -> None:
     visit.answered_at = e.at
     visit.left_at = visit.left_at or e.at
     cc._decide(visit, "answered")
-    visit.ring_seconds = _seconds(rang_at, e.at) if rang_at else float(e.ring_time)
+    visit.ring_seconds = seconds_between(rang_at, e.at) if rang_at else float(e.ring_time)
     visit.agent_interface = e.interface
     visit.agent_uniqueid = e.agent_uniqueid or None
     visit.agent = cc.agent_of(e.interface)

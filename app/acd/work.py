@@ -15,7 +15,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.ivr.calendar import WEEKDAYS, Schedule, Weekday, parse_interval
+from app.acd.calendar import WEEKDAYS, Schedule, Weekday, parse_interval
 
 CODE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 Code = Annotated[str, Field(pattern=f"^{CODE.pattern}$", max_length=40)]

@@ -11,6 +11,12 @@ duplicate counter for event identities. Every event it makes carries
 
 Events not in ``HANDLERS`` are not the service's business and are dropped (most of them
 never reach here: the parser skips them by name, and manager.conf filters at the source).
+
+The list items that answer the resync's actions (``QueueStatus``, ``CoreShowChannels``)
+come through here too, as the same frames (``Normaliser.list_item``, ``LIST_HANDLERS``):
+a ``QueueMember`` item is read by the same function as a ``QueueMemberStatus`` event, so
+a member's fields are mapped in one place; waiting callers and live channels become the
+resync's ``LiveEntry`` and ``LiveChannel`` (app/acd/resync.py).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from datetime import UTC, datetime
 
 from app.acd import events as ev
 from app.acd.records import fit_id
+from app.acd.resync import LiveChannel, LiveEntry
 from app.ami.parser import AmiFrame, RawPredicate
 from app.privacy import Caller, CallerPrivacy, mask_number
 
@@ -304,8 +311,8 @@ def _hangup(f: AmiFrame, c: _Ctx) -> ev.DomainEvent:
     )
 
 
-def _member(cls: type[ev.MemberEvent]) -> Handler:
-    def handler(f: AmiFrame, c: _Ctx) -> ev.DomainEvent:
+def _member(cls: type[ev.MemberEvent]) -> Callable[[AmiFrame, _Ctx], ev.MemberEvent]:
+    def handler(f: AmiFrame, c: _Ctx) -> ev.MemberEvent:
         # List items of QueueStatus say Name/Location; the events MemberName/Interface.
         return cls(
             at=c.at,
@@ -328,6 +335,38 @@ def _member(cls: type[ev.MemberEvent]) -> Handler:
         )
 
     return handler
+
+
+def _queue_entry(f: AmiFrame, c: _Ctx) -> LiveEntry:
+    """A caller waiting in a queue (QueueEntry, a list item of QueueStatus)."""
+    return LiveEntry(
+        queue=f.get("Queue"),
+        uniqueid=_uid(f, "Uniqueid"),
+        position=_int(f.get("Position")),
+        wait_seconds=float(_int(f.get("Wait"))),
+    )
+
+
+def _duration(value: str) -> float:
+    """``00:01:05`` (CoreShowChannel Duration) -> seconds."""
+    total = 0
+    for part in value.split(":"):
+        try:
+            total = total * 60 + int(part)
+        except ValueError:
+            return 0.0
+    return float(total)
+
+
+def _core_show_channel(f: AmiFrame, c: _Ctx) -> LiveChannel:
+    """A channel up now (CoreShowChannel, a list item of CoreShowChannels); its ids fitted
+    as the events' are, so the two name one call."""
+    return LiveChannel(
+        uniqueid=_uid(f, "Uniqueid"),
+        linkedid=_uid(f, "Linkedid") or _uid(f, "Uniqueid"),
+        channel=f.get("Channel"),
+        duration_seconds=_duration(f.get("Duration")),
+    )
 
 
 def _device_state(f: AmiFrame, c: _Ctx) -> ev.DomainEvent:
@@ -464,6 +503,17 @@ HANDLERS: dict[str, Handler] = {
     "FullyBooted": _lifecycle("booted"),
     "Shutdown": _lifecycle("shutdown"),
     "Reload": _lifecycle("reload"),
+}
+
+ListItem = ev.MemberEvent | LiveEntry | LiveChannel
+
+# The list items of the resync's actions the state machine takes. QueueParams (a queue's
+# counters) and the *Complete items are not its business: Asterisk's own counters are not
+# what the service counts.
+LIST_HANDLERS: dict[str, Callable[[AmiFrame, _Ctx], ListItem]] = {
+    "QueueMember": _member(ev.MemberStatus),
+    "QueueEntry": _queue_entry,
+    "CoreShowChannel": _core_show_channel,
 }
 
 _KEPT_VARIABLE_NAMES = frozenset(v.encode() for v in KEPT_VARIABLES)
@@ -667,5 +717,21 @@ class Normaliser:
         ctx = self._ctx
         ctx.at = at
         ctx.key = self.event_key(frame.raw)
+        ctx.raw = self.scrub(frame)
+        return handler(frame, ctx)
+
+    def list_item(self, frame: AmiFrame, at: datetime) -> ListItem | None:
+        """A list item answering a resync action, at the resync's time ``at``; None for
+        items the state machine does not take.
+
+        Its key is the resync's time and what it names, not the frame's bytes: the same
+        member is listed alike at every resync, and each resync's records are its own."""
+        handler = LIST_HANDLERS.get(frame.name) if frame.kind == "event" else None
+        if handler is None:
+            return None
+        ctx = self._ctx
+        ctx.at = at
+        interface = frame.get("Interface") or frame.get("Location")
+        ctx.key = f"resync:{at.timestamp()}:{frame.get('Queue')}:{interface}"
         ctx.raw = self.scrub(frame)
         return handler(frame, ctx)

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 BANNER_PREFIX = b"Asterisk Call Manager/"
 SEP = b"\r\n\r\n"
@@ -106,6 +107,18 @@ class ParserStats:
     malformed: int = 0
     oversized: int = 0
     skipped: Counter[bytes] = field(default_factory=Counter)  # unwanted events by name
+
+
+def from_message(message: Mapping[str, Any]) -> AmiFrame | None:
+    """The frame a message's headers were parsed from (a list item panoramisk handed over
+    as a Message; its ``content`` is not a header). Repeated keys (lists) are lines again."""
+    lines: list[str] = []
+    for key, value in message.items():
+        if key == "content":
+            continue
+        for one in value if isinstance(value, list) else (value,):
+            lines.append(f"{key}: {one}")
+    return parse_frame("\r\n".join(lines).encode("utf-8"))
 
 
 def parse_frame(raw: bytes) -> AmiFrame | None:

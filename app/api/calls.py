@@ -15,7 +15,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, Se
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.acd.access import Principal
-from app.acd.state import Outcome
+from app.acd.model import Outcome
 from app.api.auth import access, audit_note, forbidden
 from app.api.common import ERRORS, AgentId, Code, Instant, Note, QueueName
 from app.api.deps import AppSettings, Centre, Clock, Config, Emit, Pbx, Sessions, Work

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 
+from app.acd.calendar import WEEKDAYS, opening_prompts
 from app.acd.estimates import EstimateSource
 from app.acd.events import (
     IvrCallbackAccepted,
@@ -34,7 +35,6 @@ from app.acd.events import (
     IvrRouted,
     IvrTimeout,
 )
-from app.ivr.calendar import WEEKDAYS, opening_prompts
 from app.ivr.model import (
     Flow,
     ForwardNode,

@@ -28,7 +28,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.ivr.calendar import WEEKDAYS, Interval, Schedule, Weekday, parse_interval
+from app.acd.calendar import WEEKDAYS, Interval, Schedule, Weekday, parse_interval
 
 NODE_ID = re.compile(r"[a-z][a-z0-9_]{0,40}")
 PROMPT_NAME = re.compile(r"acd/[a-z0-9][a-z0-9-]{0,80}")

@@ -18,10 +18,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from app.acd.calendar import calendar_prompt_texts
 from app.acd.queues import QueueCatalogue
 from app.config.errors import ConfigError, ConfigInvalid, Lines, Path_, from_validation, line_of
 from app.config.yamlfile import load_yaml
-from app.ivr.calendar import calendar_prompt_texts
 from app.ivr.graph import edges, reachable, successors
 from app.ivr.model import (
     NODE_TYPES,

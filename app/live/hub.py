@@ -25,8 +25,9 @@ from app.acd.board import QueueInfo, build_board, queue_estimate, wrapups
 from app.acd.estimates import QueueEstimate
 from app.acd.ewt import HandleTimes
 from app.acd.kpi import CENTRE, CountedVisit, DayBook, Goals, KpiConfig
+from app.acd.model import Drained
 from app.acd.replay import take
-from app.acd.state import CallCentre, Drained
+from app.acd.state import CallCentre
 from app.components import Health, cancel_tasks
 from app.live.store import LiveStore, dumps
 from app.metrics import Metrics

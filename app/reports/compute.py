@@ -27,8 +27,8 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from app.acd.calendar import is_working_day
 from app.acd.kpi import CallFacts, KpiConfig, call_facts, day_bounds, local_day
-from app.ivr.calendar import is_working_day
 from app.reports.assemble import WHOLE_DAY, Rows
 from app.reports.goals import GoalsConfig
 from app.reports.tally import REPEAT_MAX_DAYS, ReportTally

@@ -26,10 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.acd.callbacks import callback_due
 from app.acd.kpi import day_bounds, local_day
+from app.acd.model import default_agent_id
 from app.acd.queues import QueueCatalogue
 from app.acd.records import CallRecord, Record, SurveyRecord, VisitRecord
 from app.acd.replay import Replay
-from app.acd.state import CallCentre, default_agent_id
+from app.acd.state import CallCentre
 from app.live.history import logged_events
 from app.reports.rollup import Context, count_and_store
 from app.reports.tally import REPEAT_MAX_DAYS

@@ -38,11 +38,11 @@ from sqlalchemy import Text, and_, cast, delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import jsoncodec
+from app.acd.calendar import is_working_day
 from app.acd.kpi import KpiConfig, day_bounds, local_day
+from app.acd.model import DEFAULT_WRAPUP
 from app.acd.queues import QueueCatalogue
-from app.acd.state import DEFAULT_WRAPUP
 from app.components import Health, cancel_tasks
-from app.ivr.calendar import is_working_day
 from app.reports.assemble import Rows
 from app.reports.compute import (
     CallRow,

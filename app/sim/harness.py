@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from app.acd.state import default_agent_id
-from app.ivr.calendar import is_working_day
+from app.acd.calendar import is_working_day
+from app.acd.model import default_agent_id
 from app.sim.manager import ManagerUser
 from app.sim.pbx import PbxConfig
 from app.sim.runner import SimulatedPbx, load_queues

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from app.ivr.calendar import is_working_day
+from app.acd.calendar import is_working_day
 from app.sim.clock import Mode
 from app.sim.conf import QueuesConfig
 from app.sim.manager import ManagerUser

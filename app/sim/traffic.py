@@ -60,8 +60,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from app.acd.calendar import is_working_day
 from app.acd.staffing import offered_load
-from app.ivr.calendar import is_working_day
 from app.sim.behaviour import Reply, Talk
 from app.sim.conf import QueuesConfig
 

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, get_args
 
-from app.acd.state import Outcome
+from app.acd.model import Outcome
 
 OUTCOMES: tuple[str, ...] = get_args(Outcome)  # the service's vocabulary
 

@@ -16,8 +16,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.acd.model import default_agent_id
 from app.acd.queues import QueueCatalogue
-from app.acd.state import default_agent_id
 from app.components import Health, cancel_tasks
 from app.store.models import Agent, AgentSkill, Queue
 

@@ -16,14 +16,14 @@ from app.config.errors import ConfigInvalid
 from app.config.kinds import KINDS, QUEUES
 from app.config.loader import load_config, parse_kind, read_file
 from app.config.snapshot import ConfigSnapshot
-from app.ivr.asterisk_config import (
+from app.ivr.graph import key_paths
+from app.ivr.model import QueueNode
+from app.ivr.validate import all_prompt_texts, load_flow_text
+from app.tools.asterisk_config import (
     DEFAULT_AGI_ADDRESS,
     render_extensions_conf,
     render_queues_conf,
 )
-from app.ivr.graph import key_paths
-from app.ivr.model import QueueNode
-from app.ivr.validate import all_prompt_texts, load_flow_text
 from app.tools.prompts import PromptToolsMissing, render_prompts
 
 

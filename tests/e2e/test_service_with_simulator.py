@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from app.acd.state import default_agent_id
+from app.acd.model import default_agent_id
 from app.main import create_app
 from app.settings import load_settings
 from app.sim.harness import simulator, wait_logged_in

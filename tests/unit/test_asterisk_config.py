@@ -10,7 +10,7 @@ import pytest
 
 from app.cli import main
 from app.config.loader import load_config
-from app.ivr.asterisk_config import render_extensions_conf, render_queues_conf
+from app.tools.asterisk_config import render_extensions_conf, render_queues_conf
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "asterisk_config"

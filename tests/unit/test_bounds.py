@@ -32,10 +32,11 @@ from app.acd.records import (
     fit,
     fit_id,
 )
+from app.acd.resync import resync
 from app.acd.state import CallCentre
 from app.agi.session import Recorder, SessionDeps
 from app.ami.normalise import Normaliser
-from app.ami.parser import AmiFrame, AmiParser
+from app.ami.parser import AmiFrame, AmiParser, from_message
 from app.pipeline import build_snapshot
 from app.privacy import CallerPrivacy
 from app.store.models import Base
@@ -331,7 +332,10 @@ def test_a_resync_of_hostile_members_and_channels_fits_and_names_the_same_call()
     ]  # fmt: skip
     centre = CallCentre("pbx1", None)
     at = datetime.fromtimestamp(1796610121.732175, UTC)
-    centre.resync(build_snapshot("pbx1", status, channels, at), at)
+    normaliser = Normaliser("pbx1", CallerPrivacy(b"k" * 32))
+    frames = [from_message(m) for m in [*status, *channels]]
+    snapshot = build_snapshot(normaliser, [f for f in frames if f is not None], at)
+    resync(centre, snapshot, at)
     records = centre.drain().records
     logins = [r for r in records if isinstance(r, AgentStateRecord) and r.state == "logged_in"]
     assert len(logins) == 8

@@ -20,7 +20,8 @@ from app.acd.records import (
     SurveyRecord,
     VisitRecord,
 )
-from app.acd.state import CallCentre, LiveChannel, Snapshot
+from app.acd.resync import LiveChannel, Snapshot, resync
+from app.acd.state import CallCentre
 from app.privacy import Caller
 from tests.ami_replay import SCENARIOS, T0, load_capture, replay_pure
 from tests.expectations import EXPECTED, check_row
@@ -306,8 +307,8 @@ def _feed_until(name: str, stop_at: bytes) -> tuple[CallCentre, Any]:
 def test_call_that_ended_during_a_gap_is_closed_with_data_gap() -> None:
     centre, at = _feed_until("01_answered", b"Event: AgentComplete")
     centre.link_lost(at)
-    closed = centre.resync(
-        Snapshot(channels=(), entries=(), members=()), at + timedelta(seconds=30)
+    closed = resync(
+        centre, Snapshot(channels=(), entries=(), members=()), at + timedelta(seconds=30)
     )
     assert closed == 1
     records = centre.drain().records
@@ -323,7 +324,8 @@ def test_call_still_up_after_a_gap_continues() -> None:
     centre, at = _feed_until("03_abandon", b"Event: QueueCallerAbandon")
     lid = "1795362357.7"
     centre.link_lost(at)
-    centre.resync(
+    resync(
+        centre,
         Snapshot(
             channels=(LiveChannel(lid, lid, "PJSIP/trunk-00000007", 8.0),), entries=(), members=()
         ),
@@ -425,7 +427,8 @@ def test_member_indexes_follow_adds_removes_and_resync() -> None:
     # A resync that reports one member only: every other one is stale and goes.
     keep = next(iter(centre.members.values()))
     centre.link_lost(at)
-    centre.resync(
+    resync(
+        centre,
         Snapshot(
             channels=(),
             entries=(),

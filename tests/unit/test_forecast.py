@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from app.acd.calendar import Schedule, parse_interval
 from app.acd.forecast import (
     AFTER_HOLIDAY,
     CENTRE,
@@ -23,7 +24,6 @@ from app.acd.forecast import (
     open_slots,
     special_factors,
 )
-from app.ivr.calendar import Schedule, parse_interval
 from app.sim.history import history_rows
 from app.sim.runner import load_queues
 from app.sim.traffic import TrafficConfig, expected_calls

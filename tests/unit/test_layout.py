@@ -1,7 +1,8 @@
 """The layout the modules' docstrings and docs/ draw, checked on the source itself:
 no import cycles (the runtime, the web app, the routers, the FastAGI server and the dialer
 included), a runtime without FastAPI, routers that take their parts as typed
-dependencies, one owner of the host's clock."""
+dependencies, one owner of the host's clock, a core (app/acd) that imports nothing from the
+menu (app/ivr)."""
 
 from __future__ import annotations
 
@@ -106,6 +107,24 @@ def test_the_runtime_is_a_leaf_without_the_web() -> None:
     # Components are given what they use: none reaches back for the runtime or the app.
     for component in ("app.agi.server", "app.dialer", "app.pipeline", "app.live.hub"):
         assert not closure(component) & {"app.runtime", "app.main"}, component
+
+
+def test_the_core_imports_nothing_from_the_menu() -> None:
+    # app/acd is the core the menu (app/ivr) builds on: the calendar both read is the
+    # core's (app/acd/calendar.py), and operators' tooling lives in app/tools.
+    for name in sorted(m for m in GRAPH if m == "app.acd" or m.startswith("app.acd.")):
+        assert not [m for m in GRAPH[name] if m.startswith("app.ivr")], name
+    assert not (APP / "ivr" / "calendar.py").exists()
+    assert not (APP / "ivr" / "asterisk_config.py").exists()
+
+
+def test_the_state_machine_is_split_the_h11_way() -> None:
+    # Its transition table and handlers stay together with the core that applies them;
+    # the model, the records and the resync are modules of their own, and the model
+    # knows nothing of the machine that changes it.
+    assert {"app.acd.model", "app.acd.recording"} <= GRAPH["app.acd.state"]
+    assert "app.acd.resync" not in closure("app.acd.state")
+    assert "app.acd.state" not in closure("app.acd.model") | closure("app.acd.recording")
 
 
 def test_routers_take_their_parts_as_typed_dependencies() -> None:

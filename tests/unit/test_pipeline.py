@@ -9,7 +9,8 @@ import logging
 import pytest
 
 from app import pipeline as pl
-from app.acd.state import CallCentre, Drained
+from app.acd.model import Drained
+from app.acd.state import CallCentre
 from app.ami import normalise
 from app.ami.normalise import Normaliser
 from app.ami.parser import AmiFrame, AmiParser

@@ -16,7 +16,8 @@ import pytest
 from app.acd import events as ev
 from app.acd.records import CallRecord, GapRecord, VisitRecord
 from app.acd.replay import event_from_log
-from app.acd.state import CallCentre, LiveChannel, LiveEntry, Snapshot
+from app.acd.resync import LiveChannel, LiveEntry, Snapshot, resync
+from app.acd.state import CallCentre
 from app.ami.normalise import Normaliser
 from app.ami.parser import AmiFrame, AmiParser
 from app.privacy import CallerPrivacy
@@ -117,7 +118,7 @@ def restarted_at(events: list[ev.DomainEvent], cut: int) -> tuple[CallCentre, li
     after = CallCentre("pbx1")
     assert after.restore(logged, down_since) == len(open_ids)
     assert after.drain().records == [GapRecord("pbx1", down_since, None, 0, "service restart")]
-    after.resync(what_the_pbx_shows(before, down_since), down_since)
+    resync(after, what_the_pbx_shows(before, down_since), down_since)
     return after, play(after, events[cut:])
 
 
@@ -146,7 +147,7 @@ def test_a_call_that_ended_while_the_service_was_down_is_closed_with_what_the_lo
     logged = [as_logged(e) for e in events[: second_join + 1]]
     assert after.restore(logged, down_since) == 1
     back = down_since + timedelta(minutes=3)
-    closed = after.resync(Snapshot(channels=(), entries=(), members=()), back)
+    closed = resync(after, Snapshot(channels=(), entries=(), members=()), back)
     assert closed == 1
     records = after.drain().records
     call, visits = final_rows(records)
@@ -169,6 +170,6 @@ def test_nothing_to_restore_is_no_gap_unless_the_previous_run_left_one_open() ->
     assert centre.drain().records == []
     stopped = T0 - timedelta(hours=1)
     assert centre.restore([], None, open_gap=stopped) == 0
-    centre.resync(Snapshot(channels=(), entries=(), members=()), T0)
+    resync(centre, Snapshot(channels=(), entries=(), members=()), T0)
     gaps = [r for r in centre.drain().records if isinstance(r, GapRecord)]
     assert gaps[-1] == GapRecord("pbx1", stopped, T0, 0, "service restart")

@@ -31,7 +31,7 @@ import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from app.reports.documents import danish
+import app.reports.documents.danish as danish
 
 # Colours chosen to survive a black-and-white printer: the value line is dark and solid,
 # the goal line dashed, the ambition line dotted.

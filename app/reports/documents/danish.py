@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
-from app.ivr.calendar import MONTH_NAMES
+from app.acd.calendar import MONTH_NAMES
 
 Kind = Literal["count", "share", "seconds", "score", "number"]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 
-from app.reports.documents import danish
+import app.reports.documents.danish as danish
 from app.reports.documents.layout import ORGANISATION, Document, document
 
 TEMPLATES = Path(__file__).parent / "templates"

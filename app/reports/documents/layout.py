@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from app.reports.documents import danish
+import app.reports.documents.danish as danish
 from app.reports.documents.charts import Chart, report_charts
 
 ORGANISATION = "Jobcenter København · 82 56 56 82"

@@ -22,7 +22,7 @@ import xlsxwriter
 from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
-from app.reports.documents import danish
+import app.reports.documents.danish as danish
 from app.reports.documents.charts import band_labels
 from app.reports.documents.layout import DATA_QUALITY_LABELS, ORGANISATION, TITLE, agreements
 

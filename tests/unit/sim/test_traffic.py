@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.ivr.calendar import danish_holidays, is_working_day
+from app.acd.calendar import danish_holidays, is_working_day
 from app.sim.runner import load_queues
 from app.sim.traffic import (
     LAB_KEYS,

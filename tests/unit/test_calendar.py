@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.ivr.calendar import (
+from app.acd.calendar import (
     Schedule,
     calendar_prompt_texts,
     danish_holidays,

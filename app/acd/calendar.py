@@ -1,6 +1,8 @@
 """Danish public holidays, opening hours and the Danish words to say when we open.
 
-Pure: dates and local times in, answers out; nobody reads the clock here.
+Pure: dates and local times in, answers out; nobody reads the clock here. It lives in
+app/acd, the core, so the menu (app/ivr), the queues' work data, call-backs, forecasts and
+reports read one calendar, and app/acd imports nothing from app/ivr.
 
 Public holidays (helligdage) on which public offices close:
 - fixed: Nytårsdag (1 Jan), Grundlovsdag (5 Jun; not a helligdag by law, but public
