@@ -14,7 +14,8 @@ virtual time:
 ``ami_cut``  at ``at`` the proxy drops the AMI connection and refuses reconnects for
              ``seconds`` (virtual); FastAGI keeps working, as when only the manager link
              is lost;
-``kill9``    at ``at`` the service gets SIGKILL and is started again at once (same
+``kill9``    at ``at`` (once the event log is within ``KILL_LAG`` of the PBX, as at real
+             speed) the service gets SIGKILL and is started again at once (same
              database, same spill folder); its AMI link cannot reach the PBX for
              ``seconds`` (virtual), the time the restart took; calls arriving meanwhile
              find no FastAGI and go to the fallback queue (the dialplan contract).
@@ -244,6 +245,32 @@ async def _relogin(sim: SimulatedPbx, proxy: LinkProxy, since: int, within: floa
     await wait_logged_in(sim, within=max(1.0, deadline - time.monotonic()))
 
 
+# A kill comes when the event log is within this many (virtual) seconds of the PBX, as it
+# is at real speed; in fast mode the writer trails by far more virtual time than that,
+# and a kill then would lose calls a real crash does not.
+KILL_LAG = 1.0
+
+
+async def logged_up_to(database_url: str, at: float, *, within: float) -> None:
+    """Until the event log holds an event at ``at`` (epoch seconds) or later."""
+    from sqlalchemy import func, select
+
+    from app.store.db import create_engine, session_factory
+    from app.store.models import CallEvent
+
+    engine = create_engine(database_url)
+    deadline = time.monotonic() + within
+    try:
+        while time.monotonic() < deadline:
+            async with session_factory(engine)() as s:
+                last = (await s.execute(select(func.max(CallEvent.at)))).scalar_one_or_none()
+            if last is not None and last.timestamp() >= at:
+                return
+            await asyncio.sleep(0.05)
+    finally:
+        await engine.dispose()
+
+
 async def settle(
     database_url: str, expected: int, *, within: float = 60.0, quiet: float = 3.0
 ) -> None:
@@ -315,11 +342,25 @@ async def run_fault_day(
 
                 def begin() -> None:
                     assert fault is not None
-                    gap.append(sim.now())
-                    proxy.cut()
-                    if fault.kind == "kill9":
-                        service.kill9()
-                        restarted.append(asyncio.get_running_loop().create_task(service.start()))
+                    if fault.kind == "ami_cut":
+                        gap.append(sim.now())
+                        proxy.cut()
+                        return
+                    hold.clear()
+
+                    async def crash() -> None:
+                        try:
+                            await logged_up_to(database_url, sim.now() - KILL_LAG, within=30)
+                            gap.append(sim.now())
+                            proxy.cut()
+                            service.kill9()
+                            await service.start()
+                        except BaseException as exc:
+                            errors.append(exc)
+                        finally:
+                            hold.set()
+
+                    restarted.append(asyncio.get_running_loop().create_task(crash()))
 
                 def end() -> None:
                     since = proxy.connections
