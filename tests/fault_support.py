@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import signal
 import socket
@@ -43,6 +44,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -289,6 +291,48 @@ async def settle(
         elif time.monotonic() - since >= quiet:
             return
         await asyncio.sleep(0.25)
+
+
+TODAY_COUNTS = ("offered", "answered", "abandoned", "timeout", "empty", "transferred")
+
+
+async def today_live_and_stored(
+    service: ServiceProcess, database_url: str, day: dt.date, tz: str = "Europe/Copenhagen"
+) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], float]]:
+    """Today's counts per queue (and the centre) as the running service shows them (its
+    ``acd_today_*`` gauges) and as its database's own visits give them (what a restart
+    rebuilds "today" from: app/live/history.py). Keys: (figure, queue)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from app.acd.kpi import CENTRE, DayBook, KpiConfig
+    from app.live.history import calls_of_day, visits_of_day
+    from app.store.db import create_engine, session_factory
+
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"http://127.0.0.1:{service.http_port}/metrics")).text
+    live: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        name = family.name.removeprefix("acd_today_")
+        if family.name.startswith("acd_today_") and name in TODAY_COUNTS:
+            for sample in family.samples:
+                live[(name, sample.labels["queue"])] = sample.value
+    zone = ZoneInfo(tz)
+    engine = create_engine(database_url)
+    try:
+        sessions = session_factory(engine)
+        visits = await visits_of_day(sessions, "pbx1", day, zone)
+        calls = await calls_of_day(sessions, "pbx1", day, zone)
+    finally:
+        await engine.dispose()
+    book = DayBook(zone, KpiConfig(), keep_days=10_000)
+    book.feed(visits)
+    book.feed(calls)
+    stored: dict[tuple[str, str], float] = {}
+    for queue in {*book.queues(day), CENTRE}:
+        figures = book.figures(day, queue)
+        for name in TODAY_COUNTS:
+            stored[(name, queue)] = float(getattr(figures, name))
+    return live, stored
 
 
 async def run_fault_day(
