@@ -214,11 +214,17 @@ def _reconcile(
         legs[0] if legs else None,
     )
     gap_from = cc._gap_from or at
-    changed = False
+    changed = unsettled = False
     current = call.visit()
-    if current is not None and current.waiting:
+    if current is not None and current.outcome is None and current.answered_at is None:
+        # Waiting when the link went (or just left the queue, its outcome not yet known).
         if entry is not None and entry.queue == current.queue:
             pass  # still waiting where it was
+        elif leg is not None and entry is None and current.left_at is not None:
+            # Left the queue for an agent just before the view (the AgentConnect is on
+            # its way): its events settle it; if they went by in the gap, the
+            # AgentComplete does (app/acd/state.py), or its end is flagged.
+            unsettled = True
         elif leg is not None and entry is None:
             chan, iface = leg
             answered = at - timedelta(seconds=chan.duration_seconds)
@@ -226,7 +232,7 @@ def _reconcile(
             changed = True
         else:
             # Left the queue unseen: for another queue, or without an agent.
-            current.left_at = max(current.entered_at, gap_from)
+            current.left_at = current.left_at or max(current.entered_at, gap_from)
             current.data_gap = True
             cc._stop_ringing(call, current, at)
             cc._decide(current, "transferred" if entry is not None else "abandoned")
@@ -277,7 +283,7 @@ def _reconcile(
         call.data_gap = True
         call.in_gap = True
         cc._touch(call, at)
-    elif not call.data_gap:
+    elif not call.data_gap and not unsettled:
         call.in_gap = False  # the PBX's view is ours: nothing went by unseen
 
 

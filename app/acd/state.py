@@ -160,8 +160,12 @@ class CallCentre:
                 if now - call.ended_at >= self.grace:
                     self._forget(linkedid)
             elif call.last_at is not None and now - call.last_at >= self.stale_after:
-                # Nothing heard of this call for hours: its Hangup was lost.
+                # Nothing heard of this call for longer than any call lasts: its Hangup
+                # was lost. Closed where it was last heard of, flagged.
                 call.data_gap = True
+                for v in call.visits:
+                    if v.outcome is None or v.talking:
+                        v.data_gap = True
                 self._end_call(call, call.last_at, cause=None)
                 self._forget(linkedid)
 
@@ -554,7 +558,7 @@ def _gap_shows(call: Call) -> bool:
     join went by unseen."""
     if not call.start_seen:
         return True
-    if any(v.waiting or v.talking for v in call.visits):
+    if any(v.outcome is None or v.talking for v in call.visits):
         return True
     return call.ivr_route == "queue" and not call.visits
 
