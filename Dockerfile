@@ -13,7 +13,10 @@ RUN /opt/acd/bin/pip install --no-cache-dir --upgrade pip \
 
 # ---- runtime: the venv, the data files, a non-root user ------------------------------
 FROM python:3.11-slim-bookworm
-RUN groupadd --system acd && useradd --system --gid acd --home-dir /srv/acd --shell /usr/sbin/nologin acd
+# A fixed UID/GID (10001): Kubernetes' runAsNonRoot can only check a numeric user, and
+# deploy/kubernetes runs the pods as this one (runAsUser/runAsGroup 10001).
+RUN groupadd --system --gid 10001 acd \
+ && useradd --system --uid 10001 --gid acd --home-dir /srv/acd --shell /usr/sbin/nologin acd
 COPY --from=build /opt/acd /opt/acd
 WORKDIR /srv/acd
 COPY migrations ./migrations

@@ -20,16 +20,19 @@ class Want:
     talk: int | None  # Asterisk's TalkTime (summed over the visits)
     cause: int
     transferred_to: str | None = None
+    # Who ended the call: a HangupRequest on the caller's or the agent's leg, or none at
+    # all (07: the dialplan's Hangup() after the closed message: the system).
+    hangup_by: str = "caller"
 
 
 EXPECTED = {
     "01_answered": Want("answered", "dagpenge", "1", "agent1", 2, 3, 16),
-    "02_agent_hangup": Want("answered", "dagpenge", "1", "agent2", 2, 3, 16),
+    "02_agent_hangup": Want("answered", "dagpenge", "1", "agent2", 2, 3, 16, hangup_by="agent"),
     "03_abandon": Want("abandoned", "dagpenge", "1", None, 8, None, 0),
     "04_ringnoanswer": Want("answered", "dagpenge", "1", "agent2", 14, 16, 16),
     "05_ami_actions": Want("abandoned", "dagpenge", "1", None, 15, None, 0),
     "06_invalid_then_valid": Want("answered", "kontanthjaelp", "92", "agent3", 2, 8, 16),
-    "07_closed": Want("ivr_hangup", None, "", None, None, None, 16),
+    "07_closed": Want("ivr_hangup", None, "", None, None, None, 16, hangup_by="system"),
     "08_fastagi": Want("answered", "dagpenge", "1", "agent1", 2, 7, 16),
     "08b_fastagi_hangup": Want("ivr_hangup", None, "", None, None, None, 0),
     "09_blindtransfer": Want("answered", "dagpenge", "1", "agent2", 2, 3 + 13, 16, "kontanthjaelp"),
@@ -46,6 +49,7 @@ def check_row(call: Any, want: Want) -> None:
     assert call.keys == want.keys
     assert call.agent == want.agent
     assert call.hangup_cause == want.cause
+    assert call.hangup_by == want.hangup_by
     assert call.transferred_to == want.transferred_to
     assert call.ended_at is not None and not call.data_gap
     assert call.dialled == "82565682" or call.dialled == "82565683"

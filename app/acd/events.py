@@ -462,6 +462,19 @@ class ChannelHungUp(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HangupRequested(DomainEvent):
+    """AMI HangupRequest: the far end of ``channel`` hung up (a SIP BYE or CANCEL reached
+    Asterisk), before the channel's Hangup. Asterisk sends none when it ends a channel
+    itself (dialplan ``Hangup()``, the end of a bridge, an AMI Hangup: SoftHangupRequest),
+    so on the caller's leg it says the caller hung up and on an agent's leg the agent
+    (captures 01-09: the Hangup's Cause is 0 for a caller leaving the menu or a queue)."""
+
+    KIND: ClassVar[str] = "hangup_request"
+    channel: str
+    cause: int = 0  # when Asterisk gives one (a caller leaving a transferred call: 16)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MemberEvent(DomainEvent):
     """QueueMember* events: about a member of one queue, not about a call."""
 

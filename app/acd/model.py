@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Literal
 
 from app.acd.presence import AgentStateName
-from app.acd.records import Record
+from app.acd.records import HangupBy, Record
 
 Outcome = Literal[
     "answered",
@@ -126,6 +126,11 @@ class Call:
     queue_status: str | None = None
     transferred_to: str | None = None
     hangup_cause: int | None = None
+    # Who ended the call, from the first event that says it (``ended_by_first``); None
+    # until then. ``hung_up`` is set when the end itself was seen (the last channel's
+    # Hangup), so a call ended with nobody named was ended by the PBX (``hangup_by``).
+    ended_by: HangupBy | None = None
+    hung_up: bool = False
     survey_flagged: bool = False
     survey: dict[str, int] = field(default_factory=dict)
     survey_started: datetime | None = None
@@ -156,6 +161,27 @@ class Call:
 
     def answered_visit(self) -> Visit | None:
         return next((v for v in self.visits if v.answered_at is not None), None)
+
+    @property
+    def hangup_by(self) -> HangupBy | None:
+        """Who ended the call (docs/kpis.md, "Who hung up"): the first party an event
+        named (HangupRequest on the caller's or a talking agent's leg, AgentComplete's
+        Reason, QueueCallerAbandon, a hang-up in the menu); else, when its end was seen,
+        the system (Asterisk sends no HangupRequest when it ends a channel itself: the
+        dialplan's Hangup(), the far end of a forward); else (a gap hid the end) None."""
+        if self.ended_by is not None:
+            return self.ended_by
+        if self.ended_at is not None and self.hung_up:
+            return "system"
+        return None
+
+    def ended_by_first(self, who: HangupBy) -> bool:
+        """Note who ended the call, once: the first to end it is who hung up (an agent
+        who hangs up first and the caller leaving the survey later: the agent)."""
+        if self.ended_by is None:
+            self.ended_by = who
+            return True
+        return False
 
 
 # --------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ def call_record(call: Call) -> CallRecord:
         hangup_cause=call.hangup_cause,
         survey_flagged=call.survey_flagged,
         data_gap=call.data_gap,
+        hangup_by=call.hangup_by,
     )
 
 

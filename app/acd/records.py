@@ -197,6 +197,13 @@ BOUNDS[EventRecord] = (
 )
 
 
+# Who ended a call: the caller (hung up in the menu, a queue, a conversation or a
+# survey), an agent of the centre (hung up the conversation first) or the system (the
+# PBX or the service ended it: closed, a call-back booked, a queue's time-out, the far
+# end of a forward, an error).
+HangupBy = Literal["caller", "agent", "system"]
+
+
 @bounded(
     "calls",
     pbx=32,
@@ -210,6 +217,7 @@ BOUNDS[EventRecord] = (
     outcome=16,
     transferred_to=64,
     hangup_cause="smallint",  # Asterisk's Q.850 causes are 0-127: 99999 is no cause
+    hangup_by=8,
 )
 @dataclass(frozen=True, slots=True)
 class CallRecord:
@@ -235,6 +243,8 @@ class CallRecord:
     hangup_cause: int | None
     survey_flagged: bool
     data_gap: bool
+    # Who ended the call (docs/kpis.md, "Who hung up"); None while up or when unknown.
+    hangup_by: HangupBy | None = None
 
 
 @bounded(

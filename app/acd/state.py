@@ -680,6 +680,7 @@ def _on_queue_abandon(cc: CallCentre, e: ev.QueueCallerAbandoned) -> None:
         return
     visit.left_at = visit.left_at or e.at
     cc._decide(visit, "abandoned")
+    call.ended_by_first("caller")  # Asterisk's own word: the caller left while waiting
     visit.reported_hold = e.hold_time
     cc._stop_ringing(call, visit, e.at)
     cc._touch(call, e.at)
@@ -831,6 +832,10 @@ def _on_agent_complete(cc: CallCentre, e: ev.AgentCompleted) -> None:
             visit.entered_at = visit.answered_at - timedelta(seconds=e.hold_time)
             visit.guessed_entry = False
     visit.complete_reason = e.reason
+    if e.reason in ("caller", "agent"):
+        # Who ended the conversation (transfer: the call goes on). It can come after the
+        # last Hangup (capture 06): the row is written again with it.
+        call.ended_by_first(e.reason)  # type: ignore[arg-type]
     visit.reported_talk = e.talk_time
     if visit.talk_end_at is None:
         cc._talk_ended(visit, e.at)
@@ -910,7 +915,24 @@ def _on_hangup(cc: CallCentre, e: ev.ChannelHungUp) -> None:
                 cc._talk_ended(v, e.at)
                 cc._agent_call_ended(v, e.at, call)
     if (caller_leg and partial) or (not call.channels and not partial):
+        call.hung_up = call.hung_up or call.ended_at is None
         cc._end_call(call, e.at, cause=None)
+    cc._touch(call, e.at)
+
+
+def _on_hangup_request(cc: CallCentre, e: ev.HangupRequested) -> None:
+    """The far end of a channel hung up: on the caller's leg the caller; on the leg of an
+    agent in conversation that agent. Other legs (a ringing agent, a forward's far end)
+    name nobody: if the caller's leg is then hung up by the PBX, the system ended it."""
+    call = cc.calls.get(e.linkedid or cc._channel_call.get(e.uniqueid, ""))
+    if call is None or call.ended_at is not None:
+        return
+    if e.uniqueid == call.caller_uniqueid:
+        call.ended_by_first("caller")
+    elif any(v.agent_uniqueid == e.uniqueid and v.talking for v in call.visits):
+        call.ended_by_first("agent")
+    else:
+        return
     cc._touch(call, e.at)
 
 
@@ -1005,6 +1027,19 @@ def _on_ivr_closed(cc: CallCentre, e: ev.IvrClosed) -> None:
         call.ivr_route = "closed"
 
 
+def _on_ivr_ended(cc: CallCentre, e: ev.IvrEnded) -> None:
+    # The FastAGI session saw the caller hang up (HANGUP during the menu or the survey).
+    # Only a call already followed: a session's end never starts one (it may come after
+    # the call has ended and left memory).
+    if e.reason != "hangup":
+        return
+    call = cc.calls.get(e.linkedid or cc._channel_call.get(e.uniqueid, ""))
+    if call is not None and call.ended_by_first("caller"):
+        # Written again, but not "heard of on this link": FastAGI runs on while the AMI
+        # link is down, and says nothing of the call's channels.
+        cc._dirty_calls.add(call.linkedid)
+
+
 def _on_survey_flagged(cc: CallCentre, e: ev.IvrSurveyFlagged) -> None:
     call = _ivr_call(cc, e)
     if call is not None:
@@ -1075,6 +1110,7 @@ _HANDLERS: dict[type[ev.DomainEvent], Callable[[CallCentre, Any], None]] = {
     ev.AttendedTransferred: _on_attended_transfer,
     ev.CallTransferred: _on_api_transfer,
     ev.ChannelHungUp: _on_hangup,
+    ev.HangupRequested: _on_hangup_request,
     ev.MemberAdded: _on_member,
     ev.MemberRemoved: _on_member,
     ev.MemberPaused: _on_member,
@@ -1087,6 +1123,7 @@ _HANDLERS: dict[type[ev.DomainEvent], Callable[[CallCentre, Any], None]] = {
     ev.IvrRouted: _on_ivr_routed,
     ev.IvrForwarded: _on_ivr_forwarded,
     ev.IvrClosed: _on_ivr_closed,
+    ev.IvrEnded: _on_ivr_ended,
     ev.IvrSurveyFlagged: _on_survey_flagged,
     ev.IvrCallbackAccepted: _on_callback_accepted,
     ev.SurveyStarted: _on_survey_started,

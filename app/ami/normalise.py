@@ -311,6 +311,14 @@ def _hangup(f: AmiFrame, c: _Ctx) -> ev.DomainEvent:
     )
 
 
+def _hangup_request(f: AmiFrame, c: _Ctx) -> ev.DomainEvent:
+    return ev.HangupRequested(
+        **_base(f, c),  # type: ignore[arg-type]
+        channel=f.get("Channel"),
+        cause=_int(f.get("Cause")),
+    )
+
+
 def _member(cls: type[ev.MemberEvent]) -> Callable[[AmiFrame, _Ctx], ev.MemberEvent]:
     def handler(f: AmiFrame, c: _Ctx) -> ev.MemberEvent:
         # List items of QueueStatus say Name/Location; the events MemberName/Interface.
@@ -494,6 +502,7 @@ HANDLERS: dict[str, Handler] = {
     "BridgeEnter": _bridge(entered=True),
     "BridgeLeave": _bridge(entered=False),
     "Hangup": _hangup,
+    "HangupRequest": _hangup_request,
     "QueueMemberAdded": _member(ev.MemberAdded),
     "QueueMemberRemoved": _member(ev.MemberRemoved),
     "QueueMemberPause": _member(ev.MemberPaused),

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.acd.access import Principal
 from app.acd.model import Outcome
+from app.acd.records import HangupBy
 from app.api.auth import access, audit_note, forbidden
 from app.api.common import ERRORS, AgentId, Code, Instant, Note, QueueName
 from app.api.deps import AppSettings, Centre, Clock, Config, Emit, Pbx, Sessions, Work
@@ -44,7 +45,17 @@ class CallOut(BaseModel):
     talk_seconds: float | None
     agent: str | None
     transferred_to: str | None
-    hangup_cause: int | None
+    hangup_cause: int | None = Field(
+        description="Asterisk's Q.850 cause of the caller's leg (0: Asterisk gave none, as "
+        "when a caller hangs up in the menu or a queue; read hangup_by for who hung up)"
+    )
+    hangup_by: HangupBy | None = Field(
+        None,
+        description="who ended the call: caller (hung up in the menu, a queue, the "
+        "conversation or the survey), agent (hung up the conversation first) or system "
+        "(the PBX or the service ended it: closed, call-back booked, queue time-out, the "
+        "far end of a forward); null while the call is up or when a data gap hid its end",
+    )
     data_gap: bool
 
     @classmethod
@@ -122,6 +133,9 @@ async def list_calls(
     agent: Annotated[
         str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     ] = None,
+    hangup_by: Annotated[
+        HangupBy | None, Query(description="who ended the call: caller, agent or system")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> CallPage:
@@ -138,6 +152,7 @@ async def list_calls(
         queue=queue,
         outcome=outcome,
         agent=agent,
+        hangup_by=hangup_by,
         taken_by=who.own_agent,  # an agent: the calls it answered (also transferred ones)
     )
     async with sessions() as session:

@@ -572,8 +572,17 @@ class Pbx:
         self.emit("BridgeDestroy", P_CALL, bridge.headers())
 
     # -------------------------------------------------------- hang-ups
+    def _ended_by(self, chan: Channel, who: str) -> None:
+        """Truth: who ended the call, the first to do so (the caller's leg is the one
+        whose Uniqueid is the Linkedid, as the service reads it)."""
+        rec = self.truth.records.get(chan.linkedid)
+        if rec is not None and rec.hangup_by is None:
+            rec.hangup_by = who
+
     def ami_hangup(self, chan: Channel, cause: int = 16) -> None:
         """AMI Hangup: a soft hang-up with ``cause``, then as if the party hung up."""
+        if chan.uniqueid == chan.linkedid and not (chan.dead or chan.hangup_requested):
+            self._ended_by(chan, "system")
         self.remote_hangup(chan, request=("SoftHangupRequest", cause))
 
     def remote_hangup(self, chan: Channel, request: tuple[str, int] | None = None) -> None:
@@ -581,6 +590,10 @@ class Pbx:
         if chan.dead or chan.hangup_requested:
             return
         chan.hangup_requested = True
+        if request is None and chan.uniqueid == chan.linkedid:
+            self._ended_by(chan, "caller")
+        elif request is None and chan.role == "agent" and chan.bridge is not None:
+            self._ended_by(chan, "agent")  # an agent hanging up a conversation
         if request is not None:
             self.chan_event(request[0], chan, [("Cause", str(request[1]))])
         elif chan.role == "caller" and chan.call is not None and chan.bridge is not None:
@@ -613,6 +626,8 @@ class Pbx:
         """Hangup() in the dialplan (or the end of it)."""
         if chan.dead:
             return
+        if chan.uniqueid == chan.linkedid and not chan.hangup_requested:
+            self._ended_by(chan, "system")
         if chan.bridge is not None:
             self.bridged_hangup(chan)
             return

@@ -52,6 +52,10 @@ class CallTruth:
     survey_flag: bool = False
     agi_status: str = ""
     origin: str = "inbound"  # inbound | originate
+    # Who ended the call first (the service's calls.hangup_by): caller (a BYE on the
+    # caller's leg), agent (an agent's BYE in a conversation) or system (the dialplan's
+    # Hangup() or an AMI Hangup of the caller's leg); None if the run stopped first.
+    hangup_by: str | None = None
     events: int = 0  # AMI events emitted for this call (all legs)
 
     def finish(self, outcome: str, at: float, detail: str = "") -> None:

@@ -164,6 +164,10 @@ class Call(Base):
     hangup_cause: Mapped[int | None] = mapped_column(SmallInteger)
     survey_flagged: Mapped[bool] = mapped_column(Boolean, default=False)
     data_gap: Mapped[bool] = mapped_column(Boolean, default=False)
+    # caller | agent | system: who ended the call (docs/kpis.md, "Who hung up"); None
+    # while the call is up or when a gap hid the end. hangup_cause alone cannot say it:
+    # Asterisk gives cause 0 to a caller who hangs up in the menu or a queue.
+    hangup_by: Mapped[str | None] = mapped_column(String(8))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -40,6 +40,7 @@ class CallFilter:
     outcome: str | None = None
     agent: str | None = None
     taken_by: str | None = None  # an agent answered one of the call's queue visits
+    hangup_by: str | None = None  # caller | agent | system
 
 
 async def list_calls(
@@ -57,6 +58,8 @@ async def list_calls(
         stmt = stmt.where(Call.outcome == flt.outcome)
     if flt.agent is not None:
         stmt = stmt.where(Call.agent == flt.agent)
+    if flt.hangup_by is not None:
+        stmt = stmt.where(Call.hangup_by == flt.hangup_by)
     if flt.taken_by is not None:
         stmt = stmt.where(
             exists(

@@ -19,6 +19,7 @@ from app.config.snapshot import ConfigSnapshot
 from app.ivr.graph import key_paths
 from app.ivr.model import QueueNode
 from app.ivr.validate import all_prompt_texts, load_flow_text
+from app.tools.asterisk_check import Problem, check_folder
 from app.tools.asterisk_config import (
     DEFAULT_AGI_ADDRESS,
     render_extensions_conf,
@@ -116,6 +117,7 @@ def cmd_asterisk_config(args: argparse.Namespace) -> int:
         ),
     }
     out = Path(args.out)
+    asterisk_dir = Path(args.asterisk_dir) if args.asterisk_dir else None
     if args.check:
         stale = []
         for name, text in rendered.items():
@@ -125,14 +127,24 @@ def cmd_asterisk_config(args: argparse.Namespace) -> int:
                 stale.append(str(path))
         if stale:
             _err("out of date (run `acd asterisk-config`): " + ", ".join(stale))
+        problems = _reference_problems(out, asterisk_dir)
+        if stale or problems:
             return 1
-        print(f"{out}: queues.conf and extensions.conf are current")
+        print(f"{out}: queues.conf and extensions.conf are current; includes and references ok")
         return 0
     out.mkdir(parents=True, exist_ok=True)
     for name, text in rendered.items():
         (out / name).write_text(text, encoding="utf-8")
         print(f"wrote {out / name}")
-    return 0
+    return 1 if _reference_problems(out, asterisk_dir) else 0
+
+
+def _reference_problems(out: Path, asterisk_dir: Path | None) -> list[Problem]:
+    """The folder's include paths and references (app/tools/asterisk_check.py), printed."""
+    problems = check_folder(out, asterisk_dir)
+    for problem in problems:
+        _err(f"{out}/{problem}")
+    return problems
 
 
 def asterisk_config_args(p: argparse.ArgumentParser) -> None:
@@ -147,7 +159,16 @@ def asterisk_config_args(p: argparse.ArgumentParser) -> None:
         help=f"the service's FastAGI address in the dialplan (default {DEFAULT_AGI_ADDRESS})",
     )
     p.add_argument(
-        "--check", action="store_true", help="only check the files are current (exit 1 if not)"
+        "--check",
+        action="store_true",
+        help="only check: the files are current, every #include resolves where Asterisk "
+        "looks (acd/<file>), every context, queue and endpoint named is defined (exit 1 if not)",
+    )
+    p.add_argument(
+        "--asterisk-dir",
+        metavar="DIR",
+        help="Asterisk's config folder the files are installed under as acd/ (e.g. "
+        "/etc/asterisk, on the PBX): also check that every #include'd file exists there",
     )
 
 

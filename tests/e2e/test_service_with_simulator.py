@@ -89,12 +89,22 @@ async def test_traffic_matches_the_simulators_truth(
             )
         elif "".join(t.keys) != r.keys:
             mismatches.append((linkedid, r.keys, t.keys))
+        elif r.hangup_by != t.hangup_by:
+            # Who ended it: the simulated PBX sends HangupRequest as Asterisk 22 does.
+            mismatches.append((linkedid, r.hangup_by, t.hangup_by, t.outcome, t.detail))
         elif t.outcome == "answered":
             assert r.wait_seconds is not None and t.wait is not None
             assert abs(r.wait_seconds - t.wait) < 0.01, (linkedid, r.wait_seconds, t.wait)
             assert r.talk_seconds is not None and t.talk is not None
             assert abs(r.talk_seconds - t.talk) < 0.01, (linkedid, r.talk_seconds, t.talk)
     assert not mismatches, mismatches[:10]
+    enders = Counter((t.outcome, t.hangup_by) for t in truth.values())
+    assert enders[("answered", "caller")] and enders[("answered", "agent")], enders
+    assert all(r.hangup_by is not None for r in got.values())
+    if hours[0] >= 8:
+        assert enders[("abandoned", "caller")] and enders[("ivr_hangup", "caller")], enders
+    else:
+        assert enders[("closed", "system")], enders
     assert api["items"] and all("caller" in i for i in api["items"])
 
     # Surveys: every answer the simulated callers gave is stored with its call.

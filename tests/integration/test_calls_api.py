@@ -15,6 +15,7 @@ from app.settings import load_settings
 from app.store.writer import EventWriter
 from tests.ami_replay import SCENARIOS, replay_pure
 from tests.auth_support import admin_headers
+from tests.expectations import EXPECTED
 from tests.integration.test_writer import backend_for
 
 
@@ -62,6 +63,7 @@ async def test_list_newest_first_with_every_field(db_url: str, tmp_path: Path) -
         "agent",
         "transferred_to",
         "hangup_cause",
+        "hangup_by",
         "data_gap",
     }
     assert fields <= set(items[0])
@@ -87,6 +89,23 @@ async def test_filters(db_url: str, tmp_path: Path) -> None:
     assert {i["agent"] for i in agent2["items"]} == {"agent2"} and len(agent2["items"]) == 3
     assert none["items"] == []
     assert all("2026-11-22T15:45:0" in i["started_at"] for i in window["items"])
+
+
+async def test_who_hung_up_is_in_the_list_and_filters_it(db_url: str, tmp_path: Path) -> None:
+    async with api_with_calls(db_url, tmp_path) as client:
+        every = (await client.get("/v1/calls", params={"limit": 500})).json()["items"]
+        by_agent = (await client.get("/v1/calls", params={"hangup_by": "agent"})).json()
+        by_system = (await client.get("/v1/calls", params={"hangup_by": "system"})).json()
+        bad = await client.get("/v1/calls", params={"hangup_by": "pbx"})
+    # What each capture's frames say (tests/expectations.py), stored and served.
+    want = {next(iter(replay_pure(n).calls)): EXPECTED[n].hangup_by for n in SCENARIOS}
+    assert {i["linkedid"]: i["hangup_by"] for i in every} == want
+    assert [i["linkedid"] for i in by_agent["items"]] == ["1795362337.5"]  # 02_agent_hangup
+    assert [(i["outcome"], i["hangup_cause"]) for i in by_system["items"]] == [("ivr_hangup", 16)]
+    # The callers who left the menu or a queue: Asterisk's cause 0, and still the caller.
+    zero = [i for i in every if i["hangup_cause"] == 0]
+    assert len(zero) == 3 and {i["hangup_by"] for i in zero} == {"caller"}
+    assert bad.status_code == 422
 
 
 async def test_cursor_pagination_walks_everything_once(db_url: str, tmp_path: Path) -> None:

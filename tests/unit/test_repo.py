@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from app.cli import COMMANDS, main
-from app.settings import describe_settings
+from app.settings import Settings, describe_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,9 +67,17 @@ SECRETS = {
 def test_compose_file_has_the_whole_stack_and_no_secrets() -> None:
     path = ROOT / "deploy" / "docker-compose.yml"
     spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    assert {"asterisk", "postgres", "redis", "acd", "prometheus", "alertmanager", "grafana"} <= set(
-        spec["services"]
-    )
+    assert {
+        "asterisk",
+        "postgres",
+        "redis",
+        "migrate",
+        "acd-1",
+        "acd-2",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+    } <= set(spec["services"])
     for service in spec["services"].values():
         for key, value in (service.get("environment") or {}).items():
             if re.search(r"SECRET|PASSWORD|HASH_KEY", key):
@@ -77,6 +85,46 @@ def test_compose_file_has_the_whole_stack_and_no_secrets() -> None:
                 assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", str(value)), (
                     f"{key} must come from the environment, required"
                 )
+
+
+def test_compose_runs_two_replicas_of_the_service_the_same_way() -> None:
+    """acd-1 and acd-2: one image, one command, one environment (so one PBX, one database,
+    one Redis), each with its own host ports and spill volume; the schema is migrated once
+    before either starts; every name in their environment is a setting of the service."""
+    spec = yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text(encoding="utf-8"))
+    services = spec["services"]
+    serve = ["acd", "serve"]
+    replicas = sorted(name for name, s in services.items() if s.get("command", [])[:2] == serve)
+    assert replicas == ["acd-1", "acd-2"]
+    one, two = (services[name] for name in replicas)
+    for key in ("image", "build", "command", "environment", "depends_on", "read_only", "tmpfs"):
+        assert one[key] == two[key], key
+    assert one["command"] == ["acd", "serve"]  # no --migrate: two at once would race
+    assert one["read_only"] is True and one["cap_drop"] == ["ALL"]
+    assert one["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+    migrate = services["migrate"]
+    assert migrate["command"] == ["acd", "migrate"] and migrate["image"] == one["image"]
+    assert migrate["environment"]["ACD_DATABASE_URL"] == one["environment"]["ACD_DATABASE_URL"]
+    # Each its own host ports (HTTP, FastAGI) and its own spill volume, on the settings' ports.
+    settings = Settings.model_fields
+    host_ports = [p.split(":")[0] for name in replicas for p in services[name]["ports"]]
+    assert len(set(host_ports)) == len(host_ports) == 4
+    for name in replicas:
+        targets = sorted(int(p.split(":")[1]) for p in services[name]["ports"])
+        assert targets == sorted([settings["http_port"].default, settings["agi_port"].default])
+    volumes = [v for name in replicas for v in services[name]["volumes"]]
+    assert len(set(volumes)) == 2 and all(v.endswith(":/srv/acd/var") for v in volumes)
+    # A misspelt ACD_* name would be ignored by the service: none here.
+    known = {var for var, _default, _doc in describe_settings()}
+    for name in (*replicas, "migrate"):
+        assert set(services[name]["environment"]) <= known, name
+    # Prometheus scrapes both.
+    prometheus = yaml.safe_load(
+        (ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text(encoding="utf-8")
+    )
+    (job,) = [c for c in prometheus["scrape_configs"] if c["job_name"] == "acd"]
+    targets = [t for c in job["static_configs"] for t in c["targets"]]
+    assert targets == [f"{name}:{settings['http_port'].default}" for name in replicas]
 
 
 def _compose(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
