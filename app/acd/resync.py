@@ -279,6 +279,16 @@ def _reconcile(
             cc._open_visit(call, visit)
             answered_in_gap(cc, call, visit, iface, chan.uniqueid, answered, guessed=True)
             changed = True
+    if (
+        not changed
+        and entry is None
+        and leg is None
+        and call.ivr_route == "queue"
+        and not any(v.queue == call.ivr_queue for v in call.visits)
+    ):
+        # The menu sent it to a queue while we could not see the PBX, and it is in no
+        # queue now: whatever the queue did (refused it, timed out) went by unseen.
+        changed = True
     if changed:
         call.data_gap = True
         call.in_gap = True

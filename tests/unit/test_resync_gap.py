@@ -222,3 +222,24 @@ def test_a_call_silent_for_longer_than_any_call_lasts_is_closed_and_flagged() ->
     visit = next(r for r in records if isinstance(r, VisitRecord))
     assert call.ended_at == last and call.data_gap and call.outcome == "abandoned"
     assert visit.data_gap and LID not in centre.calls
+
+
+def test_routed_to_a_queue_in_the_gap_and_in_none_now_is_flagged() -> None:
+    """The menu (FastAGI, still heard) sent the caller to a queue in the gap; at the
+    resync the caller is up (a survey, say) in no queue: the queue's answer (refused,
+    timed out) went by unseen."""
+    events = capture_events("01_answered")
+    cut = split(events, "queue_join")
+    centre = CallCentre("pbx1")
+    play(centre, events[:cut])
+    at = events[cut].at
+    centre.link_lost(at)
+    centre.apply(
+        ev.IvrRouted(
+            at=at, pbx="pbx1", key="r", linkedid=LID, uniqueid=LID, queue="dagpenge", menu="m"
+        )
+    )
+    centre.link_up()
+    survey = LiveChannel(LID, LID, "PJSIP/trunk-00000003", 30.0, "AGI", "agi://x/survey", "")
+    resync(centre, Snapshot((survey,), (), ()), at + timedelta(seconds=30))
+    assert centre.calls[LID].data_gap
