@@ -25,6 +25,7 @@ from app.api import (
     ivr,
     live,
     planning,
+    privacy,
     report_archive,
     reports,
     surveys,
@@ -92,5 +93,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(work.router)
     app.include_router(planning.router)
+    app.include_router(privacy.router)
     app.include_router(wallboard.router)
     return app

@@ -37,7 +37,7 @@ from app.ami.link import AmiLink
 from app.ami.normalise import Normaliser
 from app.clock import PbxClock
 from app.components import Component, DatabaseComponent, RedisComponent
-from app.config.kinds import GOALS
+from app.config.kinds import GOALS, RETENTION
 from app.config.registry import ConfigRegistry
 from app.dialer import CallbackDialer
 from app.live.collector import LiveCollector
@@ -46,6 +46,7 @@ from app.live.hub import LiveHub
 from app.live.mirror import RedisMirror, RedisReader
 from app.live.queries import estimate_from
 from app.live.store import LiveStore
+from app.messages import MessageFiles, MessageFolder
 from app.metrics import Metrics
 from app.pipeline import Pipeline
 from app.planning import IntradayMonitor, Planner, PlanningError, schedule_of_flows
@@ -54,6 +55,9 @@ from app.reports.archive import ReportArchive
 from app.reports.goals import goals_on
 from app.reports.rollup import Context as ReportContext
 from app.reports.rollup import RollupJob
+from app.retention import DEFAULTS, RetentionConfig
+from app.services.privacy import PurgeJob
+from app.services.rekey import RekeyJob
 from app.settings import Settings
 from app.store import restore
 from app.store.agents import Roster
@@ -99,6 +103,12 @@ class Runtime:
     reader: RedisReader | None = None
     # Forecasts and staffing plans (/v1/forecast, /v1/staffing) and "goal at risk".
     planner: Planner | None = None
+    # The voice messages' files (app/messages.py); set by build_runtime.
+    messages: MessageFiles = field(default_factory=lambda: MessageFiles(None, list))
+
+    def retention(self) -> RetentionConfig:
+        """How long each kind of data is kept (retention.yaml, or its defaults)."""
+        return self.config.current[RETENTION] or DEFAULTS
 
     def report_context(self) -> ReportContext | None:
         """What reports are counted with, from the running configuration (None: no
@@ -127,7 +137,11 @@ class Runtime:
 
 def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime:
     if settings.caller_hash_key is not None:
-        privacy = CallerPrivacy(settings.caller_hash_key.get_secret_value().encode("utf-8"))
+        previous = settings.caller_hash_key_previous
+        privacy = CallerPrivacy(
+            settings.caller_hash_key.get_secret_value().encode("utf-8"),
+            previous.get_secret_value().encode("utf-8") if previous is not None else None,
+        )
     else:
         log.warning(
             "ACD_CALLER_HASH_KEY is not set: caller hashes are random per process and "
@@ -169,6 +183,10 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
         roster=roster,
         config=config,
     )
+    rt.messages = MessageFiles(
+        settings.message_dir,
+        lambda: [f.callback.message_dir for f in config.current.flows.values()],
+    )
     rt.listeners.append(pipeline.on_event)
     pipeline.listeners.append(rt.confirmations.on_event)
     rt.components += [config, DatabaseComponent(engine), roster]
@@ -178,13 +196,30 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
     if settings.redis_url is not None:
         rt.redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
         rt.components.append(RedisComponent(rt.redis, required=is_reader))
-    rt.components += [writer, pipeline]
+    rt.components += [writer, pipeline, MessageFolder(rt.messages)]
     _live(rt, is_reader)
     rt.components.append(_agi_server(rt))
     _planning(rt)
     if not is_reader:
         # Counts the report tallies of the last weeks' days ahead of the reports.
         rt.components.append(RollupJob(sessions, rt.report_context, clock.now))
+        if settings.purge_interval_minutes > 0:
+            # Deletes what is past its retention (retention.yaml), in small batches.
+            rt.components.append(
+                PurgeJob(
+                    sessions,
+                    retention=rt.retention,
+                    ctx=rt.report_context,
+                    clock=clock.now,
+                    tz=settings.tz,
+                    files=rt.messages,
+                    spill_dir=settings.spill_dir,
+                    interval=settings.purge_interval_minutes * 60.0,
+                )
+            )
+        if privacy.previous is not None:
+            # A key rotation under way: stored hashes and sealed numbers move to the new key.
+            rt.components.append(RekeyJob(sessions, privacy, clock.now))
         if settings.report_archive:
             # Makes and keeps the weekly, monthly and quarterly reports as periods end.
             rt.components.append(

@@ -1065,7 +1065,8 @@ def _on_callback_accepted(cc: CallCentre, e: ev.IvrCallbackAccepted) -> None:
             number_sealed=e.number_sealed,
             requested_at=first,
             due_at=cc._due_at(e.at),
-            note=e.recording,
+            note=None,
+            recording=e.recording,
         )
     )
 

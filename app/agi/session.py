@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -230,7 +231,13 @@ class _Session:
         presentation = self.env.get("callingpres")
         hidden = presentation.isdigit() and int(presentation) & 0x60 == 0x20
         has_number = bool(canonical_number(number)) and not hidden
-        call = CallInfo(uniqueid=self.uniqueid, has_number=has_number)
+        # A message's file is named by the call and a random part: nobody who knows (or
+        # guesses) a call's id finds its recording (docs/privacy.md, voice messages).
+        call = CallInfo(
+            uniqueid=self.uniqueid,
+            has_number=has_number,
+            message_name=f"{self.uniqueid}-{secrets.token_hex(8)}",
+        )
         await self.ch.execute(cmd.answer())
         t0 = time.perf_counter()
         step = engine.start(flow, call, self.local_now(), self.deps.estimates)

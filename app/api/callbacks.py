@@ -11,15 +11,26 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Security
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.acd.access import Principal
 from app.acd.callbacks import callback_due
 from app.api.auth import access, audit_note
 from app.api.common import ERRORS, AgentId, Note, QueueName
-from app.api.deps import Ami, AppSettings, Clock, Config, MetricsDep, Privacy, Sessions
+from app.api.deps import (
+    Ami,
+    AppSettings,
+    Clock,
+    Config,
+    Messages,
+    MetricsDep,
+    Privacy,
+    Sessions,
+)
 from app.api.errors import ErrorOut
 from app.dialer import dial_for_agent
+from app.messages import MEDIA_TYPES
 from app.privacy import canonical_number
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from app.store import agents as roster
@@ -50,6 +61,11 @@ class CallbackOut(BaseModel):
     completed_at: datetime | None
     note: str | None
     from_menu: bool  # created by the menu (a call) rather than through the API
+    has_message: bool = Field(
+        False,
+        description="A voice message is kept for this task: listen through "
+        "GET /v1/callbacks/{id}/message (audited)",
+    )
 
     @classmethod
     def of(cls, row: Callback, now: datetime) -> CallbackOut:
@@ -69,6 +85,7 @@ class CallbackOut(BaseModel):
             completed_at=row.completed_at,
             note=row.note,
             from_menu=row.linkedid is not None,
+            has_message=row.recording is not None,
         )
 
 
@@ -363,3 +380,47 @@ async def dial(
     if not answered:
         raise Conflict(f"your phone ({interface}) did not answer ({result}); nothing was dialled")
     return DialOut(task=out, agent_answered=True, result=result)
+
+
+@router.get(
+    "/{callback_id}/message",
+    operation_id="callback_message",
+    summary="Listen to a message task's voice message (a team leader: any; an agent: its "
+    "queues'); every listening audited",
+    response_class=FileResponse,
+    responses={
+        **ERRORS,
+        200: {
+            "content": {"audio/wav": {}, "audio/x-gsm": {}},
+            "description": "The recording, as Asterisk wrote it",
+        },
+        404: {"model": ErrorOut, "description": "no such task, or no message kept for it"},
+    },
+)
+async def message(
+    request: Request,
+    callback_id: TaskPath,
+    who: Annotated[Principal, Security(access("messages:listen", "callback.message"))],
+    sessions: Sessions,
+    messages: Messages,
+) -> FileResponse:
+    # Found by the task only: never by a path a client names, so no file is reachable by
+    # guessing its name, and every listening is one audit row.
+    async with sessions() as session:
+        row = await store.get(session, callback_id)
+        if row is None:
+            raise NotFound(f"no call-back task {callback_id}")
+        if who.role == "agent" and row.assigned_to != who.agent_id:
+            assert who.agent_id is not None
+            if row.queue not in await roster.skills_of(session, who.agent_id):
+                raise Forbidden(f"task {callback_id} is not for your queues")
+    files = messages.files_of(row.recording)
+    if not files:
+        raise NotFound(f"no voice message is kept for task {callback_id}")
+    path = files[0]
+    audit_note(request, target=f"callback:{callback_id}", bytes=path.stat().st_size)
+    return FileResponse(
+        path,
+        media_type=MEDIA_TYPES.get(path.suffix.lstrip(".").lower(), "application/octet-stream"),
+        headers={"Cache-Control": "no-store"},
+    )
