@@ -163,6 +163,7 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
         lambda: config.current.queues,
         agent_of=roster.agent_of,
         due_at=lambda at: callback_due(at, settings.tz),
+        stale_after=timedelta(seconds=settings.stale_call_seconds),
     )
     backend: Backend = (
         SqliteBackend(engine) if settings.is_sqlite else PostgresBackend(settings.database_url)

@@ -114,6 +114,12 @@ class Settings(BaseSettings):
         "re-keys stored hashes and sealed numbers to ACD_CALLER_HASH_KEY (docs/privacy.md)",
     )
     pbx_id: str = Field(default="pbx1", description="Name of this Asterisk box in the records")
+    stale_call_seconds: float = Field(
+        default=43200.0,
+        ge=60.0,
+        description="A call with no event for this long is closed as a data gap (its end was "
+        "lost): longer than any call can last",
+    )
     spill_dir: Path = Field(
         default=Path("var"),
         description="Folder for the event log's spill file while the database is away",

@@ -14,7 +14,8 @@ virtual time:
 ``ami_cut``  at ``at`` the proxy drops the AMI connection and refuses reconnects for
              ``seconds`` (virtual); FastAGI keeps working, as when only the manager link
              is lost;
-``kill9``    at ``at`` the service gets SIGKILL and is started again at once (same
+``kill9``    at ``at`` (once the event log is within ``KILL_LAG`` of the PBX, as at real
+             speed) the service gets SIGKILL and is started again at once (same
              database, same spill folder); its AMI link cannot reach the PBX for
              ``seconds`` (virtual), the time the restart took; calls arriving meanwhile
              find no FastAGI and go to the fallback queue (the dialplan contract).
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import signal
 import socket
@@ -42,6 +44,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -63,8 +66,9 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def scratch_database(server_url: str) -> AsyncIterator[str]:
-    """A new PostgreSQL database on ``server_url``'s server, migrated; dropped after."""
+async def scratch_database(server_url: str, *, keep: bool = False) -> AsyncIterator[str]:
+    """A new PostgreSQL database on ``server_url``'s server, migrated; dropped after
+    (unless ``keep``: to look at it after a run)."""
     import asyncpg  # type: ignore[import-untyped]
     from sqlalchemy.engine import make_url
 
@@ -88,7 +92,8 @@ async def scratch_database(server_url: str) -> AsyncIterator[str]:
         await migrate.upgrade(url)
         yield url
     finally:
-        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not keep:
+            await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class ServiceProcess:
@@ -242,6 +247,32 @@ async def _relogin(sim: SimulatedPbx, proxy: LinkProxy, since: int, within: floa
     await wait_logged_in(sim, within=max(1.0, deadline - time.monotonic()))
 
 
+# A kill comes when the event log is within this many (virtual) seconds of the PBX, as it
+# is at real speed; in fast mode the writer trails by far more virtual time than that,
+# and a kill then would lose calls a real crash does not.
+KILL_LAG = 1.0
+
+
+async def logged_up_to(database_url: str, at: float, *, within: float) -> None:
+    """Until the event log holds an event at ``at`` (epoch seconds) or later."""
+    from sqlalchemy import func, select
+
+    from app.store.db import create_engine, session_factory
+    from app.store.models import CallEvent
+
+    engine = create_engine(database_url)
+    deadline = time.monotonic() + within
+    try:
+        while time.monotonic() < deadline:
+            async with session_factory(engine)() as s:
+                last = (await s.execute(select(func.max(CallEvent.at)))).scalar_one_or_none()
+            if last is not None and last.timestamp() >= at:
+                return
+            await asyncio.sleep(0.05)
+    finally:
+        await engine.dispose()
+
+
 async def settle(
     database_url: str, expected: int, *, within: float = 60.0, quiet: float = 3.0
 ) -> None:
@@ -260,6 +291,48 @@ async def settle(
         elif time.monotonic() - since >= quiet:
             return
         await asyncio.sleep(0.25)
+
+
+TODAY_COUNTS = ("offered", "answered", "abandoned", "timeout", "empty", "transferred")
+
+
+async def today_live_and_stored(
+    service: ServiceProcess, database_url: str, day: dt.date, tz: str = "Europe/Copenhagen"
+) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], float]]:
+    """Today's counts per queue (and the centre) as the running service shows them (its
+    ``acd_today_*`` gauges) and as its database's own visits give them (what a restart
+    rebuilds "today" from: app/live/history.py). Keys: (figure, queue)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from app.acd.kpi import CENTRE, DayBook, KpiConfig
+    from app.live.history import calls_of_day, visits_of_day
+    from app.store.db import create_engine, session_factory
+
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"http://127.0.0.1:{service.http_port}/metrics")).text
+    live: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        name = family.name.removeprefix("acd_today_")
+        if family.name.startswith("acd_today_") and name in TODAY_COUNTS:
+            for sample in family.samples:
+                live[(name, sample.labels["queue"])] = sample.value
+    zone = ZoneInfo(tz)
+    engine = create_engine(database_url)
+    try:
+        sessions = session_factory(engine)
+        visits = await visits_of_day(sessions, "pbx1", day, zone)
+        calls = await calls_of_day(sessions, "pbx1", day, zone)
+    finally:
+        await engine.dispose()
+    book = DayBook(zone, KpiConfig(), keep_days=10_000)
+    book.feed(visits)
+    book.feed(calls)
+    stored: dict[tuple[str, str], float] = {}
+    for queue in {*book.queues(day), CENTRE}:
+        figures = book.figures(day, queue)
+        for name in TODAY_COUNTS:
+            stored[(name, queue)] = float(getattr(figures, name))
+    return live, stored
 
 
 async def run_fault_day(
@@ -313,11 +386,25 @@ async def run_fault_day(
 
                 def begin() -> None:
                     assert fault is not None
-                    gap.append(sim.now())
-                    proxy.cut()
-                    if fault.kind == "kill9":
-                        service.kill9()
-                        restarted.append(asyncio.get_running_loop().create_task(service.start()))
+                    if fault.kind == "ami_cut":
+                        gap.append(sim.now())
+                        proxy.cut()
+                        return
+                    hold.clear()
+
+                    async def crash() -> None:
+                        try:
+                            await logged_up_to(database_url, sim.now() - KILL_LAG, within=30)
+                            gap.append(sim.now())
+                            proxy.cut()
+                            service.kill9()
+                            await service.start()
+                        except BaseException as exc:
+                            errors.append(exc)
+                        finally:
+                            hold.set()
+
+                    restarted.append(asyncio.get_running_loop().create_task(crash()))
 
                 def end() -> None:
                     since = proxy.connections

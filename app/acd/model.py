@@ -81,6 +81,10 @@ class Visit:
     reported_talk: int | None = None
     data_gap: bool = False
     linkedid: str = ""  # of its call: the visit's identity with ``seq`` (KPIs count it once)
+    # Times a resync had to guess (the events that say them were missed in a gap); the
+    # queue's own figures in a later AgentComplete (HoldTime, TalkTime) put them right.
+    guessed_entry: bool = False
+    guessed_answer: bool = False
 
     @property
     def waiting(self) -> bool:
@@ -139,6 +143,13 @@ class Call:
     data_gap: bool = False
     last_at: datetime | None = None
     link: int = 0  # the AMI link session in which this call was last heard of
+    # Up (or first heard of) while the service could not see the PBX: part of the call
+    # may be missing. A resync that finds the PBX's view as ours clears it; a call that
+    # ends with it set is recorded with ``data_gap``.
+    in_gap: bool = False
+    start_seen: bool = False  # the caller leg's ChannelCreated was seen
+    ivr_queue: str | None = None  # the queue the menu sent the caller to
+    routed_at: datetime | None = None  # when the menu did
 
     @property
     def keys(self) -> str:

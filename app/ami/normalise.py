@@ -378,6 +378,9 @@ def _core_show_channel(f: AmiFrame, c: _Ctx) -> LiveChannel:
         linkedid=_uid(f, "Linkedid") or _uid(f, "Uniqueid"),
         channel=f.get("Channel"),
         duration_seconds=_duration(f.get("Duration")),
+        application=f.get("Application"),
+        application_data=f.get("ApplicationData"),
+        bridge_id=f.get("BridgeId"),
     )
 
 

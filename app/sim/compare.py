@@ -28,14 +28,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.acd.model import default_agent_id
 from app.sim.truth import CallTruth
 
 DEFAULT_TOLERANCE = 1.0  # seconds of wait or talk an answered call may be off
-
-
-def default_agent_id(interface: str) -> str:
-    """``PJSIP/agent1`` -> ``agent1`` (the service's default: app.acd.state)."""
-    return interface.rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True, slots=True)
