@@ -61,6 +61,7 @@ from app.services.rekey import RekeyJob
 from app.settings import Settings
 from app.store import restore
 from app.store.agents import Roster
+from app.store.auth import CredentialMemory
 from app.store.db import create_engine, session_factory
 from app.store.writer import Backend, EventWriter, PostgresBackend, SqliteBackend
 
@@ -82,6 +83,8 @@ class Runtime:
     pipeline: Pipeline
     writer: EventWriter
     roster: Roster
+    # Credentials the database recently confirmed (live polls; reads while it is away).
+    credentials: CredentialMemory
     # The configuration files (queues, work data, menu flows): read ``config.current``
     # each time, never keep it (a reload swaps it).
     config: ConfigRegistry
@@ -160,6 +163,7 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
         lambda: config.current.queues,
         agent_of=roster.agent_of,
         due_at=lambda at: callback_due(at, settings.tz),
+        stale_after=timedelta(seconds=settings.stale_call_seconds),
     )
     backend: Backend = (
         SqliteBackend(engine) if settings.is_sqlite else PostgresBackend(settings.database_url)
@@ -180,6 +184,7 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
         pipeline=pipeline,
         writer=writer,
         roster=roster,
+        credentials=CredentialMemory(settings.auth_outage_seconds),
         config=config,
     )
     rt.messages = MessageFiles(

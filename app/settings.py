@@ -77,7 +77,11 @@ class Settings(BaseSettings):
         description="Concurrent FastAGI sessions; beyond it a call gets the dialplan fallback",
     )
     agi_env_timeout: float = Field(
-        default=5.0, gt=0, le=60, description="Seconds for a FastAGI client to send its environment"
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Seconds for a FastAGI client to send its environment, and again to "
+        "answer the first command",
     )
     agi_reply_timeout: float = Field(
         default=30.0,
@@ -110,6 +114,12 @@ class Settings(BaseSettings):
         "re-keys stored hashes and sealed numbers to ACD_CALLER_HASH_KEY (docs/privacy.md)",
     )
     pbx_id: str = Field(default="pbx1", description="Name of this Asterisk box in the records")
+    stale_call_seconds: float = Field(
+        default=43200.0,
+        ge=60.0,
+        description="A call with no event for this long is closed as a data gap (its end was "
+        "lost): longer than any call can last",
+    )
     spill_dir: Path = Field(
         default=Path("var"),
         description="Folder for the event log's spill file while the database is away",
@@ -171,6 +181,13 @@ class Settings(BaseSettings):
         ge=5,
         le=10080,
         description="Lifetime of a bearer token from POST /v1/auth/token, in minutes",
+    )
+    auth_outage_seconds: int = Field(
+        default=900,
+        ge=0,
+        le=86400,
+        description="While the database is unreachable, reads with a credential it confirmed "
+        "within this many seconds are let through from memory; 0 = never",
     )
     max_body_bytes: int = Field(
         default=16384,

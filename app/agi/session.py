@@ -58,6 +58,7 @@ from app.ivr.engine import (
 )
 from app.ivr.model import Flow
 from app.ivr.survey import SurveySampler, SurveyState, survey_advance, survey_hung_up, survey_start
+from app.logbudget import LogBudget
 from app.metrics import Metrics
 from app.privacy import CallerPrivacy, canonical_number
 
@@ -83,6 +84,8 @@ class SessionDeps:
     metrics: Metrics
     clock: Callable[[], datetime]
     samplers: dict[str, SurveySampler] = field(default_factory=dict)
+    # A flood of bad connections must not flood the log (app/logbudget.py).
+    warnings: LogBudget = field(default_factory=lambda: LogBudget(log, "FastAGI"))
 
     def sampler(self, flow: Flow) -> SurveySampler:
         sampler = self.samplers.get(flow.name)
@@ -124,18 +127,25 @@ async def run_session(channel: AgiChannel, deps: SessionDeps) -> str:
     try:
         env = await channel.read_environment()
     except ProtocolError as exc:
-        log.warning("FastAGI: not an AGI client (%s); closing", exc)
+        deps.warnings.warning("protocol_error", "FastAGI: not an AGI client (%s); closing", exc)
         return "protocol_error"
     except AgiError as exc:
-        log.warning("FastAGI: environment not received (%s); closing", exc.reason)
+        if not channel.evicted:  # an eviction is logged where it is done
+            deps.warnings.warning(
+                exc.reason, "FastAGI: environment not received (%s); closing", exc.reason
+            )
         return "incomplete" if exc.reason == "closed" else "timeout"
     uniqueid = env.get("uniqueid")
     script = env.get("network_script")
     if not _UNIQUEID.fullmatch(uniqueid):
-        log.warning("FastAGI: environment without a usable agi_uniqueid; closing")
+        deps.warnings.warning(
+            "protocol_error", "FastAGI: environment without a usable agi_uniqueid; closing"
+        )
         return "protocol_error"
     if script not in SCRIPTS:
-        log.warning("FastAGI %s: unknown script; the dialplan falls back", uniqueid)
+        deps.warnings.warning(
+            "unknown_script", "FastAGI %s: unknown script; the dialplan falls back", uniqueid
+        )
         return "unknown_script"
     flow_name = env.get("arg_1")
     session = _Session(channel, deps, env, script, uniqueid)
@@ -169,7 +179,9 @@ class _Session:
         except ChannelHungUp:
             return "hangup"
         except ProtocolError as exc:
-            log.warning("FastAGI %s: protocol error (%s)", self.uniqueid, exc)
+            self.deps.warnings.warning(
+                "protocol_error", "FastAGI %s: protocol error (%s)", self.uniqueid, exc
+            )
             return "protocol_error"
         except AgiError as exc:
             return exc.reason if exc.reason == "timeout" else "error"
@@ -196,7 +208,9 @@ class _Session:
         except ChannelHungUp as exc:
             reason = "hangup" if exc.confirmed else "error"
         except ProtocolError as exc:
-            log.warning("FastAGI %s: protocol error (%s)", self.uniqueid, exc)
+            self.deps.warnings.warning(
+                "protocol_error", "FastAGI %s: protocol error (%s)", self.uniqueid, exc
+            )
             reason = "error"
         except AgiError as exc:
             reason = "timeout" if exc.reason == "timeout" else "error"

@@ -13,6 +13,7 @@ says so) and a malformed ``Content-Length``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,10 +21,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app.acd.agents import WrongState
 from app.ami.agent_actions import PbxUnavailable
 from app.ami.confirm import TooManyPending
+from app.logbudget import LogBudget
 from app.services.errors import (
     Conflict,
     DomainError,
@@ -34,6 +37,12 @@ from app.services.errors import (
     PbxUnconfirmed,
     Unavailable,
 )
+
+log = logging.getLogger(__name__)
+_away_log = LogBudget(log, "requests while the database is away", lines=5, interval=60.0)
+# The errors of a database that cannot be reached (connection refused, lost, timed out);
+# a refused value or a bug is not one of these.
+DATABASE_AWAY: tuple[type[Exception], ...] = (OperationalError, InterfaceError, ConnectionError)
 
 
 class FieldError(BaseModel):
@@ -151,7 +160,17 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _database_away(request: Request, exc: Exception) -> JSONResponse:
+    # A connection that cannot be made or was lost (the database stopped, the network
+    # cut): not a bug of the request, and not the service's to log at length per request.
+    _away_log.warning("unreachable", "database unreachable on %s: %s", request.url.path,
+                      type(exc).__name__)  # fmt: skip
+    return JSONResponse({"detail": "the database is unreachable; try again"}, status_code=503)
+
+
 def install(app: FastAPI) -> None:
     for kind in (DomainError, WrongState, PbxUnavailable, TooManyPending):
         app.add_exception_handler(kind, _domain_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    for away in DATABASE_AWAY:
+        app.add_exception_handler(away, _database_away)
