@@ -33,6 +33,7 @@ from app.api import (
     work,
 )
 from app.api import docs as api_docs
+from app.api import openapi as api_openapi
 from app.components import Component
 from app.runtime import Runtime, build_runtime
 from app.settings import Settings
@@ -71,7 +72,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # /docs and /redoc without a CDN: app/api/docs.py
         redoc_url=None,
+        # Stable operation ids and unknown query parameters refused: app/api/openapi.py.
+        generate_unique_id_function=api_openapi.operation_id,
+        dependencies=api_openapi.APP_DEPENDENCIES,
     )
+    api_openapi.install(app)
     app.state.rt = rt
     app.add_exception_handler(Exception, _internal_error)
     errors.install(app)

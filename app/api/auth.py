@@ -28,14 +28,15 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, HTTPException, Request, Security
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, OAuth2
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -183,7 +184,7 @@ def access(scope: str, action: str, *, quiet: bool = False) -> Callable[..., Awa
     async def dependency(
         request: Request,
         api_key: str | None = Security(api_key_header),
-        authorization: str | None = Security(oauth2_bearer),
+        authorization: str | None = Security(oauth2_bearer, scopes=[scope]),
     ) -> Principal:
         mark = AuditMark(action=action, target=_target(request.path_params), quiet=quiet)
         request.scope[AUDIT_KEY] = mark
@@ -338,15 +339,46 @@ _TOKEN_FORM = {
                     "type": "object",
                     "required": ["grant_type"],
                     "properties": {
-                        "grant_type": {"type": "string", "enum": ["client_credentials"]},
-                        "client_id": {"type": "string", "maxLength": 64},
-                        "client_secret": {"type": "string", "maxLength": 128},
+                        "grant_type": {
+                            "type": "string",
+                            "enum": ["client_credentials"],
+                            "description": "Always `client_credentials`.",
+                        },
+                        "client_id": {
+                            "type": "string",
+                            "maxLength": 64,
+                            "description": "The user's name (`acd users add NAME`); or "
+                            "send both as HTTP Basic.",
+                        },
+                        "client_secret": {
+                            "type": "string",
+                            "maxLength": 128,
+                            "description": "One of the user's API keys (acdk_...).",
+                        },
                     },
                 }
             }
         },
     }
 }
+
+
+class TokenOut(BaseModel):
+    """A bearer token (RFC 6749 5.1): send it as ``Authorization: Bearer <access_token>``."""
+
+    access_token: str = Field(description="The token (acdt_...); a secret, like the key.")
+    token_type: Literal["bearer"] = Field(description="Always `bearer`.")
+    expires_in: int = Field(description="Seconds until it expires (ACD_TOKEN_TTL_MINUTES).")
+    expires_at: datetime = Field(description="When it expires (the host's clock).")
+
+
+class TokenError(BaseModel):
+    """The token endpoint's errors, in OAuth2's own shape (RFC 6749 5.2)."""
+
+    error: Literal[
+        "invalid_request", "unsupported_grant_type", "invalid_client", "temporarily_unavailable"
+    ] = Field(description="OAuth2's error code.")
+    detail: str = Field(description="What went wrong, in one sentence (English).")
 
 
 def _oauth_error(status: int, error: str, detail: str) -> JSONResponse:
@@ -358,15 +390,21 @@ def _oauth_error(status: int, error: str, detail: str) -> JSONResponse:
 
 @router.post(
     TOKEN_URL,
+    operation_id="issueToken",
     summary="OAuth2 client credentials: an API key (client_secret) for a bearer token",
     openapi_extra=_TOKEN_FORM,
     responses={
-        200: {"description": "access_token, token_type bearer, expires_in seconds"},
-        400: {"description": "malformed request or unsupported grant_type"},
-        401: {"description": "unknown client or wrong secret"},
+        200: {"model": TokenOut, "description": "A bearer token"},
+        400: {"model": TokenError, "description": "Malformed request or unsupported grant_type"},
+        401: {"model": TokenError, "description": "Unknown client or wrong secret"},
+        503: {"model": TokenError, "description": "The database is unreachable"},
     },
 )
 async def token(request: Request) -> JSONResponse:
+    """OAuth2 client-credentials grant (RFC 6749 4.4): POST `grant_type=client_credentials`
+    with the user's name as `client_id` and an API key as `client_secret` (in the form or as
+    HTTP Basic), get a bearer token valid for ACD_TOKEN_TTL_MINUTES. Errors here have
+    OAuth2's own body (`error`, `detail`)."""
     mark = AuditMark(action="auth.token")
     request.scope[AUDIT_KEY] = mark
     body = await request.body()

@@ -98,7 +98,7 @@ class PurgeOut(BaseModel):
 @router.post(
     "/export",
     response_model=SubjectExport,
-    operation_id="privacy_export",
+    operation_id="exportCallerData",
     summary="A citizen's data: every call, visit, survey answer, message and task of a caller",
     responses={**ERRORS, 422: {"model": ErrorOut}},
 )
@@ -110,6 +110,10 @@ async def export(
     privacy: Privacy,
     messages: Messages,
 ) -> SubjectExport:
+    """A citizen's request to see their data (GDPR art. 15): everything stored about the
+    caller whose number is given, found through its keyed hash (the number itself is never
+    stored). The number travels in the body so that no log or audit row keeps it; the
+    reason is kept in the audit log."""
     out = await use.export(sessions, privacy, body.caller, messages)
     audit_note(
         request,
@@ -122,7 +126,7 @@ async def export(
 @router.post(
     "/erase",
     response_model=ErasureOut,
-    operation_id="privacy_erase",
+    operation_id="eraseCallerData",
     summary="Erase a citizen's data: removed or irreversibly anonymised, files included",
     responses={**ERRORS, 422: {"model": ErrorOut}},
 )
@@ -136,6 +140,11 @@ async def erase(
     clock: Clock,
     settings: AppSettings,
 ) -> ErasureOut:
+    """A citizen's request to be forgotten (GDPR art. 17): the caller's survey answers,
+    registration and task notes, sealed numbers, raw PBX frames, refused records and voice
+    messages are deleted; their calls, visits, events and tasks irreversibly anonymised so
+    the reports still add up (docs/privacy.md). The answer counts what was done per table.
+    Cannot be undone."""
     counts = await use.erase(
         sessions,
         privacy,
@@ -151,7 +160,7 @@ async def erase(
 @router.post(
     "/purge",
     response_model=PurgeOut,
-    operation_id="privacy_purge",
+    operation_id="purgeExpiredData",
     summary="Purge now what is past its retention (retention.yaml), or count it (dry run)",
     responses={**ERRORS},
 )
@@ -166,6 +175,10 @@ async def purge(
     settings: AppSettings,
     ctx: MaybeReports,
 ) -> PurgeOut:
+    """Runs the retention purge now (it also runs on its own schedule): deletes or
+    anonymises what is older than retention.yaml keeps it, in bounded batches. With
+    `dry_run` it only counts what would go. Report detail is kept until the days' report
+    tallies are final (`report_detail_before`)."""
     result = await use.purge(
         sessions,
         retention=retention,
