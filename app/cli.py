@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import shutil
 import signal
 import sys
 import time
@@ -24,6 +25,7 @@ from app import plan_cli
 from app.reports import commands as report_commands
 from app.settings import Settings, SettingsError
 from app.tools import commands as tool_commands
+from app.tools import privacy as privacy_commands
 from app.tools.shell import command_settings as _settings
 from app.tools.shell import safe_url as _safe_url
 
@@ -117,6 +119,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         asyncio.run(_migrate(settings))
     else:
         asyncio.run(_require_schema(settings))
+    if settings.caller_hash_key is None:
+        # A random key per process would make every stored hash unfindable after a
+        # restart: no repeat calls, no citizen's request answered. Only the demo may.
+        raise CommandError(
+            "ACD_CALLER_HASH_KEY is not set: set a secret of at least 16 characters "
+            "(only `acd demo` runs without one)"
+        )
     return asyncio.run(_serve(settings, _print_serving))
 
 
@@ -206,6 +215,7 @@ async def _demo(args: argparse.Namespace) -> int:
     base = _settings(http_host=args.host, http_port=args.port)
     db: Path = args.db
     spill = db.parent / f"{db.name}.spill"
+    messages = db.parent / f"{db.name}.messages"  # the demo's voice messages' folder
     agi_port = args.agi_port or _free_port()
 
     def settings_for(ami_port: int) -> Settings:
@@ -223,12 +233,15 @@ async def _demo(args: argparse.Namespace) -> int:
             http_host=base.http_host,
             http_port=base.http_port,
             spill_dir=str(spill),
+            message_dir=str(messages),
             dialer_enabled=True,  # call-backs the simulated callers asked for are placed
         )
 
     _require_free_ports(settings_for(base.ami_port), agi=bool(args.agi_port))
     if not args.continue_:
         demo.wipe(db, spill)
+        shutil.rmtree(messages, ignore_errors=True)
+    messages.mkdir(exist_ok=True)
     await _migrate(settings_for(base.ami_port))
     engine = create_engine(f"sqlite+aiosqlite:///{db}")
     sessions = session_factory(engine)
@@ -261,15 +274,18 @@ async def _demo(args: argparse.Namespace) -> int:
                 whole = asyncio.create_task(
                     simulation.sim.run_day(simulation.plan, simulation.keys)
                 )
-                while kernel.fast_forwarding and not whole.done():  # noqa: ASYNC110
-                    await asyncio.sleep(0.2)
-                log.info(
-                    "demo: the day up to %s played in %.0f s; on at the asked pace",
-                    datetime.fromtimestamp(kernel.now(), base.tz).strftime("%H:%M"),
-                    time.monotonic() - began,
-                )
-                result = await whole
-                log.info("simulated day over: %s", result.summary())
+                try:
+                    while kernel.fast_forwarding and not whole.done():  # noqa: ASYNC110
+                        await asyncio.sleep(0.2)
+                    log.info(
+                        "demo: the day up to %s played in %.0f s; on at the asked pace",
+                        datetime.fromtimestamp(kernel.now(), base.tz).strftime("%H:%M"),
+                        time.monotonic() - began,
+                    )
+                    result = await whole
+                    log.info("simulated day over: %s", result.summary())
+                finally:
+                    whole.cancel()  # a stop ends the day too (not left to the loop's end)
 
             played = asyncio.create_task(play(), name="acd-demo-day")
 
@@ -642,6 +658,13 @@ COMMANDS: list[Command] = [
         "changed (idempotent)",
         report_commands.cmd_recompute,
         report_commands.recompute_args,
+    ),
+    Command(
+        "privacy",
+        "personal data: `acd privacy purge [--dry-run]`, `export --caller NUMBER --reason "
+        "WHY`, `erase --caller NUMBER --reason WHY` (JSON, audited)",
+        privacy_commands.cmd_privacy,
+        privacy_commands.privacy_args,
     ),
     Command(
         "simulate",

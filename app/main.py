@@ -25,6 +25,7 @@ from app.api import (
     ivr,
     live,
     planning,
+    privacy,
     report_archive,
     reports,
     surveys,
@@ -32,6 +33,7 @@ from app.api import (
     work,
 )
 from app.api import docs as api_docs
+from app.api import openapi as api_openapi
 from app.components import Component
 from app.runtime import Runtime, build_runtime
 from app.settings import Settings
@@ -70,7 +72,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # /docs and /redoc without a CDN: app/api/docs.py
         redoc_url=None,
+        # Stable operation ids and unknown query parameters refused: app/api/openapi.py.
+        generate_unique_id_function=api_openapi.operation_id,
+        dependencies=api_openapi.APP_DEPENDENCIES,
     )
+    api_openapi.install(app)
     app.state.rt = rt
     app.add_exception_handler(Exception, _internal_error)
     errors.install(app)
@@ -92,5 +98,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(work.router)
     app.include_router(planning.router)
+    app.include_router(privacy.router)
     app.include_router(wallboard.router)
     return app

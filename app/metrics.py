@@ -224,6 +224,13 @@ class Metrics:
         self.audit_errors = Counter(
             "acd_audit_write_errors", "Audit log rows that could not be written", registry=r
         )
+        self.auth_outage = Counter(
+            "acd_auth_database_unreachable",
+            "Requests whose credentials could not be checked against the database, by what "
+            "was done: remembered (a recent confirmation let a read through), refused (503)",
+            ["result"],
+            registry=r,
+        )
         self.agent_actions = Counter(
             "acd_agent_actions",
             "Agent actions through the API (login, logout, pause, unpause, transfer), by result",

@@ -272,9 +272,14 @@ class Pipeline:
 
     async def resync(self, action: Callable[..., Any]) -> int:
         """Ask the PBX what is going on now and rebuild the live picture from it."""
-        at = self.clock() + self.skew
+        # Logged in again: what is heard of from here on is newer than the answers.
+        self.centre.link_up()
         status = await action({"Action": "QueueStatus"}, as_list=True)
         channels = await action({"Action": "CoreShowChannels"}, as_list=True)
+        # The answers' waits and durations count to when the PBX sent them: now, on the
+        # PBX's clock as the newest events set it.
+        self.flush()
+        at = self.clock() + self.skew
         snapshot = build_snapshot(self.normaliser, [*_items(status), *_items(channels)], at)
         closed = apply_resync(self.centre, snapshot, at)
         self.flush()

@@ -14,6 +14,7 @@ import os
 import re
 from dataclasses import dataclass
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 ANONYMOUS = "anonymous"
@@ -73,13 +74,36 @@ class Caller:
 
 
 class CallerPrivacy:
-    """Keyed hashing, masking and sealing of caller numbers and names."""
+    """Keyed hashing, masking and sealing of caller numbers and names.
 
-    def __init__(self, key: bytes) -> None:
+    Key rotation: ``previous`` is the key being rotated out (``ACD_CALLER_HASH_KEY_PREVIOUS``).
+    New hashes and seals are always under the current key; look-ups (``hashes``) try both
+    and ``unseal`` opens either, until the re-key (app/services/rekey.py) has moved every
+    stored hash and sealed number to the current key and the previous key is removed."""
+
+    def __init__(self, key: bytes, previous: bytes | None = None) -> None:
         if len(key) < 16:
             raise ValueError("caller hash key must be at least 16 bytes")
         self._hash_key = hmac.new(key, b"acd/caller-hash/v1", hashlib.sha256).digest()
         self._seal_key = hmac.new(key, b"acd/callback-seal/v1", hashlib.sha256).digest()
+        self.previous: CallerPrivacy | None = None
+        if previous is not None and previous != key:
+            self.previous = CallerPrivacy(previous)
+
+    @property
+    def hash_key(self) -> bytes:
+        """The derived HMAC key of ``hash`` (for the re-key's search, in another process)."""
+        return self._hash_key
+
+    def hashes(self, value: str) -> tuple[str, ...]:
+        """Every hash ``value`` may be stored under: the current key's, then the previous
+        key's during a rotation (look-ups: a citizen's data, a repeat caller)."""
+        first = self.hash(value)
+        if not first:
+            return ()
+        if self.previous is None:
+            return (first,)
+        return (first, self.previous.hash(value))
 
     @classmethod
     def ephemeral(cls) -> CallerPrivacy:
@@ -104,8 +128,24 @@ class CallerPrivacy:
         return base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
 
     def unseal(self, token: str) -> str:
+        """The sealed number (under the current key, or the previous during a rotation)."""
         raw = base64.urlsafe_b64decode(token.encode("ascii"))
-        return AESGCM(self._seal_key).decrypt(raw[:12], raw[12:], b"callback").decode("utf-8")
+        try:
+            plain = AESGCM(self._seal_key).decrypt(raw[:12], raw[12:], b"callback")
+        except InvalidTag:
+            if self.previous is None:
+                raise
+            return self.previous.unseal(token)
+        return plain.decode("utf-8")
+
+    def sealed_by_current(self, token: str) -> bool:
+        """Whether ``token`` opens under the current key (the re-key's test)."""
+        raw = base64.urlsafe_b64decode(token.encode("ascii"))
+        try:
+            AESGCM(self._seal_key).decrypt(raw[:12], raw[12:], b"callback")
+        except InvalidTag:
+            return False
+        return True
 
 
 def _looks_like_number(value: str) -> bool:

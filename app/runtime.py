@@ -37,7 +37,7 @@ from app.ami.link import AmiLink
 from app.ami.normalise import Normaliser
 from app.clock import PbxClock
 from app.components import Component, DatabaseComponent, RedisComponent
-from app.config.kinds import GOALS
+from app.config.kinds import GOALS, RETENTION
 from app.config.registry import ConfigRegistry
 from app.dialer import CallbackDialer
 from app.ha.lease import Lease
@@ -49,6 +49,7 @@ from app.live.hub import LiveHub
 from app.live.mirror import RedisMirror, RedisReader
 from app.live.queries import estimate_from
 from app.live.store import LiveStore
+from app.messages import MessageFiles, MessageFolder
 from app.metrics import Metrics
 from app.pipeline import Pipeline
 from app.planning import IntradayMonitor, Planner, PlanningError, schedule_of_flows
@@ -57,9 +58,13 @@ from app.reports.archive import ReportArchive
 from app.reports.goals import goals_on
 from app.reports.rollup import Context as ReportContext
 from app.reports.rollup import RollupJob
+from app.retention import DEFAULTS, RetentionConfig
+from app.services.privacy import PurgeJob
+from app.services.rekey import RekeyJob
 from app.settings import Settings
 from app.store import restore
 from app.store.agents import Roster
+from app.store.auth import CredentialMemory
 from app.store.db import create_engine, session_factory
 from app.store.writer import Backend, EventWriter, PostgresBackend, SqliteBackend
 
@@ -81,6 +86,8 @@ class Runtime:
     pipeline: Pipeline
     writer: EventWriter
     roster: Roster
+    # Credentials the database recently confirmed (live polls; reads while it is away).
+    credentials: CredentialMemory
     # The configuration files (queues, work data, menu flows): read ``config.current``
     # each time, never keep it (a reload swaps it).
     config: ConfigRegistry
@@ -106,6 +113,12 @@ class Runtime:
     # standby relays the events it makes (its FastAGI sessions, the API) to the owner.
     ownership: Ownership | None = None
     relay: RelaySender | None = None
+    # The voice messages' files (app/messages.py); set by build_runtime.
+    messages: MessageFiles = field(default_factory=lambda: MessageFiles(None, list))
+
+    def retention(self) -> RetentionConfig:
+        """How long each kind of data is kept (retention.yaml, or its defaults)."""
+        return self.config.current[RETENTION] or DEFAULTS
 
     def report_context(self) -> ReportContext | None:
         """What reports are counted with, from the running configuration (None: no
@@ -160,7 +173,11 @@ class Runtime:
 
 def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime:
     if settings.caller_hash_key is not None:
-        privacy = CallerPrivacy(settings.caller_hash_key.get_secret_value().encode("utf-8"))
+        previous = settings.caller_hash_key_previous
+        privacy = CallerPrivacy(
+            settings.caller_hash_key.get_secret_value().encode("utf-8"),
+            previous.get_secret_value().encode("utf-8") if previous is not None else None,
+        )
     else:
         log.warning(
             "ACD_CALLER_HASH_KEY is not set: caller hashes are random per process and "
@@ -179,6 +196,7 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
         lambda: config.current.queues,
         agent_of=roster.agent_of,
         due_at=lambda at: callback_due(at, settings.tz),
+        stale_after=timedelta(seconds=settings.stale_call_seconds),
     )
     lease = (
         Lease(settings.database_url, settings.pbx_id, ttl=settings.lease_ttl)
@@ -210,7 +228,12 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
         pipeline=pipeline,
         writer=writer,
         roster=roster,
+        credentials=CredentialMemory(settings.auth_outage_seconds),
         config=config,
+    )
+    rt.messages = MessageFiles(
+        settings.message_dir,
+        lambda: [f.callback.message_dir for f in config.current.flows.values()],
     )
     rt.listeners.append(pipeline.on_event)
     pipeline.listeners.append(rt.confirmations.on_event)
@@ -223,7 +246,7 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
         rt.components.append(RedisComponent(rt.redis, required=is_reader))
     # The owner's parts: on a single process (or an API replica) simply components; with
     # a lease, started only while this process holds it (app/ha/ownership.py).
-    head: list[Component] = [writer, pipeline]
+    head: list[Component] = [writer, pipeline, MessageFolder(rt.messages)]
     tail: list[Component] = []
     standby: list[Component] = []
     _live(rt, is_reader, head, standby, ha=lease is not None)
@@ -232,6 +255,23 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
     if not is_reader:
         # Counts the report tallies of the last weeks' days ahead of the reports.
         tail.append(RollupJob(sessions, rt.report_context, clock.now))
+        if settings.purge_interval_minutes > 0:
+            # Deletes what is past its retention (retention.yaml), in small batches.
+            tail.append(
+                PurgeJob(
+                    sessions,
+                    retention=rt.retention,
+                    ctx=rt.report_context,
+                    clock=clock.now,
+                    tz=settings.tz,
+                    files=rt.messages,
+                    spill_dir=settings.spill_dir,
+                    interval=settings.purge_interval_minutes * 60.0,
+                )
+            )
+        if privacy.previous is not None:
+            # A key rotation under way: stored hashes and sealed numbers move to the new key.
+            tail.append(RekeyJob(sessions, privacy, clock.now))
         if settings.report_archive:
             # Makes and keeps the weekly, monthly and quarterly reports as periods end.
             tail.append(

@@ -77,7 +77,11 @@ class Settings(BaseSettings):
         description="Concurrent FastAGI sessions; beyond it a call gets the dialplan fallback",
     )
     agi_env_timeout: float = Field(
-        default=5.0, gt=0, le=60, description="Seconds for a FastAGI client to send its environment"
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Seconds for a FastAGI client to send its environment, and again to "
+        "answer the first command",
     )
     agi_reply_timeout: float = Field(
         default=30.0,
@@ -101,7 +105,13 @@ class Settings(BaseSettings):
     )
     caller_hash_key: SecretStr | None = Field(
         default=None,
-        description="Key for the keyed hash of caller numbers; unset = random per process",
+        description="Key for the keyed hash of caller numbers; `acd serve` refuses to start "
+        "without it (only the demo runs on a random key per process)",
+    )
+    caller_hash_key_previous: SecretStr | None = Field(
+        default=None,
+        description="The key being rotated out: accepted for look-ups while the service "
+        "re-keys stored hashes and sealed numbers to ACD_CALLER_HASH_KEY (docs/privacy.md)",
     )
     pbx_id: str = Field(default="pbx1", description="Name of this Asterisk box in the records")
     lease: Literal["auto", "on", "off"] = Field(
@@ -120,9 +130,27 @@ class Settings(BaseSettings):
     lease_poll_interval: float = Field(
         default=0.5, gt=0, le=30, description="Seconds between a standby's takeover tries"
     )
+    stale_call_seconds: float = Field(
+        default=43200.0,
+        ge=60.0,
+        description="A call with no event for this long is closed as a data gap (its end was "
+        "lost): longer than any call can last",
+    )
     spill_dir: Path = Field(
         default=Path("var"),
         description="Folder for the event log's spill file while the database is away",
+    )
+    message_dir: Path | None = Field(
+        default=None,
+        description="The voice messages' folder as this service sees it (the menu's "
+        "callback.message_dir, shared with Asterisk); unset = the menu's own path",
+    )
+    purge_interval_minutes: int = Field(
+        default=60,
+        ge=0,
+        le=10080,
+        description="Minutes between two runs of the purge of data past its retention "
+        "(retention.yaml); 0 = only `acd privacy purge`",
     )
 
     # --- live figures ---------------------------------------------------------------
@@ -169,6 +197,13 @@ class Settings(BaseSettings):
         ge=5,
         le=10080,
         description="Lifetime of a bearer token from POST /v1/auth/token, in minutes",
+    )
+    auth_outage_seconds: int = Field(
+        default=900,
+        ge=0,
+        le=86400,
+        description="While the database is unreachable, reads with a credential it confirmed "
+        "within this many seconds are let through from memory; 0 = never",
     )
     max_body_bytes: int = Field(
         default=16384,
@@ -236,7 +271,7 @@ class Settings(BaseSettings):
     def _database_url(cls, value: str) -> str:
         return normalise_database_url(value.strip())
 
-    @field_validator("redis_url", "ami_host", mode="before")
+    @field_validator("redis_url", "ami_host", "caller_hash_key_previous", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
@@ -277,7 +312,7 @@ class Settings(BaseSettings):
             raise ValueError("must be 1-32 of a-z, 0-9, '_' or '-', starting with a letter/digit")
         return value
 
-    @field_validator("caller_hash_key")
+    @field_validator("caller_hash_key", "caller_hash_key_previous")
     @classmethod
     def _hash_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 16:

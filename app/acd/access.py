@@ -36,6 +36,8 @@ SCOPES: dict[str, str] = {
     "live:read": "the live picture: queues, agents, calls in progress, the stream",
     "reports:read": "reports against the service goals (by agent: as agents:read reaches)",
     "planning:read": "forecasts and staffing plans (a supervisor: all queues)",
+    "messages:listen": "listen to a caller's voice message (an agent: its queues' tasks)",
+    "privacy:admin": "a citizen's request (export, erase of their data) and the purge",
 }
 READ_SCOPES = frozenset(s for s in SCOPES if s.endswith(":read"))
 WRITE_SCOPES = frozenset(SCOPES) - READ_SCOPES
@@ -51,6 +53,7 @@ _AGENT = frozenset(
         "callbacks:write",
         "surveys:read",
         "reports:read",  # the centre's figures; its own among the agents'
+        "messages:listen",  # the messages of its own queues' tasks, audited
     }
 )
 ROLE_SCOPES: dict[Role, frozenset[str]] = {

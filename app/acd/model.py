@@ -27,6 +27,9 @@ Outcome = Literal[
 
 # Hang-up causes (Q.850) that are an ordinary end of a call, not a failure.
 NORMAL_CAUSES = frozenset({0, 16, 17, 18, 19, 21, 31, 32})
+# Asterisk's hangup causes are Q.850's, 0-127; a value beyond (``Cause: 99999``) says
+# nothing about how the call ended, so it cannot make a call "failed".
+Q850_CAUSES = range(128)
 # QUEUESTATUS values meaning the caller never got into the queue.
 NOT_QUEUED = frozenset({"JOINEMPTY", "JOINUNAVAIL", "FULL"})
 
@@ -78,6 +81,10 @@ class Visit:
     reported_talk: int | None = None
     data_gap: bool = False
     linkedid: str = ""  # of its call: the visit's identity with ``seq`` (KPIs count it once)
+    # Times a resync had to guess (the events that say them were missed in a gap); the
+    # queue's own figures in a later AgentComplete (HoldTime, TalkTime) put them right.
+    guessed_entry: bool = False
+    guessed_answer: bool = False
 
     @property
     def waiting(self) -> bool:
@@ -136,6 +143,13 @@ class Call:
     data_gap: bool = False
     last_at: datetime | None = None
     link: int = 0  # the AMI link session in which this call was last heard of
+    # Up (or first heard of) while the service could not see the PBX: part of the call
+    # may be missing. A resync that finds the PBX's view as ours clears it; a call that
+    # ends with it set is recorded with ``data_gap``.
+    in_gap: bool = False
+    start_seen: bool = False  # the caller leg's ChannelCreated was seen
+    ivr_queue: str | None = None  # the queue the menu sent the caller to
+    routed_at: datetime | None = None  # when the menu did
 
     @property
     def keys(self) -> str:
@@ -242,6 +256,7 @@ def outcome_of(call: Call) -> Outcome:
         return "abandoned"
     if call.queue_status in NOT_QUEUED:
         return "failed"
-    if call.hangup_cause is not None and call.hangup_cause not in NORMAL_CAUSES:
+    cause = call.hangup_cause
+    if cause is not None and cause in Q850_CAUSES and cause not in NORMAL_CAUSES:
         return "failed"
     return "ivr_hangup"

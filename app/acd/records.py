@@ -340,6 +340,7 @@ class SurveyRecord:
     caller_display=32,
     number_sealed="text",
     note="text",
+    recording="text",
 )
 @dataclass(frozen=True, slots=True)
 class CallbackRecord:
@@ -355,6 +356,7 @@ class CallbackRecord:
     requested_at: datetime
     due_at: datetime
     note: str | None
+    recording: str | None = None  # a message's file (without extension)
 
 
 @bounded("data_gaps", pbx=32, reason=64)

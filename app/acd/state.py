@@ -104,8 +104,15 @@ class CallCentre:
         self._gap_reason = "ami link down"
         # Link sessions: events stream in while the resync's actions are in flight, so a
         # call or member heard of since the link came back is alive whatever the (older)
-        # snapshot says; only what was last heard of before the loss is in doubt.
+        # snapshot says; only what was last heard of before the loss is in doubt. A new
+        # session starts when the link is lost and when it is back (``link_up``); while it
+        # is down (``_linked`` false) nothing marks a call heard of: the menu's events
+        # (FastAGI) keep coming, but they say nothing of what the PBX did meanwhile.
         self._link = 0
+        self._linked = True
+        # From a loss (or a restart) until the resync: a call first heard of now may have
+        # begun unseen (``Call.in_gap``).
+        self._doubt = False
 
     @property
     def catalogue(self) -> QueueCatalogue | None:
@@ -153,8 +160,12 @@ class CallCentre:
                 if now - call.ended_at >= self.grace:
                     self._forget(linkedid)
             elif call.last_at is not None and now - call.last_at >= self.stale_after:
-                # Nothing heard of this call for hours: its Hangup was lost.
+                # Nothing heard of this call for longer than any call lasts: its Hangup
+                # was lost. Closed where it was last heard of, flagged.
                 call.data_gap = True
+                for v in call.visits:
+                    if v.outcome is None or v.talking:
+                        v.data_gap = True
                 self._end_call(call, call.last_at, cause=None)
                 self._forget(linkedid)
 
@@ -191,11 +202,28 @@ class CallCentre:
     # ---- link gaps and resync ----------------------------------------------------
 
     def link_lost(self, at: datetime, reason: str = "ami link down") -> None:
-        """The AMI link went down at ``at``: what follows until resync is a gap."""
+        """The AMI link went down at ``at``: what follows until resync is a gap. Every
+        call up now may miss a part (``in_gap``) until the resync looks at it."""
         self._link += 1
+        self._linked = False
+        self._doubt = True
+        for call in self.calls.values():
+            if call.ended_at is None:
+                call.in_gap = True
         if self._gap_from is None:
             self._gap_from, self._gap_reason = at, reason
             self._records.append(GapRecord(self.pbx, at, None, 0, reason))
+
+    def link_up(self) -> None:
+        """The AMI link is back (logged in, before the resync's actions): what is heard
+        of from now on is newer than the snapshot the resync will get."""
+        if not self._linked:
+            self._link += 1
+            self._linked = True
+
+    @property
+    def linked(self) -> bool:
+        return self._linked
 
     def restore(
         self,
@@ -224,6 +252,9 @@ class CallCentre:
         elif restored:
             last = max((c.last_at or c.started_at) for c in restored)
             self.link_lost(down_since or last, "service restart")
+        # Whatever the log held, the PBX went on while no process watched: a call heard
+        # of before the first resync may have begun unseen.
+        self._doubt = True
         return len(restored)
 
     def waiting(self, queue: str) -> list[tuple[Call, Visit]]:
@@ -299,7 +330,9 @@ class CallCentre:
     def _call(self, linkedid: str, at: datetime) -> Call:
         call = self.calls.get(linkedid)
         if call is None:
-            call = Call(pbx=self.pbx, linkedid=linkedid, started_at=at, last_at=at)
+            call = Call(
+                pbx=self.pbx, linkedid=linkedid, started_at=at, last_at=at, in_gap=self._doubt
+            )
             self.calls[linkedid] = call
             self._dirty_calls.add(linkedid)
         return call
@@ -312,7 +345,8 @@ class CallCentre:
 
     def _touch(self, call: Call, at: datetime) -> None:
         call.last_at = at if call.last_at is None else max(call.last_at, at)
-        call.link = self._link
+        if self._linked:
+            call.link = self._link
         self._dirty_calls.add(call.linkedid)
 
     def _emit_call(self, call: Call) -> None:
@@ -353,6 +387,13 @@ class CallCentre:
             call.ended_at = at
             if cause is not None:
                 call.hangup_cause = cause
+            if call.in_gap and _gap_shows(call):
+                # Part of this call went by unseen, and it shows in how it ends: its
+                # record may be wrong, and says so.
+                call.data_gap = True
+                for v in call.visits:
+                    if v.outcome is None or v.talking:
+                        v.data_gap = True
             for v in call.visits:
                 if v.waiting:
                     # Still in the queue when everything hung up: an abandon.
@@ -508,6 +549,20 @@ class CallCentre:
         return member
 
 
+def _gap_shows(call: Call) -> bool:
+    """A call that lived through a gap no resync compared (its events came again before
+    the resync's answers), at its end: could what went by unseen make its record wrong?
+    Not when every part of it was closed by events heard since (a talk ended by its
+    AgentComplete, a wait by its abandon or connect); yes when it began unseen, when its
+    end must guess how a wait or a talk ended, or when the menu sent it to a queue whose
+    join went by unseen."""
+    if not call.start_seen:
+        return True
+    if any(v.outcome is None or v.talking for v in call.visits):
+        return True
+    return call.ivr_route == "queue" and not call.visits
+
+
 # --------------------------------------------------------------------------------------
 # Transitions: one function per event type
 # --------------------------------------------------------------------------------------
@@ -519,7 +574,11 @@ def _on_channel_created(cc: CallCentre, e: ev.ChannelCreated) -> None:
     call.known.add(e.uniqueid)
     cc._channel_call[e.uniqueid] = call.linkedid
     if e.uniqueid == call.linkedid or not call.caller_uniqueid:
-        # The first channel of a call is the caller's leg.
+        # The first channel of a call is the caller's leg: its start is seen.
+        if not call.start_seen:
+            call.start_seen = True
+            call.in_gap = False
+            call.started_at = e.at if call.caller_uniqueid else min(call.started_at, e.at)
         if not call.caller_uniqueid:
             call.caller_uniqueid = e.uniqueid
             call.started_at = min(call.started_at, e.at)
@@ -596,9 +655,27 @@ def _on_queue_join(cc: CallCentre, e: ev.QueueCallerJoined) -> None:
     cc._touch(call, e.at)
 
 
+def _gap_visit(cc: CallCentre, call: Call, queue: str, entered_at: datetime) -> Visit:
+    """A visit whose QueueCallerJoin went by in a gap, made from a later event."""
+    visit = Visit(
+        seq=len(call.visits) + 1,
+        queue=queue,
+        entered_at=entered_at,
+        position=None,
+        data_gap=True,
+        linkedid=call.linkedid,
+        guessed_entry=True,
+    )
+    call.data_gap = True
+    cc._open_visit(call, visit)
+    return visit
+
+
 def _on_queue_abandon(cc: CallCentre, e: ev.QueueCallerAbandoned) -> None:
     call = cc._call_of(e)
     visit = call.visit(e.queue) if call is not None else None
+    if call is not None and visit is None and call.in_gap:
+        visit = _gap_visit(cc, call, e.queue, e.at - timedelta(seconds=e.hold_time))
     if call is None or visit is None:
         return
     visit.left_at = visit.left_at or e.at
@@ -647,6 +724,8 @@ def _on_agent_ringnoanswer(cc: CallCentre, e: ev.AgentRingNoAnswer) -> None:
 def _on_agent_connect(cc: CallCentre, e: ev.AgentConnected) -> None:
     call = cc._call_of(e)
     visit = call.visit(e.queue) if call is not None else None
+    if call is not None and visit is None and call.in_gap:
+        visit = _gap_visit(cc, call, e.queue, e.at - timedelta(seconds=e.hold_time))
     if call is None or visit is None:
         return
     rang_at = visit.ringing.get(e.interface)
@@ -669,6 +748,64 @@ def _on_agent_connect(cc: CallCentre, e: ev.AgentConnected) -> None:
     cc._touch(call, e.at)
 
 
+def answered_in_gap(
+    cc: CallCentre,
+    call: Call,
+    visit: Visit,
+    interface: str,
+    agent_uniqueid: str | None,
+    answered_at: datetime,
+    *,
+    guessed: bool,
+    member_name: str = "",
+) -> None:
+    """``visit`` was answered by ``interface`` while the service could not see it (the
+    AgentConnect went by in a gap): the answer as well as it is known, flagged. A visit
+    already closed as not answered (a guess at the call's end) is put right."""
+    answered_at = max(answered_at, visit.entered_at)
+    visit.answered_at = answered_at
+    visit.left_at = answered_at
+    visit.guessed_answer = guessed
+    visit.agent_interface = interface
+    visit.agent_uniqueid = agent_uniqueid
+    visit.agent = cc.agent_of(interface)
+    visit.data_gap = True
+    call.data_gap = True
+    if visit.outcome not in (None, "answered"):
+        visit.outcome = None  # the guess is replaced (counted again as answered)
+    cc._decide(visit, "answered")
+    cc._stop_ringing(call, visit, answered_at, keep=interface)
+    visit.ringing.clear()
+    if call.ended_at is None and visit.talk_end_at is None:
+        agent = cc._agent(interface, member_name)
+        agent.ringing.discard(call.linkedid)
+        agent.on_call = call.linkedid
+        agent.call_queue = visit.queue
+        agent.wrapup_until = None
+        cc._agent_state(agent, answered_at, f"gap-answer:{call.linkedid}:{visit.seq}", visit.queue)
+
+
+def _answered_in_gap(cc: CallCentre, call: Call, e: ev.AgentCompleted) -> Visit | None:
+    """An AgentComplete for a visit whose answer went by in a gap: the visit as the
+    event's HoldTime and TalkTime tell it."""
+    answered_at = e.at - timedelta(seconds=e.talk_time)
+    visit = call.visit(e.queue)
+    if visit is None or visit.answered_at is not None:
+        visit = _gap_visit(cc, call, e.queue, answered_at - timedelta(seconds=e.hold_time))
+        visit.guessed_entry = False
+    answered_in_gap(
+        cc,
+        call,
+        visit,
+        e.interface,
+        e.agent_uniqueid or None,
+        answered_at,
+        guessed=False,
+        member_name=e.member_name,
+    )
+    return visit
+
+
 def _on_agent_complete(cc: CallCentre, e: ev.AgentCompleted) -> None:
     call = cc._call_of(e)
     if call is None:
@@ -681,8 +818,19 @@ def _on_agent_complete(cc: CallCentre, e: ev.AgentCompleted) -> None:
         ),
         None,
     )
+    if visit is None and call.in_gap:
+        visit = _answered_in_gap(cc, call, e)
     if visit is None:
         return
+    if visit.guessed_answer or visit.guessed_entry:
+        # The queue's own figures: talk and hold time, to the second.
+        answered = e.at - timedelta(seconds=e.talk_time)
+        if visit.guessed_answer:
+            visit.answered_at = visit.left_at = answered
+            visit.guessed_answer = False
+        if visit.guessed_entry and visit.answered_at is not None:
+            visit.entered_at = visit.answered_at - timedelta(seconds=e.hold_time)
+            visit.guessed_entry = False
     visit.complete_reason = e.reason
     if e.reason in ("caller", "agent"):
         # Who ended the conversation (transfer: the call goes on). It can come after the
@@ -743,8 +891,18 @@ def _on_attended_transfer(cc: CallCentre, e: ev.AttendedTransferred) -> None:
 def _on_hangup(cc: CallCentre, e: ev.ChannelHungUp) -> None:
     linkedid = e.linkedid or cc._channel_call.get(e.uniqueid, "")
     call = cc.calls.get(linkedid)
+    if call is None and cc._doubt and e.uniqueid == linkedid:
+        # The caller's own leg of a call begun in a gap, ended before the resync saw it:
+        # recorded (what little is known of it, flagged) rather than lost.
+        call = cc._call(linkedid, e.at)
+        call.caller_uniqueid = e.uniqueid
+        call.data_gap = True
     if call is None:
         return
+    caller_leg = e.uniqueid in (call.caller_uniqueid, call.linkedid)
+    # A call begun in a gap may not have all its channels known: the caller's hang-up
+    # ends it, another leg's does not.
+    partial = call.in_gap and not call.start_seen
     call.channels.pop(e.uniqueid, None)
     cc._channel_call.pop(e.uniqueid, None)
     if e.uniqueid == call.caller_uniqueid:
@@ -756,7 +914,7 @@ def _on_hangup(cc: CallCentre, e: ev.ChannelHungUp) -> None:
             if v.agent_uniqueid == e.uniqueid and v.talking:
                 cc._talk_ended(v, e.at)
                 cc._agent_call_ended(v, e.at, call)
-    if not call.channels:
+    if (caller_leg and partial) or (not call.channels and not partial):
         call.hung_up = call.hung_up or call.ended_at is None
         cc._end_call(call, e.at, cause=None)
     cc._touch(call, e.at)
@@ -852,6 +1010,8 @@ def _on_ivr_routed(cc: CallCentre, e: ev.IvrRouted) -> None:
     if call is not None:
         call.ivr_route = "queue"
         call.ivr_estimate = e.estimated_wait_seconds
+        call.ivr_queue = e.queue
+        call.routed_at = e.at
 
 
 def _on_ivr_forwarded(cc: CallCentre, e: ev.IvrForwarded) -> None:
@@ -905,7 +1065,8 @@ def _on_callback_accepted(cc: CallCentre, e: ev.IvrCallbackAccepted) -> None:
             number_sealed=e.number_sealed,
             requested_at=first,
             due_at=cc._due_at(e.at),
-            note=e.recording,
+            note=None,
+            recording=e.recording,
         )
     )
 

@@ -27,8 +27,8 @@ class Choice(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    code: Code
-    title: str = Field(min_length=1, max_length=80)
+    code: Code = Field(description="The code to send and store (e.g. `frokost`, `straksafklaret`).")
+    title: str = Field(min_length=1, max_length=80, description="What agents read for it (Danish).")
 
 
 def _unique(choices: tuple[Choice, ...], what: str) -> tuple[Choice, ...]:
@@ -111,11 +111,37 @@ class Goals(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    first_contact_resolution: float = Field(0.60, ge=0, le=1)
-    satisfaction: float = Field(6.5, ge=1, le=9)
-    registration_rate: float = Field(0.95, ge=0, le=1)
-    average_handle_seconds: float = Field(420.0, gt=0)
-    ready_share: float = Field(0.85, ge=0, le=1)
+    first_contact_resolution: float = Field(
+        0.60,
+        ge=0,
+        le=1,
+        description="Goal for an agent's first-contact resolution (share 0-1, at least).",
+    )
+    satisfaction: float = Field(
+        6.5,
+        ge=1,
+        le=9,
+        description="Goal for an agent's mean 'overall' survey answer (1-9, above).",
+    )
+    registration_rate: float = Field(
+        0.95,
+        ge=0,
+        le=1,
+        description="Goal for the share of answered calls an agent registers (0-1, at least).",
+    )
+    average_handle_seconds: float = Field(
+        420.0,
+        gt=0,
+        description="Goal for an agent's average handling time, talk plus wrap-up (seconds, "
+        "at most).",
+    )
+    ready_share: float = Field(
+        0.85,
+        ge=0,
+        le=1,
+        description="Goal for the share of logged-in time an agent is ready for calls (0-1, "
+        "at least).",
+    )
 
 
 class WorkConfig(BaseModel):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.agi.protocol import (
@@ -33,7 +34,7 @@ _MEDIA = ("ANSWER", "STREAM FILE", "GET DATA", "WAIT FOR DIGIT", "RECORD FILE")
 
 @dataclass(frozen=True, slots=True)
 class AgiLimits:
-    env_timeout: float = 5.0
+    env_timeout: float = 5.0  # the environment; and again the first command's answer
     reply_timeout: float = 30.0
     write_timeout: float = 5.0
     hangup_grace: float = 0.5  # how long to wait for HANGUP after a result=-1
@@ -93,6 +94,9 @@ class AgiChannel:
         self._events: deque[Event] = deque()
         self.hungup = False
         self.commands_sent = 0
+        self.proven = False  # answered a command (module doc)
+        self.on_proven: Callable[[], None] | None = None
+        self.evicted = False
         self._ends_at = asyncio.get_running_loop().time() + limits.session_seconds
 
     async def read_environment(self) -> Environment:
@@ -117,6 +121,8 @@ class AgiChannel:
         await self.send(command)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.limits.reply_timeout + command.media_ms / 1000
+        if not self.proven:
+            deadline = min(deadline, loop.time() + self.limits.env_timeout)
         while True:
             event = await self._next(deadline)
             if isinstance(event, HangupNotice):
@@ -126,6 +132,10 @@ class AgiChannel:
                 continue
             if isinstance(event, Environment):  # pragma: no cover - parser never does this
                 raise ProtocolError("second AGI environment")
+            if not self.proven:
+                self.proven = True
+                if self.on_proven is not None:
+                    self.on_proven()
             if event.dead_channel:
                 self.hungup = True
                 raise ChannelHungUp(True, event)
@@ -150,6 +160,11 @@ class AgiChannel:
             raise AgiTimeout("peer does not read") from None
         except (ConnectionError, OSError) as exc:
             raise ConnectionLost(str(exc)) from None
+
+    def evict(self) -> None:
+        """Close the connection at once to make room (the session's next read fails)."""
+        self.evicted = True
+        self.writer.transport.abort()
 
     async def close(self) -> None:
         self.writer.close()

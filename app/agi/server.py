@@ -2,9 +2,21 @@
 
 Not panoramisk's (it spins forever on a client that leaves mid-environment and does not
 import on 3.11). Each connection is an independent task with its own deadlines, so a slow,
-silent or garbage-sending peer only ever holds its own task. Beyond ``max_sessions`` a
-connection is answered cleanly (its environment read, then closed without a route) and the
-dialplan's fallback puts the caller in the general queue.
+silent or garbage-sending peer only ever holds its own task.
+
+Sessions for the well-behaved: a connection holds one of ``max_sessions`` slots from the
+start, but until it has answered a command (*unproven*, app/agi/channel.py) it may be
+closed to make room: when every slot is taken and a new connection comes, the oldest
+unproven one gives its slot up (``acd_agi_sessions{result="evicted"}``). Asterisk answers
+within milliseconds, so a real call is proven long before it could be the oldest; clients
+that send an environment and then never answer (600 of them used to hold every slot for
+30 s each) only push each other out, and an unproven one waits at most ``env_timeout``.
+Only when every slot holds a proven session is a connection answered cleanly (its
+environment read, then closed without a route) and the dialplan's fallback puts the caller
+in the general queue.
+
+The warnings a flood causes go through a log budget (app/logbudget.py): 20 lines a
+minute, then one line counting the rest.
 
 The flows are the configuration registry's (app/config/registry.py): each session takes
 the running flow when it starts and keeps it; a reload (SIGHUP, ``POST /v1/ivr/reload``)
@@ -16,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -75,7 +88,10 @@ class AgiServer:
         )
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
-        self._active = 0
+        # The channels holding a slot; the unproven ones among them, oldest first.
+        self._admitted: set[AgiChannel] = set()
+        self._unproven: OrderedDict[AgiChannel, None] = OrderedDict()
+        self.evicted = 0
 
     # ---- Component ------------------------------------------------------------------
 
@@ -88,7 +104,11 @@ class AgiServer:
 
     @property
     def active(self) -> int:
-        return self._active
+        return len(self._admitted)
+
+    @property
+    def unproven(self) -> int:
+        return len(self._unproven)
 
     async def start(self) -> None:
         if not self.config.current.flows:
@@ -116,7 +136,9 @@ class AgiServer:
         current = self.config.current
         detail: dict[str, object] = {
             "port": self.port,
-            "active": self._active,
+            "active": self.active,
+            "unproven": self.unproven,
+            "evicted": self.evicted,
             "max_sessions": self.max_sessions,
             "flows": sorted(current.flows),
             "version": current.version,
@@ -136,19 +158,16 @@ class AgiServer:
         assert task is not None
         self._sessions.add(task)
         channel = AgiChannel(reader, writer, self.limits)
-        over_limit = self._active >= self.max_sessions
+        admitted = self._admit(channel)
         result = "error"
         try:
-            if over_limit:
+            if not admitted:
                 result = await self._reject(channel)
                 return
-            self._active += 1
-            self.metrics.agi_active.set(self._active)
             try:
                 result = await run_session(channel, self.deps)
             finally:
-                self._active -= 1
-                self.metrics.agi_active.set(self._active)
+                self._release(channel)
         except asyncio.CancelledError:
             # The server is stopping. This task is the top of its own tree and asyncio's
             # start_server (3.11) logs an error for a handler task that ends cancelled,
@@ -157,14 +176,44 @@ class AgiServer:
         except Exception:  # never let one connection's bug reach the server
             log.exception("FastAGI connection failed")
         finally:
+            if channel.evicted:
+                result = "evicted"
             self.metrics.agi_sessions.labels(result).inc()
             await channel.close()
             self._sessions.discard(task)
 
+    def _admit(self, channel: AgiChannel) -> bool:
+        """Give ``channel`` a slot, if need be the oldest unproven session's (module doc)."""
+        if len(self._admitted) >= self.max_sessions:
+            if not self._unproven:
+                return False
+            oldest, _ = self._unproven.popitem(last=False)
+            self._admitted.discard(oldest)
+            self.evicted += 1
+            self.deps.warnings.warning(
+                "evicted",
+                "FastAGI: all %d sessions taken; the oldest that has not answered a command "
+                "is closed for a new connection",
+                self.max_sessions,
+            )
+            oldest.evict()
+        self._admitted.add(channel)
+        self._unproven[channel] = None
+        channel.on_proven = lambda: self._unproven.pop(channel, None)
+        self.metrics.agi_active.set(len(self._admitted))
+        return True
+
+    def _release(self, channel: AgiChannel) -> None:
+        self._admitted.discard(channel)
+        self._unproven.pop(channel, None)
+        self.metrics.agi_active.set(len(self._admitted))
+
     async def _reject(self, channel: AgiChannel) -> str:
-        log.warning(
-            "FastAGI: %d sessions active (limit %d); caller goes to the dialplan fallback",
-            self._active,
+        self.deps.warnings.warning(
+            "rejected",
+            "FastAGI: %d sessions active (limit %d), all of them answering; caller goes to "
+            "the dialplan fallback",
+            len(self._admitted),
             self.max_sessions,
         )
         # Read the environment (briefly) so Asterisk sees an orderly close, not a reset.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ from app.ivr.engine import (
 )
 from app.ivr.model import Flow
 from app.ivr.survey import SurveySampler, SurveyState, survey_advance, survey_hung_up, survey_start
+from app.logbudget import LogBudget
 from app.metrics import Metrics
 from app.privacy import CallerPrivacy, canonical_number
 
@@ -86,6 +88,8 @@ class SessionDeps:
     # The every-n-th count shared by every replica (app/ha/relay.py SharedCounter): the
     # flow's name -> its count after this caller. None: this process's own count.
     counter: Callable[[str], Awaitable[int]] | None = None
+    # A flood of bad connections must not flood the log (app/logbudget.py).
+    warnings: LogBudget = field(default_factory=lambda: LogBudget(log, "FastAGI"))
 
     def sampler(self, flow: Flow) -> SurveySampler:
         sampler = self.samplers.get(flow.name)
@@ -141,18 +145,25 @@ async def run_session(channel: AgiChannel, deps: SessionDeps) -> str:
     try:
         env = await channel.read_environment()
     except ProtocolError as exc:
-        log.warning("FastAGI: not an AGI client (%s); closing", exc)
+        deps.warnings.warning("protocol_error", "FastAGI: not an AGI client (%s); closing", exc)
         return "protocol_error"
     except AgiError as exc:
-        log.warning("FastAGI: environment not received (%s); closing", exc.reason)
+        if not channel.evicted:  # an eviction is logged where it is done
+            deps.warnings.warning(
+                exc.reason, "FastAGI: environment not received (%s); closing", exc.reason
+            )
         return "incomplete" if exc.reason == "closed" else "timeout"
     uniqueid = env.get("uniqueid")
     script = env.get("network_script")
     if not _UNIQUEID.fullmatch(uniqueid):
-        log.warning("FastAGI: environment without a usable agi_uniqueid; closing")
+        deps.warnings.warning(
+            "protocol_error", "FastAGI: environment without a usable agi_uniqueid; closing"
+        )
         return "protocol_error"
     if script not in SCRIPTS:
-        log.warning("FastAGI %s: unknown script; the dialplan falls back", uniqueid)
+        deps.warnings.warning(
+            "unknown_script", "FastAGI %s: unknown script; the dialplan falls back", uniqueid
+        )
         return "unknown_script"
     flow_name = env.get("arg_1")
     session = _Session(channel, deps, env, script, uniqueid)
@@ -186,7 +197,9 @@ class _Session:
         except ChannelHungUp:
             return "hangup"
         except ProtocolError as exc:
-            log.warning("FastAGI %s: protocol error (%s)", self.uniqueid, exc)
+            self.deps.warnings.warning(
+                "protocol_error", "FastAGI %s: protocol error (%s)", self.uniqueid, exc
+            )
             return "protocol_error"
         except AgiError as exc:
             return exc.reason if exc.reason == "timeout" else "error"
@@ -213,7 +226,9 @@ class _Session:
         except ChannelHungUp as exc:
             reason = "hangup" if exc.confirmed else "error"
         except ProtocolError as exc:
-            log.warning("FastAGI %s: protocol error (%s)", self.uniqueid, exc)
+            self.deps.warnings.warning(
+                "protocol_error", "FastAGI %s: protocol error (%s)", self.uniqueid, exc
+            )
             reason = "error"
         except AgiError as exc:
             reason = "timeout" if exc.reason == "timeout" else "error"
@@ -248,7 +263,13 @@ class _Session:
         presentation = self.env.get("callingpres")
         hidden = presentation.isdigit() and int(presentation) & 0x60 == 0x20
         has_number = bool(canonical_number(number)) and not hidden
-        call = CallInfo(uniqueid=self.uniqueid, has_number=has_number)
+        # A message's file is named by the call and a random part: nobody who knows (or
+        # guesses) a call's id finds its recording (docs/privacy.md, voice messages).
+        call = CallInfo(
+            uniqueid=self.uniqueid,
+            has_number=has_number,
+            message_name=f"{self.uniqueid}-{secrets.token_hex(8)}",
+        )
         await self.ch.execute(cmd.answer())
         t0 = time.perf_counter()
         step = engine.start(flow, call, self.local_now(), self.deps.estimates)

@@ -52,6 +52,10 @@ _LONG_DIGITS = re.compile(r"\+?\d{6,}")
 _DUP_WINDOW = 65536
 _blake2b = hashlib.blake2b
 _MEMO_SIZE = 4096  # Timestamp seconds remembered
+# Callers' hashes remembered: a call repeats its caller in every event, so the calls up
+# now (at most a few hundred) are what matters. 65,536 (the frames' window) kept some
+# forty days of callers, and the service's memory rose with them (bench/soak.py).
+_CALLER_MEMO = 4096
 
 
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
@@ -374,6 +378,9 @@ def _core_show_channel(f: AmiFrame, c: _Ctx) -> LiveChannel:
         linkedid=_uid(f, "Linkedid") or _uid(f, "Uniqueid"),
         channel=f.get("Channel"),
         duration_seconds=_duration(f.get("Duration")),
+        application=f.get("Application"),
+        application_data=f.get("ApplicationData"),
+        bridge_id=f.get("BridgeId"),
     )
 
 
@@ -642,7 +649,7 @@ class Normaliser:
         every event, and HMAC is the costliest step of normalising."""
         cached = self._hashes.get(value)
         if cached is None:
-            if len(self._hashes) >= _DUP_WINDOW:
+            if len(self._hashes) >= _CALLER_MEMO:
                 self._hashes.clear()
             cached = self._hashes[value] = self.privacy.hash(value)
         return cached
@@ -651,7 +658,7 @@ class Normaliser:
         """Memoised like ``hash`` (Caller is frozen): the same caller, the same object."""
         cached = self._callers.get(number)
         if cached is None:
-            if len(self._callers) >= _DUP_WINDOW:
+            if len(self._callers) >= _CALLER_MEMO:
                 self._callers.clear()
             cached = self._callers[number] = Caller(
                 hash=self.hash(number), display=mask_number(number)

@@ -49,33 +49,44 @@ ACTION_ERRORS: dict[int | str, dict[str, object]] = {
 class Skill(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    queue: QueueName
+    queue: QueueName = Field(description="A queue of the centre the agent takes calls from.")
     penalty: int = Field(0, ge=0, le=100, description="skill level: lower is preferred")
 
 
 class ProfileIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Name
+    name: Name = Field(description="The agent's name as supervisors and the wallboard show it.")
     interface: Interface = Field(description="the agent's phone, e.g. PJSIP/agent1")
-    team: Team | None = None
-    active: bool = True
-    skills: list[Skill] = Field(default_factory=list, max_length=50)
+    team: Team | None = Field(
+        None,
+        description="The team the agent belongs to (a supervisor manages its teams); none: no"
+        " team.",
+    )
+    active: bool = Field(
+        True,
+        description="False: the agent may not log in (kept for its history).",
+    )
+    skills: list[Skill] = Field(
+        default_factory=list,
+        max_length=50,
+        description="The queues the agent may log in to, each once.",
+    )
 
 
 class ProfileOut(BaseModel):
-    id: str
-    name: str
-    interface: str
-    team: str | None
-    active: bool
-    skills: list[Skill]
+    id: str = Field(description="The agent's id (as in the path).")
+    name: str = Field(description="The agent's name.")
+    interface: str = Field(description="The agent's phone on the PBX (e.g. `PJSIP/agent101`).")
+    team: str | None = Field(description="The agent's team, or null.")
+    active: bool = Field(description="False: the agent may not log in.")
+    skills: list[Skill] = Field(description="The queues the agent may log in to.")
 
 
 class LoginQueue(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    queue: QueueName
+    queue: QueueName = Field(description="A queue to log in to (one of the agent's skills).")
     penalty: int | None = Field(None, ge=0, le=100, description="default: the profile's")
 
 
@@ -97,24 +108,36 @@ class PauseIn(BaseModel):
 class UnpauseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    queue: QueueName | None = None
+    queue: QueueName | None = Field(
+        None,
+        description="Unpause in this queue only; absent: in every queue.",
+    )
 
 
 class QueueStateOut(BaseModel):
-    queue: str
-    penalty: int
-    paused: bool
-    reason: str | None
+    queue: str = Field(description="The queue.")
+    penalty: int = Field(
+        description="The agent's penalty in the queue (lower is offered calls first).",
+    )
+    paused: bool = Field(description="Paused in this queue.")
+    reason: str | None = Field(description="The pause reason code, or null when not paused.")
 
 
 class AgentStateOut(BaseModel):
-    agent_id: str
-    name: str
-    interface: str
-    state: str  # logged_out | available | ringing | on_call | wrapup | paused | unavailable
-    since: datetime | None
-    reason: str | None
-    queues: list[QueueStateOut]
+    agent_id: str = Field(description="The agent's id.")
+    name: str = Field(description="The agent's name.")
+    interface: str = Field(description="The agent's phone on the PBX.")
+    state: str = Field(
+        description="The agent's state after the action: logged_out, available, ringing, "
+        "on_call, wrapup, paused or unavailable.",
+    )
+    since: datetime | None = Field(
+        description="When the agent entered that state (PBX time), or null.",
+    )
+    reason: str | None = Field(description="The pause reason code when paused, else null.")
+    queues: list[QueueStateOut] = Field(
+        description="The agent's queues now, with penalty and pause.",
+    )
     confirmed: list[str] = Field(default_factory=list, description="queues the PBX confirmed")
 
 
@@ -185,6 +208,7 @@ async def _act(
 
 @router.put(
     "/{agent_id}",
+    operation_id="putAgentProfile",
     response_model=ProfileOut,
     summary="Create or replace an agent's profile and skills (queues with penalty)",
     responses={**ERRORS, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
@@ -198,10 +222,12 @@ async def put_agent(
     config: Config,
     agents: RosterDep,
 ) -> ProfileOut:
+    """Creates or replaces an agent's profile: name, team, active, and the queues it may log in
+    to (skills). A supervisor manages the agents of its teams."""
     for skill in body.skills:
         _known_queue(config, skill.queue)
     if len({s.queue for s in body.skills}) != len(body.skills):
-        raise Invalid("each queue may be listed once in skills")
+        raise Invalid("each queue may be listed once in skills", ("body", "skills"))
     await agents.ensure_loaded()
     async with sessions.begin() as session:
         existing = await roster.get_profile(session, agent_id)
@@ -232,6 +258,7 @@ async def put_agent(
 
 @router.post(
     "/{agent_id}/login",
+    operation_id="loginAgent",
     response_model=AgentStateOut,
     summary="Log in to queues (the profile's skills, or those given): AMI QueueAdd",
     responses=ACTION_ERRORS,
@@ -245,6 +272,9 @@ async def login(
     pbx: Pbx,
     body: Annotated[LoginIn | None, Body()] = None,
 ) -> AgentStateOut:
+    """Logs the agent in to its queues (or the ones given) on the PBX (AMI QueueAdd) and
+    answers once the PBX has confirmed each. An agent logs itself in; a supervisor the
+    agents of its teams."""
     profile = await _profile(sessions, who, agent_id)
     if not profile.active:
         raise Conflict(f"agent {agent_id!r} is deactivated")
@@ -271,6 +301,7 @@ async def login(
 
 @router.post(
     "/{agent_id}/logout",
+    operation_id="logoutAgent",
     response_model=AgentStateOut,
     summary="Log out of every queue: AMI QueueRemove",
     responses=ACTION_ERRORS,
@@ -282,12 +313,14 @@ async def logout(
     sessions: Sessions,
     pbx: Pbx,
 ) -> AgentStateOut:
+    """Logs the agent out of every queue on the PBX (AMI QueueRemove), once confirmed."""
     profile = await _profile(sessions, who, agent_id)
     return await _act(pbx, request, "logout", profile, actions.logout(pbx.pbx, profile.interface))
 
 
 @router.post(
     "/{agent_id}/pause",
+    operation_id="pauseAgent",
     response_model=AgentStateOut,
     summary="Pause with a reason from work.yaml: AMI QueuePause",
     responses=ACTION_ERRORS,
@@ -302,10 +335,13 @@ async def pause(
     config: Config,
     pbx: Pbx,
 ) -> AgentStateOut:
+    """Pauses the agent with a reason from work.yaml (AMI QueuePause), in every queue or in
+    one; the pause and its reason show on the wallboard and count against the ready share."""
     if work.pause_reason(body.reason) is None:
         raise Invalid(
             f"unknown pause reason {body.reason!r}; one of "
-            + ", ".join(c.code for c in work.pause_reasons)
+            + ", ".join(c.code for c in work.pause_reasons),
+            ("body", "reason"),
         )
     _known_queue(config, body.queue)
     profile = await _profile(sessions, who, agent_id)
@@ -316,6 +352,7 @@ async def pause(
 
 @router.post(
     "/{agent_id}/unpause",
+    operation_id="unpauseAgent",
     response_model=AgentStateOut,
     summary="End the pause: AMI QueuePause Paused=false",
     responses=ACTION_ERRORS,
@@ -329,6 +366,7 @@ async def unpause(
     pbx: Pbx,
     body: Annotated[UnpauseIn | None, Body()] = None,
 ) -> AgentStateOut:
+    """Ends the agent's pause, in every queue or in one (AMI QueuePause Paused=false)."""
     queue = body.queue if body is not None else None
     _known_queue(config, queue)
     profile = await _profile(sessions, who, agent_id)
@@ -341,6 +379,7 @@ async def unpause(
 
 @router.get(
     "/{agent_id}/today",
+    operation_id="getScorecard",
     response_model=reports.Scorecard,
     summary="The agent's day: calls, handle time, FCR, registration, satisfaction, states",
     responses={**ERRORS, 404: {"model": ErrorOut}},
@@ -356,6 +395,9 @@ async def today(
         Query(alias="date", description="another day (local date); default today"),
     ] = None,
 ) -> reports.Scorecard:
+    """The agent's scorecard for today (or `date=`): calls answered, talk and wrap-up time,
+    registrations, first-contact resolution, satisfaction and ready share, each against its
+    goal. An agent reads its own; a supervisor its teams'."""
     profile = await _profile(sessions, who, agent_id)
     work = config.work
     if work is None:
@@ -363,7 +405,7 @@ async def today(
     now = clock.now()  # "today" is the PBX's, as the calls' times are
     local_today = clock.today()
     if day is not None and not (date(2000, 1, 1) <= day <= local_today):
-        raise Invalid("date must be between 2000-01-01 and today")
+        raise Invalid("date must be between 2000-01-01 and today", ("query", "date"))
     async with sessions() as session:
         return await reports.scorecard(
             session,

@@ -26,22 +26,24 @@ import binascii
 import hmac
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, HTTPException, Request, Security
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, OAuth2
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.acd.access import Principal
 from app.api.deps import runtime
+from app.api.errors import DATABASE_AWAY
+from app.logbudget import LogBudget
 from app.store import auth as store
 
 log = logging.getLogger(__name__)
@@ -101,28 +103,17 @@ def _target(path_params: dict[str, Any]) -> str | None:
 
 
 # Live status views are polled (a wallboard, an integration at 200 requests/s): for those
-# alone a checked credential is trusted for a short while, so a poll costs no database
-# round trip. A revoked key can then still *look* at the live picture for this long;
-# every write and every report read checks the database each time.
-LIVE_CACHE_SECONDS = 2.0
-_LIVE_CACHE_MAX = 10_000
-_live_cache: dict[str, tuple[float, Principal]] = {}
-
-
-def _cached(secret: str) -> Principal | None:
-    hit = _live_cache.get(secret)
-    if hit is None:
-        return None
-    if hit[0] < time.monotonic():
-        _live_cache.pop(secret, None)
-        return None
-    return hit[1]
-
-
-def _remember(secret: str, principal: Principal) -> None:
-    if len(_live_cache) >= _LIVE_CACHE_MAX:
-        _live_cache.clear()
-    _live_cache[secret] = (time.monotonic() + LIVE_CACHE_SECONDS, principal)
+# alone a checked credential is trusted for a short while (``CredentialMemory.fresh``), so a
+# poll costs no database round trip. A revoked key can then still *look* at the live
+# picture for this long; every write and every report read checks the database each time.
+#
+# While the database is unreachable, a read (GET/HEAD) with a credential the database
+# confirmed within ACD_AUTH_OUTAGE_SECONDS is let through from that memory: the live
+# views and the wallboard keep working through an outage. A write is refused (503): it
+# could not be audited, and most need the database anyway. A credential never confirmed
+# (or refused by the database at its last check) gets 503 as before.
+_READS = frozenset({"GET", "HEAD"})
+_outage_log = LogBudget(log, "credentials while the database is away", lines=5, interval=60.0)
 
 
 async def _principal(
@@ -137,26 +128,49 @@ async def _principal(
         secret, kind = value.strip(), "bearer"
     else:
         raise unauthorized("credentials needed: an X-API-Key header or a bearer token")
+    rt = runtime(request)
+    memory = rt.credentials
+    # Credentials expire on the host's clock (rt.clock.wall()), not the PBX's.
+    now = rt.clock.wall()
     if cached:
-        hit = _cached(secret)
+        hit = memory.fresh(secret, now)
         if hit is not None:
             return hit
-    rt = runtime(request)
     try:
         async with rt.sessions() as session:
-            # Credentials expire on the host's clock (rt.clock.wall()), not the PBX's.
-            principal = await store.authenticate(session, secret, kind, rt.clock.wall())  # type: ignore[arg-type]
+            found = await store.verify(session, secret, kind, now)  # type: ignore[arg-type]
     except (SQLAlchemyError, OSError) as exc:
-        log.error("cannot check credentials: %s", type(exc).__name__)
-        raise HTTPException(503, "cannot check credentials: the database is unreachable") from exc
-    if principal is None:
+        remembered = memory.during_outage(secret, now) if request.method in _READS else None
+        if remembered is None:
+            _outage_log.log(
+                logging.ERROR,
+                "refused",
+                "cannot check credentials: %s (no recent confirmation to go on)",
+                type(exc).__name__,
+            )
+            rt.metrics.auth_outage.labels("refused").inc()
+            raise HTTPException(
+                503, "cannot check credentials: the database is unreachable"
+            ) from exc
+        principal, age = remembered
+        _outage_log.warning(
+            "remembered",
+            "database unreachable (%s): %s let through on a confirmation %.0f s old",
+            type(exc).__name__,
+            principal.name,
+            age,
+        )
+        rt.metrics.auth_outage.labels("remembered").inc()
+        return principal
+    if found is None:
+        memory.forget(secret)
         raise unauthorized(
             "invalid credentials (unknown, expired or revoked)"
             if kind == "key"
             else "invalid bearer token (unknown, expired or revoked)"
         )
-    if cached:
-        _remember(secret, principal)
+    principal, expires_at = found
+    memory.remember(secret, principal, expires_at)
     return principal
 
 
@@ -170,7 +184,7 @@ def access(scope: str, action: str, *, quiet: bool = False) -> Callable[..., Awa
     async def dependency(
         request: Request,
         api_key: str | None = Security(api_key_header),
-        authorization: str | None = Security(oauth2_bearer),
+        authorization: str | None = Security(oauth2_bearer, scopes=[scope]),
     ) -> Principal:
         mark = AuditMark(action=action, target=_target(request.path_params), quiet=quiet)
         request.scope[AUDIT_KEY] = mark
@@ -229,6 +243,16 @@ class AuditMiddleware:
         )
         try:
             await store.write_audit(rt.sessions, entry)
+        except DATABASE_AWAY as exc:  # an outage: counted, and a few lines a minute
+            rt.metrics.audit_errors.inc()
+            _outage_log.log(
+                logging.ERROR,
+                "audit",
+                "audit log: the database is unreachable (%s); %s %s not audited",
+                type(exc).__name__,
+                entry.action,
+                entry.path,
+            )
         except Exception:  # the response is gone; say it loudly, count it
             rt.metrics.audit_errors.inc()
             log.exception("audit log: could not write %s %s", entry.action, entry.path)
@@ -236,14 +260,21 @@ class AuditMiddleware:
 
 class BodyLimitMiddleware:
     """Refuses request bodies over ``limit`` bytes with a JSON 413, before any handler
-    reads them (declared Content-Length or counted while streaming)."""
+    reads them (declared Content-Length or counted while streaming), whatever the method:
+    a GET with a 20 MB body is refused like a POST (no endpoint reads a GET's body, but
+    the server would take it in all the same)."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers", ()))
+        if b"content-length" not in headers and b"transfer-encoding" not in headers:
+            # No body (HTTP/1.1: neither header means none); a stream (/v1/stream) too.
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", ()):
@@ -308,15 +339,46 @@ _TOKEN_FORM = {
                     "type": "object",
                     "required": ["grant_type"],
                     "properties": {
-                        "grant_type": {"type": "string", "enum": ["client_credentials"]},
-                        "client_id": {"type": "string", "maxLength": 64},
-                        "client_secret": {"type": "string", "maxLength": 128},
+                        "grant_type": {
+                            "type": "string",
+                            "enum": ["client_credentials"],
+                            "description": "Always `client_credentials`.",
+                        },
+                        "client_id": {
+                            "type": "string",
+                            "maxLength": 64,
+                            "description": "The user's name (`acd users add NAME`); or "
+                            "send both as HTTP Basic.",
+                        },
+                        "client_secret": {
+                            "type": "string",
+                            "maxLength": 128,
+                            "description": "One of the user's API keys (acdk_...).",
+                        },
                     },
                 }
             }
         },
     }
 }
+
+
+class TokenOut(BaseModel):
+    """A bearer token (RFC 6749 5.1): send it as ``Authorization: Bearer <access_token>``."""
+
+    access_token: str = Field(description="The token (acdt_...); a secret, like the key.")
+    token_type: Literal["bearer"] = Field(description="Always `bearer`.")
+    expires_in: int = Field(description="Seconds until it expires (ACD_TOKEN_TTL_MINUTES).")
+    expires_at: datetime = Field(description="When it expires (the host's clock).")
+
+
+class TokenError(BaseModel):
+    """The token endpoint's errors, in OAuth2's own shape (RFC 6749 5.2)."""
+
+    error: Literal[
+        "invalid_request", "unsupported_grant_type", "invalid_client", "temporarily_unavailable"
+    ] = Field(description="OAuth2's error code.")
+    detail: str = Field(description="What went wrong, in one sentence (English).")
 
 
 def _oauth_error(status: int, error: str, detail: str) -> JSONResponse:
@@ -328,15 +390,21 @@ def _oauth_error(status: int, error: str, detail: str) -> JSONResponse:
 
 @router.post(
     TOKEN_URL,
+    operation_id="issueToken",
     summary="OAuth2 client credentials: an API key (client_secret) for a bearer token",
     openapi_extra=_TOKEN_FORM,
     responses={
-        200: {"description": "access_token, token_type bearer, expires_in seconds"},
-        400: {"description": "malformed request or unsupported grant_type"},
-        401: {"description": "unknown client or wrong secret"},
+        200: {"model": TokenOut, "description": "A bearer token"},
+        400: {"model": TokenError, "description": "Malformed request or unsupported grant_type"},
+        401: {"model": TokenError, "description": "Unknown client or wrong secret"},
+        503: {"model": TokenError, "description": "The database is unreachable"},
     },
 )
 async def token(request: Request) -> JSONResponse:
+    """OAuth2 client-credentials grant (RFC 6749 4.4): POST `grant_type=client_credentials`
+    with the user's name as `client_id` and an API key as `client_secret` (in the form or as
+    HTTP Basic), get a bearer token valid for ACD_TOKEN_TTL_MINUTES. Errors here have
+    OAuth2's own body (`error`, `detail`)."""
     mark = AuditMark(action="auth.token")
     request.scope[AUDIT_KEY] = mark
     body = await request.body()

@@ -10,16 +10,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Security
+from fastapi import APIRouter, Path, Query, Request, Security
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.acd.access import Principal
 from app.acd.callbacks import callback_due
 from app.api.auth import access, audit_note
 from app.api.common import ERRORS, AgentId, Note, QueueName
-from app.api.deps import Ami, AppSettings, Clock, Config, MetricsDep, Privacy, Sessions
-from app.api.errors import ErrorOut
+from app.api.deps import (
+    Ami,
+    AppSettings,
+    Clock,
+    Config,
+    Messages,
+    MetricsDep,
+    Privacy,
+    Sessions,
+)
+from app.api.errors import ErrorOut, bad_parameter
 from app.dialer import dial_for_agent
+from app.messages import MEDIA_TYPES
 from app.privacy import canonical_number
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from app.store import agents as roster
@@ -35,21 +46,38 @@ TaskPath = Annotated[int, Path(ge=1, le=2**62, description="callbacks.id")]
 
 
 class CallbackOut(BaseModel):
-    id: int
-    kind: str
-    queue: str
-    caller: str  # masked display form, never the number
-    requested_at: datetime  # the caller's place in line
-    due_at: datetime
-    overdue: bool
-    status: str
-    assigned_to: str | None
-    attempts: int
-    last_attempt_at: datetime | None
-    outcome: str | None
-    completed_at: datetime | None
-    note: str | None
-    from_menu: bool  # created by the menu (a call) rather than through the API
+    id: int = Field(description="The task's id.")
+    kind: str = Field(
+        description="`callback` (call the citizen back) or `message` (pass a message on).",
+    )
+    queue: str = Field(description="The queue whose agents handle the task.")
+    caller: str = Field(
+        description="The citizen's number, masked (e.g. `+45 12 xx xx 78`); the number itself"
+        " is never shown.",
+    )
+    requested_at: datetime = Field(
+        description="When the citizen asked; tasks are handled in this order.",
+    )
+    due_at: datetime = Field(description="When the task must be done by (2 working days).")
+    overdue: bool = Field(description="Still open and past `due_at`.")
+    status: str = Field(description="open, assigned, dialling, done, failed or cancelled.")
+    assigned_to: str | None = Field(description="The agent who has taken the task, or null.")
+    attempts: int = Field(description="Call-back attempts made so far.")
+    last_attempt_at: datetime | None = Field(description="When the last attempt was made, or null.")
+    outcome: str | None = Field(
+        description="How the task ended (reached, forwarded, unreachable, ...), or null while"
+        " open.",
+    )
+    completed_at: datetime | None = Field(description="When it ended, or null while open.")
+    note: str | None = Field(description="The agents' note, if any.")
+    from_menu: bool = Field(
+        description="Created by the menu (the caller asked there) rather than through the API.",
+    )
+    has_message: bool = Field(
+        False,
+        description="A voice message is kept for this task: listen through "
+        "GET /v1/callbacks/{id}/message (audited)",
+    )
 
     @classmethod
     def of(cls, row: Callback, now: datetime) -> CallbackOut:
@@ -69,23 +97,29 @@ class CallbackOut(BaseModel):
             completed_at=row.completed_at,
             note=row.note,
             from_menu=row.linkedid is not None,
+            has_message=row.recording is not None,
         )
 
 
 class CallbackPage(BaseModel):
-    items: list[CallbackOut]
-    next_cursor: str | None
+    items: list[CallbackOut] = Field(description="The tasks of this page, oldest request first.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page.",
+    )
 
 
 class CallbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: Kind = "callback"
-    queue: QueueName
+    kind: Kind = Field(
+        "callback",
+        description="`callback` (call the citizen back) or `message` (pass a message on).",
+    )
+    queue: QueueName = Field(description="The queue whose agents handle the task.")
     number: str = Field(
         pattern=r"^\+?[0-9 ]{8,20}$", max_length=20, description="the citizen's number"
     )
-    note: Note | None = None
+    note: Note | None = Field(None, description="For the agents; no CPR numbers.")
 
 
 class AssignIn(BaseModel):
@@ -99,8 +133,11 @@ class CompleteIn(BaseModel):
 
     outcome: Literal[
         "reached", "forwarded", "unreachable", "wrong_number", "duplicate", "cancelled"
-    ]
-    note: Note | None = None
+    ] = Field(
+        description="How the task ended: reached, forwarded, unreachable, wrong_number, "
+        "duplicate or cancelled."
+    )
+    note: Note | None = Field(None, description="For the agents; no CPR numbers.")
 
 
 @router.get(
@@ -113,14 +150,34 @@ async def list_callbacks(
     who: Annotated[Principal, Security(access("callbacks:read", "callbacks.list"))],
     sessions: Sessions,
     clock: Clock,
-    status: Status | None = None,
-    queue: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{1,40}$")] = None,
-    kind: Kind | None = None,
-    assigned_to: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")] = None,
-    overdue: bool | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    status: Annotated[Status | None, Query(description="Only tasks in this status.")] = None,
+    queue: Annotated[
+        str | None,
+        Query(pattern=r"^[a-z][a-z0-9_]{1,40}$", description="Only this queue's tasks."),
+    ] = None,
+    kind: Annotated[
+        Kind | None, Query(description="Only call-backs (`callback`) or messages.")
+    ] = None,
+    assigned_to: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+            description="Only tasks this agent has taken.",
+        ),
+    ] = None,
+    overdue: Annotated[
+        bool | None, Query(description="true: only open tasks past their due time.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="The most items on a page.")] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=200, description="`next_cursor` of the page before; absent: the first page."
+        ),
+    ] = None,
 ) -> CallbackPage:
+    """Call-back and message tasks, oldest request first (the order to handle them in), one
+    page at a time. Callers' numbers are masked; the number is only ever dialled by the PBX."""
     mine = None
     if who.role == "agent":
         assert who.agent_id is not None
@@ -139,7 +196,7 @@ async def list_callbacks(
         try:
             rows, next_cursor = await store.list_tasks(session, flt, now, limit, cursor)
         except repo.BadCursor as exc:
-            raise HTTPException(400, str(exc)) from exc
+            raise bad_parameter("query", "cursor", str(exc)) from exc
     return CallbackPage(items=[CallbackOut.of(r, now) for r in rows], next_cursor=next_cursor)
 
 
@@ -160,11 +217,13 @@ async def create_callback(
     privacy: Privacy,
     settings: AppSettings,
 ) -> CallbackOut:
+    """Creates a task for a queue's agents: call a citizen back, or pass a message on. The
+    number is stored sealed and never shown again, only its masked form."""
     if config.queue(body.queue) is None:
         raise NotFound(f"no queue {body.queue!r}")
     number = canonical_number(body.number)
     if not number:
-        raise Invalid("number holds no phone number")
+        raise Invalid("number holds no phone number", ("body", "number"))
     caller = privacy.caller(number)
     now = clock.now()  # the PBX's: "today" and the due day are its (the demo's other day)
     async with sessions.begin() as session:
@@ -198,6 +257,7 @@ async def get_callback(
     sessions: Sessions,
     clock: Clock,
 ) -> CallbackOut:
+    """One call-back or message task."""
     async with sessions() as session:
         row = await store.get(session, callback_id)
         if row is None:
@@ -211,6 +271,7 @@ async def get_callback(
 
 @router.post(
     "/{callback_id}/assign",
+    operation_id="assignCallback",
     response_model=CallbackOut,
     summary="Give the task to an agent (agents: to themselves)",
     responses={**ERRORS, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
@@ -223,9 +284,11 @@ async def assign(
     sessions: Sessions,
     clock: Clock,
 ) -> CallbackOut:
+    """Gives the task to an agent; an agent takes tasks for itself only. A task someone else
+    has is a 409."""
     agent_id = body.agent or who.agent_id
     if agent_id is None:
-        raise Invalid("say which agent in 'agent'")
+        raise Invalid("say which agent in 'agent'", ("body", "agent"))
     if who.role == "agent" and agent_id != who.agent_id:
         raise Forbidden("an agent takes tasks for itself only")
     now = clock.now()
@@ -255,6 +318,7 @@ async def assign(
 
 @router.post(
     "/{callback_id}/complete",
+    operation_id="completeCallback",
     response_model=CallbackOut,
     summary="Close the task with an outcome (reached, forwarded, unreachable, ...)",
     responses={**ERRORS, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
@@ -267,6 +331,8 @@ async def complete(
     sessions: Sessions,
     clock: Clock,
 ) -> CallbackOut:
+    """Closes the task with how it ended (reached, forwarded, unreachable, wrong_number,
+    duplicate, cancelled) and an optional note."""
     now = clock.now()
     async with sessions.begin() as session:
         row = await store.get(session, callback_id, lock=True)
@@ -292,13 +358,18 @@ async def complete(
 
 
 class DialOut(BaseModel):
-    task: CallbackOut
-    agent_answered: bool  # the agent's phone answered; the PBX is dialling the citizen
-    result: str  # answered | no_answer | busy | congestion | failed | timeout
+    task: CallbackOut = Field(description="The task after the attempt.")
+    agent_answered: bool = Field(
+        description="The agent's phone answered; the PBX is dialling the citizen.",
+    )
+    result: str = Field(
+        description="answered, no_answer, busy, congestion, failed or timeout (the agent's leg).",
+    )
 
 
 @router.post(
     "/{callback_id}/dial",
+    operation_id="dialCallback",
     response_model=DialOut,
     summary="Click-to-dial: ring the agent's phone, then the citizen (number never shown)",
     responses={
@@ -319,6 +390,8 @@ async def dial(
     metrics: MetricsDep,
     settings: AppSettings,
 ) -> DialOut:
+    """Click-to-dial: the PBX rings the agent's phone, then the citizen's number (which neither
+    the agent nor the API ever sees). Answers once the agent's phone has answered or not."""
     if who.agent_id is None:
         raise Forbidden("only an agent can call back from its own phone")
     now = clock.now()
@@ -363,3 +436,50 @@ async def dial(
     if not answered:
         raise Conflict(f"your phone ({interface}) did not answer ({result}); nothing was dialled")
     return DialOut(task=out, agent_answered=True, result=result)
+
+
+@router.get(
+    "/{callback_id}/message",
+    operation_id="getCallbackMessage",
+    summary="Listen to a message task's voice message (a team leader: any; an agent: its "
+    "queues'); every listening audited",
+    response_class=FileResponse,
+    responses={
+        **ERRORS,
+        200: {
+            "content": {"audio/wav": {}, "audio/x-gsm": {}},
+            "description": "The recording, as Asterisk wrote it",
+        },
+        404: {"model": ErrorOut, "description": "no such task, or no message kept for it"},
+    },
+)
+async def message(
+    request: Request,
+    callback_id: TaskPath,
+    who: Annotated[Principal, Security(access("messages:listen", "callback.message"))],
+    sessions: Sessions,
+    messages: Messages,
+) -> FileResponse:
+    """The voice message a caller left in the menu for a message task, as Asterisk recorded
+    it (WAV or GSM). A team leader may listen to any; an agent to those of its queues' tasks
+    or the ones it has taken. Every listening is an audit row."""
+    # Found by the task only: never by a path a client names, so no file is reachable by
+    # guessing its name, and every listening is one audit row.
+    async with sessions() as session:
+        row = await store.get(session, callback_id)
+        if row is None:
+            raise NotFound(f"no call-back task {callback_id}")
+        if who.role == "agent" and row.assigned_to != who.agent_id:
+            assert who.agent_id is not None
+            if row.queue not in await roster.skills_of(session, who.agent_id):
+                raise Forbidden(f"task {callback_id} is not for your queues")
+    files = messages.files_of(row.recording)
+    if not files:
+        raise NotFound(f"no voice message is kept for task {callback_id}")
+    path = files[0]
+    audit_note(request, target=f"callback:{callback_id}", bytes=path.stat().st_size)
+    return FileResponse(
+        path,
+        media_type=MEDIA_TYPES.get(path.suffix.lstrip(".").lower(), "application/octet-stream"),
+        headers={"Cache-Control": "no-store"},
+    )

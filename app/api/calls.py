@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, Security
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, Security
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.acd.access import Principal
@@ -20,7 +20,7 @@ from app.acd.records import HangupBy
 from app.api.auth import access, audit_note, forbidden
 from app.api.common import ERRORS, AgentId, Code, Instant, Note, QueueName
 from app.api.deps import AppSettings, Centre, Clock, Config, Emit, Pbx, Sessions, Work
-from app.api.errors import ErrorOut
+from app.api.errors import ErrorOut, bad_parameter
 from app.services import calls as use
 from app.store import repo
 
@@ -30,21 +30,36 @@ router = APIRouter(prefix="/v1/calls", tags=["calls"])
 class CallOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    id: int
-    pbx: str
-    linkedid: str  # Asterisk's, for correlation with CDRs
-    started_at: datetime
-    ended_at: datetime | None
-    caller: str  # masked display form, never the number
-    dialled: str
-    keys: str
-    queue: str | None
-    outcome: str | None  # None while the call is up
-    wait_seconds: float | None
-    ring_seconds: float | None
-    talk_seconds: float | None
-    agent: str | None
-    transferred_to: str | None
+    id: int = Field(
+        description="The call's id in this service; `/v1/calls/{call_id}` also takes the "
+        "`linkedid`.",
+    )
+    pbx: str = Field(description="The PBX the call came through (ACD_PBX_ID).")
+    linkedid: str = Field(
+        description="Asterisk's linkedid (as the live views and the PBX's CDRs show it).",
+    )
+    started_at: datetime = Field(description="When the call reached the PBX.")
+    ended_at: datetime | None = Field(description="When it ended; null while it is up.")
+    caller: str = Field(
+        description="The caller's number, masked (e.g. `+45 12 xx xx 78`); the number itself "
+        "is never shown.",
+    )
+    dialled: str = Field(description="The number called (e.g. `82565682`).")
+    keys: str = Field(description="The keys pressed in the menu, in order.")
+    queue: str | None = Field(description="The last queue the call was in, or null.")
+    outcome: str | None = Field(
+        description="What became of the call (answered, abandoned, closed, ... : "
+        "docs/kpis.md); null while it is up.",
+    )
+    wait_seconds: float | None = Field(
+        description="Wait in the queue(s) before it was answered or left.",
+    )
+    ring_seconds: float | None = Field(description="Time an agent's phone rang before the answer.")
+    talk_seconds: float | None = Field(description="Talk time with agents.")
+    agent: str | None = Field(description="The agent who answered last, or null.")
+    transferred_to: str | None = Field(
+        description="The queue or unit the call was put through to, or null.",
+    )
     hangup_cause: int | None = Field(
         description="Asterisk's Q.850 cause of the caller's leg (0: Asterisk gave none, as "
         "when a caller hangs up in the menu or a queue; read hangup_by for who hung up)"
@@ -56,7 +71,10 @@ class CallOut(BaseModel):
         "(the PBX or the service ended it: closed, call-back booked, queue time-out, the "
         "far end of a forward); null while the call is up or when a data gap hid its end",
     )
-    data_gap: bool
+    data_gap: bool = Field(
+        description="The call was touched by a gap in the PBX's event stream; its times may "
+        "be incomplete.",
+    )
 
     @classmethod
     def of(cls, call: Any) -> CallOut:
@@ -64,53 +82,94 @@ class CallOut(BaseModel):
 
 
 class CallPage(BaseModel):
-    items: list[CallOut]
-    next_cursor: str | None
+    items: list[CallOut] = Field(description="The calls of this page, newest first.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page.",
+    )
 
 
 class VisitOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    seq: int
-    queue: str
-    entered_at: datetime
-    position: int | None
-    left_at: datetime | None
-    answered_at: datetime | None
-    ended_at: datetime | None
-    wait_seconds: float | None
-    ring_seconds: float | None
-    talk_seconds: float | None
-    agent: str | None
-    outcome: str | None
-    data_gap: bool
+    seq: int = Field(description="The visit's number within the call (1, 2, ... in order).")
+    queue: str = Field(description="The queue visited.")
+    entered_at: datetime = Field(description="When the caller joined the queue.")
+    position: int | None = Field(
+        description="The caller's position on joining (1 = first), or null.",
+    )
+    left_at: datetime | None = Field(
+        description="When the caller left the queue (answered or not), or null.",
+    )
+    answered_at: datetime | None = Field(description="When an agent answered, or null.")
+    ended_at: datetime | None = Field(description="When the visit ended (talk included), or null.")
+    wait_seconds: float | None = Field(description="Wait in this queue.")
+    ring_seconds: float | None = Field(description="Time the agent's phone rang before the answer.")
+    talk_seconds: float | None = Field(description="Talk time of this visit.")
+    agent: str | None = Field(description="The agent who answered, or null.")
+    outcome: str | None = Field(
+        description="answered, abandoned, timeout, empty or transferred; null while waiting.",
+    )
+    data_gap: bool = Field(
+        description="Touched by a gap in the PBX's event stream; its times may be incomplete.",
+    )
 
 
 class EventOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    at: datetime
-    kind: str
-    source: str
-    uniqueid: str | None
-    data: dict[str, Any]
+    at: datetime = Field(description="When it happened (PBX time).")
+    kind: str = Field(description="What happened (e.g. `queue_join`, `agent_connect`, `hangup`).")
+    source: str = Field(description="Where the event came from: ami, agi, api or sim.")
+    uniqueid: str | None = Field(description="The Asterisk channel the event is about, or null.")
+    data: dict[str, Any] = Field(description="The event's own fields (no caller numbers).")
 
 
 class RegistrationOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    agent_id: str
-    queue: str | None
-    reason: str
-    resolved: bool
-    transferred_to: str | None
-    updated_at: datetime
+    agent_id: str = Field(description="The agent whose registration it is.")
+    queue: str | None = Field(description="The queue the agent took the call in.")
+    reason: str = Field(description="The registration reason's code (work.yaml).")
+    resolved: bool = Field(description="Settled at first contact (straksafklaret).")
+    transferred_to: str | None = Field(
+        description="The queue or unit the call was sent on to, or null.",
+    )
+    updated_at: datetime = Field(description="When the registration was last changed.")
 
 
 class CallDetail(CallOut):
-    visits: list[VisitOut]
-    events: list[EventOut]
-    registrations: list[RegistrationOut]  # henvendelsesregistrering, one per agent
+    visits: list[VisitOut] = Field(description="The call's queue visits, in order.")
+    events: list[EventOut] = Field(description="The call's events, in order.")
+    registrations: list[RegistrationOut] = Field(
+        description="The registrations (henvendelsesregistrering), one per agent who took the"
+        " call.",
+    )
+
+
+CALL_REF = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+async def _call_id(
+    call_id: Annotated[
+        str,
+        Path(
+            pattern=CALL_REF,
+            max_length=64,
+            description="The call: its `id` (as `/v1/calls` gives it) or its `linkedid` "
+            "(as `/v1/calls/live` and `/v1/agents` show it, e.g. `1415088000.123`).",
+            examples=["1415088000.123", "4711"],
+        ),
+    ],
+    sessions: Sessions,
+    settings: AppSettings,
+) -> int:
+    if call_id.isdigit() and not 1 <= int(call_id) <= 2**62:
+        raise bad_parameter("path", "call_id", "a call id is between 1 and 2^62")
+    return await use.call_row_id(sessions, call_id, settings.pbx_id)
+
+
+# Every /v1/calls/{call_id}/... route names the call by id or linkedid through this.
+CallRef = Annotated[int, Depends(_call_id)]
 
 
 def _columns(row: Any) -> dict[str, Any]:
@@ -126,24 +185,43 @@ def _columns(row: Any) -> dict[str, Any]:
 async def list_calls(
     sessions: Sessions,
     who: Annotated[Principal, Security(access("calls:read", "calls.list"))],
-    since: Annotated[datetime | None, Query(description="started at or after (ISO 8601)")] = None,
-    until: Annotated[datetime | None, Query(description="started before (ISO 8601)")] = None,
-    queue: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z][a-z0-9_]{0,63}$")] = None,
-    outcome: Outcome | None = None,
+    since: Annotated[
+        Instant | None, Query(description="Started at or after (ISO 8601 with a time zone).")
+    ] = None,
+    until: Annotated[
+        Instant | None, Query(description="Started before (ISO 8601 with a time zone).")
+    ] = None,
+    queue: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            pattern=r"^[a-z][a-z0-9_]{0,63}$",
+            description="Only calls whose last queue is this one.",
+        ),
+    ] = None,
+    outcome: Annotated[Outcome | None, Query(description="Only calls with this outcome.")] = None,
     agent: Annotated[
-        str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+        str | None,
+        Query(
+            max_length=64,
+            pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+            description="Only calls this agent answered (an agent: itself only).",
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="The most items on a page.")] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=200, description="`next_cursor` of the page before; absent: the first page."
+        ),
     ] = None,
     hangup_by: Annotated[
         HangupBy | None, Query(description="who ended the call: caller, agent or system")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> CallPage:
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            raise HTTPException(400, f"{name} needs a time zone (e.g. 2014-11-04T08:00:00+01:00)")
-        if value is not None and not (1970 <= value.year <= 2100):
-            raise HTTPException(400, f"{name} must be between 1970 and 2100")
+    """The call record, newest first, one page at a time: pass `next_cursor` back as `cursor`.
+    An agent sees the calls it answered. `since` and `until` need a time zone (a time
+    without one is a 422, as everywhere in this API)."""
     if who.own_agent is not None and agent is not None and agent != who.own_agent:
         raise forbidden("an agent sees only the calls it took")
     flt = repo.CallFilter(
@@ -159,7 +237,7 @@ async def list_calls(
         try:
             rows, next_cursor = await repo.list_calls(session, flt, limit, cursor)
         except repo.BadCursor as exc:
-            raise HTTPException(400, str(exc)) from exc
+            raise bad_parameter("query", "cursor", str(exc)) from exc
     return CallPage(items=[CallOut.of(r) for r in rows], next_cursor=next_cursor)
 
 
@@ -171,9 +249,11 @@ async def list_calls(
 )
 async def get_call(
     sessions: Sessions,
-    call_id: Annotated[int, Path(ge=1, le=2**62)],
+    call_id: CallRef,
     who: Annotated[Principal, Security(access("calls:read", "calls.get"))],
 ) -> CallDetail:
+    """One call by its `id` or its `linkedid`: its queue visits, its events in order and its
+    registrations. An agent reads only the calls it answered."""
     call, visits, events, registered = await use.read_call(sessions, who, call_id)
     return CallDetail.model_validate(
         {
@@ -197,7 +277,11 @@ class DispositionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: Code = Field(description="a registration reason of the queue (work.yaml)")
-    resolved: bool | None = None
+    resolved: bool | None = Field(
+        None,
+        description="True: settled at first contact; false: neither settled nor transferred "
+        "(follow-up). Leave out with `transferred_to`.",
+    )
     transferred_to: Code | None = Field(None, description="a queue or a destination name")
     note: Note | None = Field(None, description="for the agent's colleagues; no CPR numbers")
     agent: AgentId | None = Field(
@@ -216,22 +300,22 @@ class DispositionIn(BaseModel):
 class DispositionOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    call_id: int
-    agent_id: str
-    queue: str | None
-    reason: str
-    resolved: bool
-    transferred_to: str | None
-    note: str | None
-    created_at: datetime
-    updated_at: datetime
-
-
-CallPath = Annotated[int, Path(ge=1, le=2**62, description="calls.id")]
+    call_id: int = Field(description="The call's id.")
+    agent_id: str = Field(description="The agent whose registration it is.")
+    queue: str | None = Field(description="The queue the agent took the call in.")
+    reason: str = Field(description="The registration reason's code.")
+    resolved: bool = Field(description="Settled at first contact.")
+    transferred_to: str | None = Field(
+        description="The queue or unit the call was sent on to, or null.",
+    )
+    note: str | None = Field(description="The note, if any.")
+    created_at: datetime = Field(description="When the call was first registered.")
+    updated_at: datetime = Field(description="When the registration was last changed.")
 
 
 @router.put(
     "/{call_id}/disposition",
+    operation_id="registerCall",
     response_model=DispositionOut,
     summary="Register the call: reason, and resolved or transferred (agent who took it)",
     responses={
@@ -244,7 +328,7 @@ CallPath = Annotated[int, Path(ge=1, le=2**62, description="calls.id")]
 async def put_disposition(
     request: Request,
     response: Response,
-    call_id: CallPath,
+    call_id: CallRef,
     body: DispositionIn,
     who: Annotated[Principal, Security(access("calls:write", "call.disposition"))],
     sessions: Sessions,
@@ -253,6 +337,12 @@ async def put_disposition(
     clock: Clock,
     settings: AppSettings,
 ) -> DispositionOut:
+    """The call's registration (henvendelsesregistrering) by the agent who took it: a reason
+    from work.yaml and either `resolved` or `transferred_to`. Name the call by the
+    `linkedid` the live views show, or by its `id`. Allowed until
+    ACD_DISPOSITION_WINDOW_MINUTES after the call ended; a second PUT replaces the first
+    (200), the first creates (201). A supervisor may register for its teams' agents
+    (`agent`)."""
     wanted = use.Registration(
         body.reason, body.resolved, body.transferred_to, body.note, body.agent
     )
@@ -297,16 +387,21 @@ class TransferIn(BaseModel):
 
 
 class TransferOut(BaseModel):
-    call_id: int
-    target_type: Literal["queue", "destination"]
-    target: str
-    via: str  # blind_transfer | redirect
-    backup: bool  # outside the unit's best hours: its back-up line (bagvagt)
-    at: Instant
+    call_id: int = Field(description="The call's id.")
+    target_type: Literal["queue", "destination"] = Field(
+        description="`queue` or `destination` (a named unit of work.yaml).",
+    )
+    target: str = Field(description="The queue's or the unit's name.")
+    via: str = Field(description="How the PBX moved the call: `blind_transfer` or `redirect`.")
+    backup: bool = Field(
+        description="Outside the unit's best hours: sent to its back-up line (bagvagt).",
+    )
+    at: Instant = Field(description="When the PBX confirmed the transfer.")
 
 
 @router.post(
     "/{call_id}/transfer",
+    operation_id="transferCall",
     response_model=TransferOut,
     summary="Transfer a live call to a queue or a named unit (AMI BlindTransfer/Redirect)",
     responses={
@@ -320,7 +415,7 @@ class TransferOut(BaseModel):
 )
 async def transfer(
     request: Request,
-    call_id: CallPath,
+    call_id: CallRef,
     body: TransferIn,
     who: Annotated[Principal, Security(access("calls:write", "call.transfer"))],
     sessions: Sessions,
@@ -331,6 +426,9 @@ async def transfer(
     emit: Emit,
     settings: AppSettings,
 ) -> TransferOut:
+    """Moves a live call, named by its `linkedid` or `id`, to another queue or to a named unit
+    of work.yaml; outside the unit's best hours to its back-up line. The PBX must confirm
+    the transfer (504 if it does not in time, 502 or 409 if it refuses)."""
     done = await use.transfer(
         sessions,
         who,

@@ -23,9 +23,11 @@ from app.clock import PbxClock
 from app.config.registry import ConfigRegistry
 from app.config.snapshot import ConfigSnapshot
 from app.live.store import LiveStore
+from app.messages import MessageFiles
 from app.metrics import Metrics
 from app.privacy import CallerPrivacy
 from app.reports.rollup import Context as ReportContext
+from app.retention import RetentionConfig
 from app.runtime import Runtime
 from app.services.errors import Unavailable
 from app.services.pbx import PbxGate
@@ -86,6 +88,14 @@ def _privacy(rt: Rt) -> CallerPrivacy:
     return rt.privacy
 
 
+def _messages(rt: Rt) -> MessageFiles:
+    return rt.messages
+
+
+def _retention(rt: Rt) -> RetentionConfig:
+    return rt.retention()
+
+
 def _emit(rt: Rt) -> Callable[[DomainEvent], None]:
     return rt.emit
 
@@ -136,6 +146,8 @@ Centre = Annotated[CallCentre, Depends(_centre)]
 RosterDep = Annotated[Roster, Depends(_roster)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 Privacy = Annotated[CallerPrivacy, Depends(_privacy)]
+Messages = Annotated[MessageFiles, Depends(_messages)]  # the voice messages' files
+Retention = Annotated[RetentionConfig, Depends(_retention)]  # retention.yaml or defaults
 Emit = Annotated[Callable[[DomainEvent], None], Depends(_emit)]
 Live = Annotated[LiveStore, Depends(_live)]
 Reports = Annotated[ReportContext, Depends(_reports)]  # what reports are counted with

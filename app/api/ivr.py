@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Security
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app.acd.access import Principal
 from app.api.auth import access
@@ -22,22 +22,27 @@ router = APIRouter(prefix="/v1/ivr", tags=["ivr"])
 
 
 class FlowProblem(BaseModel):
-    file: str
-    line: int | None
-    path: str
-    message: str
-    text: str  # "<file>:<line>: <path>: <message>"
+    file: str = Field(description="The configuration file.")
+    line: int | None = Field(description="The line in it, when known.")
+    path: str = Field(description="Where in the file's structure (e.g. `menus.main.keys.1`).")
+    message: str = Field(description="What is wrong.")
+    text: str = Field(description="All of it on one line: `<file>:<line>: <path>: <message>`.")
 
 
 class ReloadOutcome(BaseModel):
-    status: Literal["reloaded", "rejected"]
-    version: str  # of the configuration running now
-    flows: list[str]
-    errors: list[FlowProblem]
+    status: Literal["reloaded", "rejected"] = Field(
+        description="`reloaded`, or `rejected` (the running configuration is kept).",
+    )
+    version: str = Field(description="The version of the configuration running now.")
+    flows: list[str] = Field(description="The menus (flows) running now.")
+    errors: list[FlowProblem] = Field(
+        description="Why the reload was rejected (empty when reloaded).",
+    )
 
 
 @router.post(
     "/reload",
+    operation_id="reloadConfiguration",
     response_model=ReloadOutcome,
     responses={
         **ERRORS,
@@ -49,6 +54,9 @@ async def reload_flows(
     who: Annotated[Principal, Security(access("ivr:admin", "ivr.reload"))],
     registry: Registry,
 ) -> JSONResponse:
+    """Reads every configuration file again (menu, queues, work data, goals), as SIGHUP does. A
+    set with any error is rejected whole and the running configuration stays; the answer
+    lists each problem with its file and line."""
     result = await registry.reload()
     body = ReloadOutcome(
         status="reloaded" if result.ok else "rejected",

@@ -15,10 +15,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response, Security
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.acd.access import Principal
+from app.acd.glossary import describe_figures
 from app.acd.kpi import Tally, figures
 from app.acd.presence import AgentStateName
 from app.api.auth import AUDIT_KEY, access, audit_note
@@ -53,6 +54,8 @@ class TodayOut(_Out):
     """Today's figures of a queue (per visit) or the centre (per call); definitions in
     docs/kpis.md."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra=describe_figures)
+
     offered: int
     answered: int
     abandoned: int
@@ -81,14 +84,16 @@ class TodayOut(_Out):
 
 
 class AgentCounts(_Out):
-    logged_in: int
-    available: int
-    ringing: int
-    on_call: int
-    wrapup: int
-    paused: int
-    unavailable: int
-    paused_reasons: dict[str, int]
+    logged_in: int = Field(
+        description="Agents logged in to the queue (every state but logged_out).",
+    )
+    available: int = Field(description="Ready for a call.")
+    ringing: int = Field(description="Being offered a call.")
+    on_call: int = Field(description="Talking.")
+    wrapup: int = Field(description="In wrap-up after a call.")
+    paused: int = Field(description="Paused.")
+    unavailable: int = Field(description="Logged in but their phone cannot be reached.")
+    paused_reasons: dict[str, int] = Field(description="The paused agents by pause reason code.")
 
 
 class ProjectionOut(_Out):
@@ -96,142 +101,211 @@ class ProjectionOut(_Out):
     expected now (so far + the re-forecast rest), and the day's figures if the rest of the
     day is staffed as planned (now: as staffed); ``at_risk`` names the goals it misses."""
 
-    forecast_calls: float
-    expected_calls: float
-    factor: float
-    answer_rate: float | None
-    avg_wait_seconds: float | None
-    service_level: float | None
-    at_risk: list[Literal["answer_rate", "avg_wait", "service_level"]]
+    forecast_calls: float = Field(
+        description="Calls the morning forecast expected for the whole of today.",
+    )
+    expected_calls: float = Field(
+        description="Calls expected today now: so far plus the re-forecast rest of the day.",
+    )
+    factor: float = Field(
+        description="Re-forecast / forecast for the rest of the day (above 1: busier than "
+        "forecast).",
+    )
+    answer_rate: float | None = Field(
+        description="Today's availability projected to the end of the day, staffed as planned.",
+    )
+    avg_wait_seconds: float | None = Field(
+        description="Today's average wait projected to the end of the day, staffed as planned.",
+    )
+    service_level: float | None = Field(
+        description="Today's service level projected to the end of the day, staffed as planned.",
+    )
+    at_risk: list[Literal["answer_rate", "avg_wait", "service_level"]] = Field(
+        description="The goals the projection misses (answer_rate, avg_wait, service_level).",
+    )
 
 
 class QueueOut(_Out):
-    name: str
-    title: str
-    waiting: int
-    longest_wait_seconds: float
-    estimated_wait_seconds: float | None  # for a caller joining now; None = no agent staffed
-    agents: AgentCounts
-    today: TodayOut
-    projection: ProjectionOut | None = None  # None: no forecast for today (yet)
+    name: str = Field(description="The queue's name (as in queues.yaml).")
+    title: str = Field(description="The queue's title (Danish).")
+    waiting: int = Field(description="Callers waiting now.")
+    longest_wait_seconds: float = Field(
+        description="The wait so far of the caller waiting longest (0: nobody waits).",
+    )
+    estimated_wait_seconds: float | None = Field(
+        description="Expected wait for a caller joining now; null: no agent staffed.",
+    )
+    agents: AgentCounts = Field(description="The queue's agents by state.")
+    today: TodayOut = Field(description="Today's figures of the queue so far (per visit).")
+    projection: ProjectionOut | None = Field(
+        None,
+        description="Today projected to its end; null: no forecast for today (yet).",
+    )
 
 
 class CentreOut(_Out):
-    waiting: int
-    longest_wait_seconds: float
-    agents: dict[str, int]
-    today: TodayOut
-    projection: ProjectionOut | None = None
+    waiting: int = Field(description="Callers waiting now, in every queue.")
+    longest_wait_seconds: float = Field(
+        description="The longest wait so far of anyone waiting now.",
+    )
+    agents: dict[str, int] = Field(description="The agents by state (each agent once).")
+    today: TodayOut = Field(description="Today's figures of the centre so far (per call).")
+    projection: ProjectionOut | None = Field(
+        None,
+        description="Today projected to its end; null: no forecast for today (yet).",
+    )
 
 
 class KpiConfigOut(_Out):
-    short_abandon_seconds: float
-    service_level_seconds: float
+    short_abandon_seconds: float = Field(
+        description="S: an abandon with a shorter wait is a short abandon "
+        "(ACD_SHORT_ABANDON_SECONDS).",
+    )
+    service_level_seconds: float = Field(
+        description="T: the service-level threshold, wait at most T (ACD_SERVICE_LEVEL_SECONDS).",
+    )
 
 
 class GoalsOut(_Out):
     """The goals of the agreement in force (ivr_flows/goals.yaml) with their early-warning
     levels; the wallboard colours by them."""
 
-    answer_rate: float
-    answer_rate_ambition: float
-    answer_rate_warning: float
-    avg_wait_seconds: float
-    avg_wait_warning_seconds: float
-    service_level: float | None
-    service_level_warning: float | None
+    answer_rate: float = Field(description="Goal for availability (share 0-1, at least).")
+    answer_rate_ambition: float = Field(
+        description="The higher availability aimed for beyond the goal.",
+    )
+    answer_rate_warning: float = Field(description="Availability below which the goal is at risk.")
+    avg_wait_seconds: float = Field(description="Goal for the average wait (seconds, at most).")
+    avg_wait_warning_seconds: float = Field(
+        description="Average wait above which the goal is at risk.",
+    )
+    service_level: float | None = Field(
+        description="Goal for the service level (share 0-1), or null when the agreement has none.",
+    )
+    service_level_warning: float | None = Field(
+        description="Service level below which the goal is at risk, or null.",
+    )
 
 
 class _Head(_Out):
-    version: int
-    as_of: datetime  # the PBX's time of this snapshot
-    day: date  # the local day "today" means
-    history_loaded: bool  # False until today's earlier visits are read back after a restart
+    version: int = Field(description="The snapshot's number; it grows by one with each change.")
+    as_of: datetime = Field(description="The PBX's time of this snapshot.")
+    day: date = Field(description="The local day 'today' means.")
+    history_loaded: bool = Field(
+        description="False until today's earlier calls are read back after a restart (today's"
+        " figures are incomplete until then).",
+    )
 
 
 class QueuesOut(_Head):
-    config: KpiConfigOut
-    goals: GoalsOut | None  # None: no goals.yaml
-    centre: CentreOut
-    queues: list[QueueOut]
+    config: KpiConfigOut = Field(description="The settings the figures are counted with.")
+    goals: GoalsOut | None = Field(description="The goals in force, or null without goals.yaml.")
+    centre: CentreOut = Field(description="The whole centre now.")
+    queues: list[QueueOut] = Field(description="Each queue now.")
 
 
 class QueueDayOut(_Out):
-    name: str
-    title: str
-    figures: TodayOut
+    name: str = Field(description="The queue's name.")
+    title: str = Field(description="The queue's title (Danish).")
+    figures: TodayOut = Field(description="The queue's figures of that day (per visit).")
 
 
 class CentreDayOut(_Out):
-    figures: TodayOut
+    figures: TodayOut = Field(description="The centre's figures of that day (per call).")
 
 
 class QueuesDayOut(_Out):
     """A past day's figures (``?date=``): the same figures as ``today``, of that day."""
 
-    day: date
-    as_of: datetime  # the PBX's time they were read at
-    config: KpiConfigOut
-    goals: GoalsOut | None
-    centre: CentreDayOut
-    queues: list[QueueDayOut]
+    day: date = Field(description="The local day the figures are of.")
+    as_of: datetime = Field(description="The PBX's time they were read at.")
+    config: KpiConfigOut = Field(description="The settings the figures are counted with.")
+    goals: GoalsOut | None = Field(description="The goals in force, or null without goals.yaml.")
+    centre: CentreDayOut = Field(description="The whole centre that day.")
+    queues: list[QueueDayOut] = Field(description="Each queue that day.")
 
 
 class LiveCallOut(_Out):
-    linkedid: str
-    started_at: datetime
-    caller: str  # masked
-    keys: str
-    state: Literal["ivr", "waiting", "talking", "after_queue"]
-    queue: str | None
-    position: int | None
-    entered_at: datetime | None
-    waited_seconds: float | None
-    estimated_wait_seconds: float | None  # expected rest of the wait, position-aware
-    ringing: list[str]
-    agent: str | None
-    answered_at: datetime | None
-    data_gap: bool
+    linkedid: str = Field(
+        description="Asterisk's linkedid: name the call by it in `/v1/calls/{call_id}/...` "
+        "(registration, transfer).",
+    )
+    started_at: datetime = Field(description="When the call reached the PBX.")
+    caller: str = Field(
+        description="The caller's number, masked; the number itself is never shown.",
+    )
+    keys: str = Field(description="The keys pressed in the menu so far.")
+    state: Literal["ivr", "waiting", "talking", "after_queue"] = Field(
+        description="ivr (in the menu), waiting (in a queue), talking, or after_queue (left "
+        "the queue, still up).",
+    )
+    queue: str | None = Field(description="The queue, or null in the menu.")
+    position: int | None = Field(description="Position in the queue (1 = next), or null.")
+    entered_at: datetime | None = Field(description="When the caller joined the queue, or null.")
+    waited_seconds: float | None = Field(
+        description="The wait so far, or the whole wait once answered.",
+    )
+    estimated_wait_seconds: float | None = Field(
+        description="Expected rest of the wait (position-aware), or null.",
+    )
+    ringing: list[str] = Field(description="The agents whose phones ring for the call now.")
+    agent: str | None = Field(description="The agent talking, or null.")
+    answered_at: datetime | None = Field(description="When an agent answered, or null.")
+    data_gap: bool = Field(
+        description="Picked up after a gap in the PBX's event stream; its times may be incomplete.",
+    )
 
 
 class QueueDetailOut(QueueOut, _Head):
-    config: KpiConfigOut
-    goals: GoalsOut | None
-    waiting_calls: list[LiveCallOut]
+    config: KpiConfigOut = Field(description="The settings the figures are counted with.")
+    goals: GoalsOut | None = Field(description="The goals in force, or null without goals.yaml.")
+    waiting_calls: list[LiveCallOut] = Field(description="The callers waiting, in line order.")
 
 
 class AgentCallOut(_Out):
-    linkedid: str
-    queue: str | None
-    answered_at: datetime | None
-    caller: str
+    linkedid: str = Field(
+        description="The call's Asterisk linkedid: name the call by it in "
+        "`/v1/calls/{call_id}/...` (registration, transfer).",
+    )
+    queue: str | None = Field(description="The queue the call came from, or null.")
+    answered_at: datetime | None = Field(
+        description="When the agent answered, or null while ringing.",
+    )
+    caller: str = Field(description="The caller's number, masked.")
 
 
 class MembershipOut(_Out):
-    queue: str
-    paused: bool
-    reason: str | None
-    penalty: int
+    queue: str = Field(description="The queue.")
+    paused: bool = Field(description="Paused in this queue.")
+    reason: str | None = Field(description="The pause reason code, or null.")
+    penalty: int = Field(
+        description="The agent's penalty in the queue (lower is offered calls first).",
+    )
 
 
 class AgentOut(_Out):
-    id: str
-    name: str
-    interface: str
-    state: AgentStateName
-    since: datetime | None
-    reason: str | None
-    call: AgentCallOut | None
-    wrapup_until: datetime | None
-    queues: list[MembershipOut]
+    id: str = Field(description="The agent's id.")
+    name: str = Field(description="The agent's name.")
+    interface: str = Field(description="The agent's phone on the PBX (e.g. `PJSIP/agent101`).")
+    state: AgentStateName = Field(
+        description="logged_out, available, ringing, on_call, wrapup, paused or unavailable "
+        "(docs/kpis.md, 'Agent states').",
+    )
+    since: datetime | None = Field(description="When the agent entered the state, or null.")
+    reason: str | None = Field(description="The pause reason code when paused, else null.")
+    call: AgentCallOut | None = Field(
+        description="The call the agent is on or is offered, or null.",
+    )
+    wrapup_until: datetime | None = Field(description="When the wrap-up ends, or null.")
+    queues: list[MembershipOut] = Field(description="The queues the agent is logged in to.")
 
 
 class AgentsOut(_Head):
-    agents: list[AgentOut]
+    agents: list[AgentOut] = Field(description="Every agent the PBX or the roster knows.")
 
 
 class LiveCallsOut(_Head):
-    calls: list[LiveCallOut]
+    calls: list[LiveCallOut] = Field(description="Every call in progress.")
 
 
 NOT_YET: dict[int | str, dict[str, Any]] = {
@@ -271,6 +345,10 @@ async def list_queues(
         ),
     ] = None,
 ) -> Response:
+    """The live picture of every queue and the centre, as the wallboard shows it, from the
+    state the PBX reports (refreshed every ACD_LIVE_INTERVAL seconds). With `date=` a past
+    local day's figures instead (QueuesDayOut). 503 until the first picture is made after a
+    start."""
     if day is None:
         return _json(queries.queues(store))
     return await _past_day(request, store, clock, sessions, ctx, day)
@@ -288,7 +366,7 @@ async def _past_day(
     snap = store.snapshot
     today = date.fromisoformat(snap["day"]) if snap is not None else clock.today()
     if day > today:
-        raise Invalid(f"date {day} is in the future (today is {today})")
+        raise Invalid(f"date {day} is in the future (today is {today})", ("query", "date"))
     if day == today:
         return _json(queries.queues(store))
     # A report read, not a look at the live picture: audited.
@@ -337,10 +415,14 @@ async def _past_day(
     summary="One queue now, with its waiting callers in line order",
 )
 async def get_queue(
-    name: Annotated[str, Path(max_length=64, pattern=r"^[a-z0-9_]+$")],
+    name: Annotated[
+        str, Path(max_length=64, pattern=r"^[a-z0-9_]+$", description="The queue's name.")
+    ],
     _: Annotated[Principal, live_view("queues.get")],
     store: Live,
 ) -> Response:
+    """One queue's live picture plus the callers waiting in it, in line order (masked numbers,
+    position, wait so far, expected rest of the wait)."""
     if store.snapshot is None:
         raise HTTPException(503, "no live picture yet")
     body = queries.queue(store, name)
@@ -356,6 +438,9 @@ async def get_queue(
     summary="Every agent now: state, since when, current call, queues",
 )
 async def list_agents(_: Annotated[Principal, live_view("agents.list")], store: Live) -> Response:
+    """Every agent's state now, with the call it is on (its `linkedid`: name the call by it to
+    register or transfer it) and its queues. Unknown query parameters are refused: there are
+    no filters here."""
     return _json(queries.agents(store))
 
 
@@ -368,6 +453,9 @@ async def list_agents(_: Annotated[Principal, live_view("agents.list")], store: 
 async def list_live_calls(
     _: Annotated[Principal, live_view("calls.live")], store: Live
 ) -> Response:
+    """Every call in progress: in the menu, waiting in a queue (position, expected wait) or
+    talking. Each call's `linkedid` names it in `/v1/calls/{call_id}/...` (registration,
+    transfer) while it is live and after."""
     return _json(queries.live_calls(store))
 
 
@@ -388,6 +476,7 @@ def _last_id(header: str | None, query: int | None) -> int | None:
 
 @router.get(
     "/stream",
+    operation_id="streamLive",
     response_class=StreamingResponse,
     responses={
         200: {
@@ -404,9 +493,20 @@ def _last_id(header: str | None, query: int | None) -> int | None:
 async def stream(
     _: Annotated[Principal, live_view("stream.open")],
     store: Live,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=40)] = None,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            max_length=40,
+            description="The `id:` of the last update received: the missed ones follow.",
+        ),
+    ] = None,
     since: Annotated[int | None, Query(ge=0, description="as Last-Event-ID")] = None,
 ) -> StreamingResponse:
+    """Server-Sent Events: first a `snapshot` event (queues, agents, calls as the REST views
+    show them), then numbered `update` events with what changed. Reconnect with
+    `Last-Event-ID` (or `since`) to receive the updates missed, or a fresh snapshot when
+    they are too old."""
     try:
         sub, first = store.subscribe(_last_id(last_event_id, since))
     except TooManyClients as exc:

@@ -76,6 +76,8 @@ async def get_forecast(
     days: Days = 1,
     queue: Annotated[QueueName | None, Query(description="one queue only")] = None,
 ) -> dict[str, Any]:
+    """Forecast calls and handle time per queue and half hour for the days asked, from the
+    calls of the weeks before, with how accurate the method was on past days."""
     return await _answer(planner.forecast_doc(day, days, queue))
 
 
@@ -98,9 +100,18 @@ async def get_staffing(
     planner: PlannerDep,
     day: Day,
     days: Days = 1,
-    format: Annotated[Literal["json", "csv", "xlsx"], Query()] = "json",
+    format: Annotated[
+        Literal["json", "csv", "xlsx"], Query(description="json, or a csv or xlsx sheet.")
+    ] = "json",
     shrinkage: Annotated[float | None, Query(ge=0, lt=1, description="default: measured")] = None,
-    max_occupancy: Annotated[float | None, Query(gt=0, le=1)] = None,
+    max_occupancy: Annotated[
+        float | None,
+        Query(
+            gt=0,
+            le=1,
+            description="A cap on occupancy (share of time busy with calls); default: none.",
+        ),
+    ] = None,
     patience: Annotated[
         float | None, Query(gt=0, le=86400, description="seconds; default: measured")
     ] = None,
@@ -110,6 +121,8 @@ async def get_staffing(
         Query(description="queues sharing agents: NAME=QUEUE1,QUEUE2 (repeatable)"),
     ] = None,
 ) -> Response:
+    """Agents needed per queue (or pool of queues sharing agents) and half hour to meet the
+    goals (Erlang C and Erlang A), as JSON or a csv/xlsx sheet."""
     groups: dict[str, list[str]] = {}
     for spec in pool or []:
         name, _sep, members = spec.partition("=")

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response, Security
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from app.acd.access import Principal
@@ -26,17 +26,21 @@ PERIOD = r"^\d{4}-(W\d{2}|\d{2}|Q[1-4])$"
 
 
 class StoredReportOut(BaseModel):
-    period: str  # 2014-W45, 2014-11, 2014-Q4
-    kind: Literal["week", "month", "quarter"]
-    by: str
-    format: str
-    first: date
-    last: date
-    media_type: str
-    size: int
-    sha256: str
-    made_at: datetime
-    href: str  # where to fetch it
+    period: str = Field(
+        description="The period: 2014-W45 (ISO week), 2014-11 (month) or 2014-Q4 (quarter).",
+    )
+    kind: Literal["week", "month", "quarter"] = Field(description="week, month or quarter.")
+    by: str = Field(description="How the report is cut (queue, department, agent, ...).")
+    format: str = Field(description="The document's format: pdf, xlsx, html or csv.")
+    first: date = Field(description="The period's first day (local).")
+    last: date = Field(description="The period's last day (local, inclusive).")
+    media_type: str = Field(description="The document's media type.")
+    size: int = Field(description="The document's size in bytes.")
+    sha256: str = Field(
+        description="The document's SHA-256 (hex): the same data gives the same bytes.",
+    )
+    made_at: datetime = Field(description="When the document was made.")
+    href: str = Field(description="Where to fetch the document.")
 
 
 def _href(row: StoredReport | StoredReportOut) -> str:
@@ -45,6 +49,7 @@ def _href(row: StoredReport | StoredReportOut) -> str:
 
 @router.get(
     "",
+    operation_id="listArchivedReports",
     summary="The reports made and kept when their period ended (newest first)",
     response_model=list[StoredReportOut],
     responses=ERRORS,
@@ -53,10 +58,15 @@ async def list_archive(
     request: Request,
     sessions: Sessions,
     who: Annotated[Principal, Security(access("reports:read", "reports.archive.list"))],
-    kind: Literal["week", "month", "quarter"] | None = None,
+    kind: Annotated[
+        Literal["week", "month", "quarter"] | None,
+        Query(description="Only weekly, monthly or quarterly reports."),
+    ] = None,
     since: Annotated[date | None, Query(description="periods ending on or after")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    limit: Annotated[int, Query(ge=1, le=1000, description="The most documents listed.")] = 200,
 ) -> list[StoredReportOut]:
+    """The weekly, monthly and quarterly report documents made and kept when their period
+    ended, newest first, each with where to fetch it and its SHA-256."""
     audit_note(request, kind=kind)
     query = select(
         StoredReport.period, StoredReport.kind, StoredReport.by, StoredReport.format,
@@ -82,6 +92,7 @@ async def list_archive(
 
 @router.get(
     "/{period}/{format}",
+    operation_id="getArchivedReport",
     summary="One kept report document, as it was made",
     responses={
         **ERRORS,
@@ -103,8 +114,11 @@ async def get_archived(
     who: Annotated[Principal, Security(access("reports:read", "reports.archive.read"))],
     period: Annotated[str, Path(pattern=PERIOD, description="2014-W45, 2014-11 or 2014-Q4")],
     format: Annotated[str, Path(pattern=r"^[a-z]{2,8}$", description="pdf, xlsx, html, csv")],
-    by: By = "department",  # a report cut: anything else is a 422, never a query
+    by: Annotated[
+        By, Query(description="The report's cut (anything else is a 422, never a query).")
+    ] = "department",
 ) -> Response:
+    """One kept report document as it was made at its period's end (the same bytes every time)."""
     audit_note(request, target=f"report:{period}", by=by, format=format)
     async with sessions() as session:
         row = await session.scalar(

@@ -23,6 +23,7 @@ from app.reports import render
 from app.reports.build import build_report
 from app.reports.model import By, Report
 from app.reports.periods import Period, PeriodError, parse_period, span
+from app.services.errors import Invalid
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 
@@ -43,7 +44,8 @@ def report_period(first: date | None, last: date | None, period: str | None) -> 
             )
         return span(first, last)
     except PeriodError as exc:
-        raise HTTPException(422, str(exc)) from None
+        where = "period" if period is not None else ("from" if first is None else "to")
+        raise Invalid(str(exc), ("query", where)) from None
 
 
 def filename(report: Report, fmt: str) -> str:
@@ -86,9 +88,15 @@ async def get_report(
         str | None,
         Query(max_length=10, description="instead of from/to: 2014-W45, 2014-11, 2014-Q4, 2014"),
     ] = None,
-    by: By = "centre",
-    format: Format = "json",
+    by: Annotated[By, Query(description="How the groups are cut.")] = "centre",
+    format: Annotated[
+        Format, Query(description="json (the Report schema), csv, xlsx, html or pdf.")
+    ] = "json",
 ) -> Response:
+    """Figures against the service goals over a period (`from`/`to` or `period`), cut by
+    centre, department, queue, agent, day, week, month, quarter, weekday or half-hour; as
+    JSON (the Report schema) or as a document (csv, xlsx, html, pdf). docs/kpis.md defines
+    every figure."""
     wanted = report_period(first, last, period)
     audit_note(
         request,

@@ -6,21 +6,29 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Security
-from pydantic import BaseModel, ConfigDict
+from fastapi import APIRouter, Query, Security
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.acd.access import Principal
 from app.api.auth import access
 from app.api.common import ERRORS, Instant
 from app.api.deps import Sessions
-from app.api.errors import ErrorOut
+from app.api.errors import ErrorOut, bad_parameter
 from app.services.errors import Forbidden
 from app.store import repo, reports
 
 router = APIRouter(prefix="/v1/surveys", tags=["surveys"])
 
-QueueQuery = Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{1,40}$")]
-AgentQuery = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+QueueQuery = Annotated[
+    str | None, Query(pattern=r"^[a-z][a-z0-9_]{1,40}$", description="Only this queue's calls.")
+]
+AgentQuery = Annotated[
+    str | None,
+    Query(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="Only this agent's calls (an agent: itself only).",
+    ),
+]
 SinceQuery = Annotated[Instant | None, Query(description="started at or after (ISO 8601)")]
 UntilQuery = Annotated[Instant | None, Query(description="started before (ISO 8601)")]
 
@@ -28,20 +36,24 @@ UntilQuery = Annotated[Instant | None, Query(description="started before (ISO 86
 class SurveyOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    id: int
-    call_id: int | None
-    agent: str | None
-    queue: str | None
-    started_at: datetime
-    friendliness: int | None  # imødekommenhed, 1-9
-    wait: int | None  # ventetid, 1-9
-    overall: int | None  # tilfredshed, 1-9
-    completed: bool
+    id: int = Field(description="The survey's id.")
+    call_id: int | None = Field(description="The surveyed call's id, or null.")
+    agent: str | None = Field(description="The agent who answered the call, or null.")
+    queue: str | None = Field(description="The queue the call was answered in, or null.")
+    started_at: datetime = Field(description="When the survey started.")
+    friendliness: int | None = Field(
+        description="Imødekommenhed: the answer 1-9, or null (not answered).",
+    )
+    wait: int | None = Field(description="Ventetid: the answer 1-9, or null.")
+    overall: int | None = Field(description="Tilfredshed: the answer 1-9, or null.")
+    completed: bool = Field(description="All three questions answered.")
 
 
 class SurveyPage(BaseModel):
-    items: list[SurveyOut]
-    next_cursor: str | None
+    items: list[SurveyOut] = Field(description="The surveys of this page, newest first.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page.",
+    )
 
 
 def _agent_filter(who: Principal, agent: str | None) -> str | None:
@@ -65,21 +77,31 @@ async def list_surveys(
     until: UntilQuery = None,
     queue: QueueQuery = None,
     agent: AgentQuery = None,
-    completed: bool | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    completed: Annotated[
+        bool | None, Query(description="true: only completed surveys; false: only incomplete.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="The most items on a page.")] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=200, description="`next_cursor` of the page before; absent: the first page."
+        ),
+    ] = None,
 ) -> SurveyPage:
+    """The after-call survey's answers (1-9 to three questions), newest first, one page at a
+    time. An agent sees the answers about its own calls."""
     flt = reports.SurveyFilter(since, until, queue, _agent_filter(who, agent), completed)
     async with sessions() as session:
         try:
             rows, next_cursor = await reports.list_surveys(session, flt, limit, cursor)
         except repo.BadCursor as exc:
-            raise HTTPException(400, str(exc)) from exc
+            raise bad_parameter("query", "cursor", str(exc)) from exc
     return SurveyPage(items=[SurveyOut.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get(
     "/summary",
+    operation_id="getSurveySummary",
     response_model=reports.SurveySummary,
     summary="Averages of the three questions and the response rate, per agent and per queue",
     responses=ERRORS,
@@ -92,6 +114,8 @@ async def summary(
     queue: QueueQuery = None,
     agent: AgentQuery = None,
 ) -> reports.SurveySummary:
+    """Averages of the survey's three questions and the response rate over a period, for the
+    total, per agent and per queue."""
     flt = reports.SurveyFilter(since, until, queue, _agent_filter(who, agent))
     async with sessions() as session:
         return await reports.survey_summary(session, flt)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
 router = APIRouter(tags=["wallboard"])
@@ -22,6 +23,23 @@ def _page() -> str:
     return PAGE.read_text(encoding="utf-8")
 
 
-@router.get("/wallboard", response_class=HTMLResponse, summary="Wallboard for a wall screen")
-async def wallboard() -> HTMLResponse:
+@router.get(
+    "/wallboard",
+    response_class=HTMLResponse,
+    summary="Wallboard for a wall screen",
+    operation_id="getWallboard",
+)
+async def wallboard(
+    queues: Annotated[
+        str | None,
+        Query(
+            max_length=2000,
+            description="Show only these queues (comma-separated): a team's own wall. Read "
+            "by the page itself.",
+        ),
+    ] = None,
+) -> HTMLResponse:
+    """The wall screen's page (HTML). It reads the live picture through `/v1/stream` with an
+    API key given in the address's fragment (`#key=...`), so the key never reaches a server
+    log; `?queues=a,b` shows only those queues."""
     return HTMLResponse(_page(), headers={"Cache-Control": "no-cache"})

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Security
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app.acd.access import Principal
 from app.acd.work import Choice, Goals
@@ -18,18 +18,24 @@ router = APIRouter(prefix="/v1/work", tags=["agents"])
 
 
 class DestinationOut(BaseModel):
-    name: str
-    title: str
-    number: str  # the unit's public number
-    hours: dict[str, list[str]]
-    backup: bool
+    name: str = Field(description="The unit's name, as `destination` in a transfer.")
+    title: str = Field(description="The unit's title (Danish).")
+    number: str = Field(description="The unit's public number.")
+    hours: dict[str, list[str]] = Field(
+        description="The unit's best hours per weekday (`mon`: [`08:00-15:00`]).",
+    )
+    backup: bool = Field(description="The unit has a back-up line (bagvagt) outside its hours.")
 
 
 class WorkOut(BaseModel):
-    pause_reasons: list[Choice]
-    dispositions: dict[str, list[Choice]]  # queue -> the reasons an agent may register
-    destinations: list[DestinationOut]
-    goals: Goals
+    pause_reasons: list[Choice] = Field(description="The pause reasons agents may give.")
+    dispositions: dict[str, list[Choice]] = Field(
+        description="Per queue, the registration reasons agents may give.",
+    )
+    destinations: list[DestinationOut] = Field(
+        description="The named units calls may be transferred to.",
+    )
+    goals: Goals = Field(description="The goals an agent's scorecard is measured against.")
 
 
 @router.get(
@@ -43,6 +49,8 @@ async def get_work(
     work: Work,
     config: Config,
 ) -> WorkOut:
+    """What agents choose from: pause reasons, registration reasons per queue, the units calls
+    can be transferred to (with their hours), and the scorecard's goals (work.yaml)."""
     queues = config.queue_names or tuple(work.dispositions.queues)
     return WorkOut(
         pause_reasons=list(work.pause_reasons),

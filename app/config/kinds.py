@@ -24,6 +24,7 @@ from app.acd.queues import QueueCatalogue
 from app.acd.work import WorkConfig
 from app.config.errors import ConfigError, ConfigInvalid, Lines, from_validation, line_of
 from app.reports.goals import GOALS_FILE, GoalsConfig, parse_goals
+from app.retention import RETENTION_FILE, RetentionConfig
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -106,5 +107,18 @@ GOALS: FileKind[GoalsConfig] = FileKind(
     describe=lambda g: f"{len(g.agreements)} agreements, {len(g.departments)} departments",
 )
 
+
+def _retention(data: Any, file: str, lines: Lines, before: Before) -> RetentionConfig:
+    return validated(RetentionConfig, {} if data is None else data, file, lines)
+
+
+# How long each kind of personal data is kept (app/retention.py; absent: its defaults).
+RETENTION: FileKind[RetentionConfig] = FileKind(
+    "retention",
+    RETENTION_FILE,
+    _retention,
+    describe=lambda r: f"{len(RetentionConfig.model_fields)} periods, calls {r.calls} days",
+)
+
 # In load order: a kind comes after those it reads.
-KINDS: tuple[FileKind[Any], ...] = (QUEUES, WORK, GOALS)
+KINDS: tuple[FileKind[Any], ...] = (QUEUES, WORK, GOALS, RETENTION)

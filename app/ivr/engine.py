@@ -61,6 +61,9 @@ Phase = Literal["menu", "offer", "confirm", "record"]
 class CallInfo:
     uniqueid: str
     has_number: bool  # a caller id we could call back
+    # The voice message's file name (random, given by the session: not guessable from
+    # the call's id); "" = the channel's id (tests, tools).
+    message_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,7 +379,7 @@ def _offer_input(flow: Flow, state: CallState, given: Input) -> Step[CallState]:
     if key in ("1", "2"):
         plays = [] if key == "2" else [Play(cb.no_number_prompt)]
         plays.append(Play(cb.message_prompt))
-        name = _SAFE_FILE.sub("_", state.call.uniqueid) or "message"
+        name = _SAFE_FILE.sub("_", state.call.message_name or state.call.uniqueid) or "message"
         path = f"{cb.message_dir}/{name}"
         state = replace(state, phase="record", recording=path)
         record = Record(path, cb.message_format, cb.message_max_seconds * 1000)

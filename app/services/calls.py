@@ -54,6 +54,22 @@ async def read_call(
     return call, visits, events, registered
 
 
+async def call_row_id(sessions: async_sessionmaker[AsyncSession], ref: str, pbx_id: str) -> int:
+    """The call's row id from what a caller of the API names it by: the numeric id of
+    ``/v1/calls``, or the Asterisk linkedid that the live views (``/v1/calls/live``,
+    ``/v1/agents``) show. A linkedid is never all digits (Asterisk's is
+    ``<epoch>.<sequence>``); two PBXes may use the same one, then this service's PBX's
+    call is meant."""
+    if ref.isdigit():
+        return int(ref)
+    async with sessions() as session:
+        rows = await repo.call_ids_by_linkedid(session, ref)
+    if not rows:
+        raise NotFound(f"no call with linkedid {ref!r}")
+    ours = [row_id for row_id, pbx in rows if pbx == pbx_id]
+    return ours[0] if ours else rows[0][0]
+
+
 # ---- registration ---------------------------------------------------------------------
 
 
@@ -105,11 +121,15 @@ async def register(
         if work.disposition(queue, wanted.reason) is None:
             allowed = ", ".join(c.code for c in work.dispositions.for_queue(queue))
             raise Invalid(
-                f"{wanted.reason!r} is not a registration reason of {queue}; one of {allowed}"
+                f"{wanted.reason!r} is not a registration reason of {queue}; one of {allowed}",
+                ("body", "reason"),
             )
         target = wanted.transferred_to
         if target is not None and work.destination(target) is None and config.queue(target) is None:
-            raise Invalid(f"transferred_to {target!r} is neither a queue nor a unit")
+            raise Invalid(
+                f"transferred_to {target!r} is neither a queue nor a unit",
+                ("body", "transferred_to"),
+            )
         row, created = await registrations.put_disposition(
             session,
             call_id=call_id,
@@ -136,13 +156,14 @@ def _whose(who: Principal, call_id: int, chosen: str | None, agents: set[str]) -
         return who.agent_id
     if chosen is not None:
         if chosen not in agents:
-            raise Invalid(f"agent {chosen!r} did not take call {call_id}")
+            raise Invalid(f"agent {chosen!r} did not take call {call_id}", ("body", "agent"))
         return chosen
     if len(agents) == 1:
         return next(iter(agents))
     raise Invalid(
         f"call {call_id} was taken by {', '.join(sorted(agents))}; "
-        "say whose registration in 'agent'"
+        "say whose registration in 'agent'",
+        ("body", "agent"),
     )
 
 

@@ -30,7 +30,13 @@ class Conflict(DomainError):
 
 
 class Invalid(DomainError):
-    """The request names something the configuration does not allow (a reason, a unit)."""
+    """The request names something the configuration does not allow (a reason, a unit).
+    ``loc``: where in the request (``("body", "reason")``, ``("query", "date")``); empty
+    when it is the request as a whole."""
+
+    def __init__(self, detail: str | dict[str, Any], loc: tuple[str, ...] = ()) -> None:
+        super().__init__(detail)
+        self.loc = loc
 
 
 class Unavailable(DomainError):

@@ -195,10 +195,17 @@ class Kernel:
             driver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await driver
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Cancel until every task is done. Once is not enough on Python 3.11: a task whose
+        # asyncio.wait_for finishes in the same turn as the cancel loses the cancel and
+        # goes on, then parks on virtual time that no driver moves any more (a demo's stop
+        # hung on one); and a task cancelled may spawn another on its way out.
+        for _ in range(100):
+            pending = [t for t in self._tasks if not t.done()]
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=0.1)
 
     def raise_task_error(self) -> None:
         """Re-raise the first exception a kernel task died of (a simulator bug)."""

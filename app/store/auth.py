@@ -15,7 +15,9 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Sequence
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -201,6 +203,14 @@ async def authenticate(
 ) -> Principal | None:
     """The principal a presented secret stands for, or None (unknown, wrong, expired,
     revoked, of the other kind, or its user deactivated)."""
+    found = await verify(session, secret, kind, now)
+    return None if found is None else found[0]
+
+
+async def verify(
+    session: AsyncSession, secret: str, kind: TokenKind, now: datetime
+) -> tuple[Principal, datetime | None] | None:
+    """``authenticate`` with the credential's expiry (None: does not expire)."""
     parsed = parse_secret(secret)
     if parsed is None or parsed[0] != kind:
         return None
@@ -213,7 +223,7 @@ async def authenticate(
     if user is None or not user.active:
         return None
     role: Role = user.role  # type: ignore[assignment]
-    return Principal(
+    principal = Principal(
         name=user.name,
         role=role,
         agent_id=user.agent_id,
@@ -221,6 +231,84 @@ async def authenticate(
         grants=frozenset(user.grants),
         token_id=token.id,
     )
+    return principal, token.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class Remembered:
+    principal: Principal
+    verified: float  # monotonic time of the last check against the database
+    expires_at: datetime | None  # the credential's own expiry (host's clock)
+
+
+class CredentialMemory:
+    """Credentials the database has recently confirmed, by the hash of their secret
+    (never the secret itself), at most ``max_entries`` (the least recently confirmed
+    go first).
+
+    Two uses (app/api/auth.py): a live status poll trusts a confirmation younger than
+    ``poll_seconds`` without a database round trip; and while the database is
+    unreachable a read is let through on a confirmation younger than
+    ``outage_seconds`` (``ACD_AUTH_OUTAGE_SECONDS``) if the credential has not expired
+    meanwhile. A credential the database refuses is forgotten at once, so a revoked key
+    is never let through from here while the database can say so; one never confirmed
+    is not here at all.
+    """
+
+    def __init__(
+        self,
+        outage_seconds: float,
+        *,
+        poll_seconds: float = 2.0,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.outage_seconds = outage_seconds
+        self.poll_seconds = poll_seconds
+        self.max_entries = max_entries
+        self.clock = clock
+        self._entries: OrderedDict[str, Remembered] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def remember(self, secret: str, principal: Principal, expires_at: datetime | None) -> None:
+        key = hash_secret(secret)
+        self._entries[key] = Remembered(principal, self.clock(), expires_at)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def forget(self, secret: str) -> None:
+        self._entries.pop(hash_secret(secret), None)
+
+    def fresh(self, secret: str, now: datetime) -> Principal | None:
+        """Confirmed within ``poll_seconds`` (a live status poll's shortcut)."""
+        return self._recall(secret, now, self.poll_seconds)
+
+    def during_outage(self, secret: str, now: datetime) -> tuple[Principal, float] | None:
+        """(principal, seconds since its confirmation) if confirmed within
+        ``outage_seconds`` and not expired at ``now``; for when the database is away."""
+        hit = self._entries.get(hash_secret(secret))
+        if hit is None or not self._valid(hit, now, self.outage_seconds):
+            return None
+        return hit.principal, self.clock() - hit.verified
+
+    def _recall(self, secret: str, now: datetime, within: float) -> Principal | None:
+        hit = self._entries.get(hash_secret(secret))
+        if hit is None or not self._valid(hit, now, within):
+            return None
+        return hit.principal
+
+    def _valid(self, hit: Remembered, now: datetime, within: float) -> bool:
+        if self.clock() - hit.verified > within:
+            return False
+        return hit.expires_at is None or _aware(hit.expires_at) > now
+
+
+def _aware(at: datetime) -> datetime:
+    # SQLite gives naive datetimes back (stored as UTC).
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 async def exchange(

@@ -308,6 +308,7 @@ class AgentStateChange(Base):
     __table_args__ = (
         Index("ix_agent_state_changes_agent_at", "agent_id", "at"),
         Index("ix_agent_state_changes_interface_at", "interface", "at"),
+        Index("ix_agent_state_changes_at", "at"),  # the purge (migration 0012)
         UniqueConstraint("pbx", "event_key"),
     )
 
@@ -400,6 +401,9 @@ class Callback(Base):
     last_attempt_at: Mapped[datetime | None]  # the dialer's last Originate
     call_linkedid: Mapped[str | None] = mapped_column(String(64))  # the call-back call
     created_by: Mapped[str | None] = mapped_column(String(64))  # API user; NULL = the menu
+    # A message task's voice message: its path as the menu recorded it (without the
+    # format's extension); served only through GET /v1/callbacks/{id}/message.
+    recording: Mapped[str | None] = mapped_column(Text)
 
 
 class AuditLog(Base):

@@ -104,6 +104,14 @@ async def call_and_visits(
     return call, visits
 
 
+async def call_ids_by_linkedid(session: AsyncSession, linkedid: str) -> list[tuple[int, str]]:
+    """The rows (id, pbx) of the call with this Asterisk linkedid (one per PBX)."""
+    rows = await session.execute(
+        select(Call.id, Call.pbx).where(Call.linkedid == linkedid).order_by(Call.id)
+    )
+    return [(int(i), str(p)) for i, p in rows.all()]
+
+
 async def get_call(
     session: AsyncSession, call_id: int
 ) -> tuple[Call, Sequence[QueueVisit], Sequence[CallEvent]] | None:

@@ -21,7 +21,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -53,11 +53,18 @@ def time_in_states(
     return {k: round(v, 3) for k, v in out.items()}
 
 
+LocalDay = date  # for fields named ``date``: pydantic cannot have a field share its type's name
+
+
 class Kpi(BaseModel):
-    value: float | None
-    goal: float
-    direction: Literal["at_least", "above", "at_most"]
-    met: bool | None  # None: nothing to measure yet
+    value: float | None = Field(
+        description="The agent's figure, or null when there is nothing to measure.",
+    )
+    goal: float = Field(description="The goal (work.yaml).")
+    direction: Literal["at_least", "above", "at_most"] = Field(
+        description="at_least, above or at_most the goal.",
+    )
+    met: bool | None = Field(description="Whether the goal is met; null: nothing to measure yet.")
 
     @classmethod
     def of(
@@ -74,26 +81,37 @@ class Kpi(BaseModel):
 
 
 class Scorecard(BaseModel):
-    agent_id: str
-    name: str
-    date: date
-    period_start: datetime
-    period_end: datetime
-    calls_answered: int
-    talk_seconds: float
-    wrapup_seconds: float
-    registered: int
-    resolved: int
-    transferred: int
-    survey_answers: int
-    friendliness: float | None
-    wait: float | None
-    average_handle_seconds: Kpi
-    first_contact_resolution: Kpi
-    registration_rate: Kpi
-    satisfaction: Kpi
-    ready_share: Kpi
-    seconds_in_state: dict[str, float]
+    agent_id: str = Field(description="The agent's id.")
+    name: str = Field(description="The agent's name.")
+    date: LocalDay = Field(description="The local day.")
+    period_start: datetime = Field(description="The start of the day counted.")
+    period_end: datetime = Field(
+        description="The end counted: the end of the day, or now for today.",
+    )
+    calls_answered: int = Field(description="Calls the agent answered.")
+    talk_seconds: float = Field(description="The agent's talk time.")
+    wrapup_seconds: float = Field(description="The agent's wrap-up time.")
+    registered: int = Field(description="Calls the agent registered.")
+    resolved: int = Field(description="Of which settled at first contact.")
+    transferred: int = Field(description="Of which transferred.")
+    survey_answers: int = Field(
+        description="Surveys of the agent's calls with at least one answer.",
+    )
+    friendliness: float | None = Field(description="Mean 'friendliness' answer (1-9), or null.")
+    wait: float | None = Field(description="Mean 'wait' answer (1-9), or null.")
+    average_handle_seconds: Kpi = Field(
+        description="Average handling time (talk plus wrap-up) against its goal.",
+    )
+    first_contact_resolution: Kpi = Field(description="Resolved / registered against its goal.")
+    registration_rate: Kpi = Field(description="Registered / answered against its goal.")
+    satisfaction: Kpi = Field(description="Mean 'overall' answer against its goal.")
+    ready_share: Kpi = Field(
+        description="Share of logged-in time ready for calls (not paused, not unavailable) "
+        "against its goal.",
+    )
+    seconds_in_state: dict[str, float] = Field(
+        description="Seconds in each agent state during the period.",
+    )
 
 
 def _avg(values: Sequence[float | int | None]) -> float | None:
@@ -275,20 +293,22 @@ async def list_surveys(
 
 
 class SurveyFigures(BaseModel):
-    key: str | None  # the agent or queue; None for the total
-    responses: int  # surveys with at least one answer
-    completed: int  # all three answered
-    flagged_calls: int  # answered calls flagged for the survey (every 5th)
-    response_rate: float | None
-    friendliness: float | None
-    wait: float | None
-    overall: float | None
+    key: str | None = Field(description="The agent or queue; null for the total.")
+    responses: int = Field(description="Surveys with at least one answer.")
+    completed: int = Field(description="Surveys with all three answered.")
+    flagged_calls: int = Field(description="Answered calls flagged for the survey (every 5th).")
+    response_rate: float | None = Field(description="responses / flagged_calls.")
+    friendliness: float | None = Field(
+        description="Mean 'friendliness' (imødekommenhed) answer, 1-9.",
+    )
+    wait: float | None = Field(description="Mean 'wait' (ventetid) answer, 1-9.")
+    overall: float | None = Field(description="Mean 'overall' (tilfredshed) answer, 1-9.")
 
 
 class SurveySummary(BaseModel):
-    total: SurveyFigures
-    by_agent: list[SurveyFigures]
-    by_queue: list[SurveyFigures]
+    total: SurveyFigures = Field(description="Every survey of the period.")
+    by_agent: list[SurveyFigures] = Field(description="Per agent.")
+    by_queue: list[SurveyFigures] = Field(description="Per queue.")
 
 
 async def survey_summary(session: AsyncSession, flt: SurveyFilter) -> SurveySummary:

@@ -189,6 +189,7 @@ def decode(doc: dict[str, Any]) -> Record:
     kwargs = {
         col: (datetime.fromisoformat(doc[col]) if col in times and doc[col] else doc[col])
         for col in spec.columns
+        if col in doc  # a column added since the line was written keeps its default
     }
     record: Record = spec.record(**kwargs)
     return record

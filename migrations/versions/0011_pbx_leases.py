@@ -1,7 +1,7 @@
 """pbx leases: one owner per PBX, elected, and a fence on its writes
 
 Revision ID: 0011
-Revises: 0010
+Revises: 0012
 Create Date: 2026-12-07 07:40:00
 
 Why: two service processes on one PBX both connected to it and both wrote, so the last
@@ -20,7 +20,7 @@ from alembic import op
 
 
 revision: str = "0011"
-down_revision: str | None = "0010"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -243,9 +243,9 @@ async def test_an_action_the_pbx_does_not_confirm_is_a_504_and_claims_nothing(
         r = await c.post("/v1/agents/agent1/login", c.agent1)
         took = asyncio.get_running_loop().time() - t0
         assert r.status_code == 504
-        detail = r.json()["detail"]
-        assert detail["unconfirmed"] == ["dagpenge"] and detail["confirmed"] == []
-        assert "did not confirm" in detail["message"]
+        body = r.json()
+        assert body["pbx"]["unconfirmed"] == ["dagpenge"] and body["pbx"]["confirmed"] == []
+        assert "did not confirm" in body["detail"]
         assert 0.9 <= took < 5
         await c.flushed()
         assert c.rt.centre.members == {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -235,14 +236,17 @@ async def test_long_wait_confirm_refused_keeps_the_place() -> None:
 async def test_long_wait_leave_a_message() -> None:
     async with agi_service(at=TUESDAY_1030, estimates=waits(kontanthjaelp=1500.0)) as h:
         r = await h.pbx.call(Caller(answers=["1", "2"], record=(64000, "dtmf")), uniqueid="99.1")
-    assert 'RECORD FILE /var/spool/asterisk/acd-messages/99.1 wav "#" 120000 BEEP' in r.commands
+    recorded = next(c for c in r.commands if c.startswith("RECORD FILE"))
+    # The file: the call's id and a random part (no recording found by guessing an id).
+    assert re.fullmatch(
+        r'RECORD FILE /var/spool/asterisk/acd-messages/99\.1-[0-9a-f]{16} wav "#" 120000 BEEP',
+        recorded,
+    ), recorded
     assert r.prompts[-2:] == ["acd/info-indtal-besked", "acd/info-besked-gemt"]
     assert r.variables["ACD_ROUTE"] == "hangup"
     accepted = h.one("ivr_callback_accepted")
-    assert (accepted.task, accepted.recording) == (
-        "message",
-        "/var/spool/asterisk/acd-messages/99.1",
-    )
+    assert accepted.task == "message"
+    assert recorded.split()[2] == accepted.recording
     assert accepted.number_sealed is None
     assert h.one("ivr_ended").reason == "message"
 
@@ -332,10 +336,8 @@ async def test_hang_up_while_recording_keeps_the_message() -> None:
     assert r.hung_up and r.closed_by_service
     assert not r.variables
     accepted = h.one("ivr_callback_accepted")
-    assert (accepted.task, accepted.recording) == (
-        "message",
-        "/var/spool/asterisk/acd-messages/5.5",
-    )
+    assert accepted.task == "message" and accepted.recording is not None
+    assert re.fullmatch(r"/var/spool/asterisk/acd-messages/5\.5-[0-9a-f]{16}", accepted.recording)
     assert h.one("ivr_ended").reason == "message"
 
 

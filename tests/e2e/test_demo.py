@@ -34,6 +34,8 @@ def _env(**extra: str) -> dict[str, str]:
     env["ACD_DATABASE_URL"] = "postgresql://nobody@127.0.0.1:1/none"
     env["ACD_REDIS_URL"] = "redis://127.0.0.1:1/0"
     env["ACD_IVR_FLOWS"] = str(ROOT / "ivr_flows")
+    # A demo that does not stop is sent SIGABRT: faulthandler prints every thread's stack.
+    env["PYTHONFAULTHANDLER"] = "1"
     env.update(extra)
     return env
 
@@ -70,8 +72,12 @@ class Demo:
         try:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            self.proc.send_signal(signal.SIGABRT)  # the stacks of what holds it, in err
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
         err = self.proc.stderr.read() if self.proc.stderr else ""
         assert self.proc.returncode == 0, err
         return err
@@ -113,7 +119,15 @@ def test_the_demo_is_alive_at_once_agents_can_act_and_a_rerun_continues_or_start
         assert time.monotonic() - started < 45
         assert all(i["dialled"] in ("82565682", "+4582565682") for i in calls)
         assert not any(i["data_gap"] for i in calls)
-        today = demo.get("/v1/queues", admin).json()["centre"]["today"]
+        # The live figures are a snapshot made every ACD_LIVE_INTERVAL (1 s): they follow
+        # the calls within it.
+        today = _until(
+            lambda: (
+                t := demo.get("/v1/queues", admin).json()["centre"]["today"],
+                t if t["offered"] >= 20 else None,
+            )[1],
+            within=5.0,
+        )
         assert today["offered"] >= 20
         assert httpx.get(demo.base + "/v1/calls", timeout=5).status_code == 401
 

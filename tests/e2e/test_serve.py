@@ -28,6 +28,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     # The service runs from tmp_path: give it the menu files and a FastAGI port of its own.
     env["ACD_IVR_FLOWS"] = str(ROOT / "ivr_flows")
     env["ACD_AGI_PORT"] = str(_free_port())
+    env["ACD_CALLER_HASH_KEY"] = "e2e-serve-caller-hash-key-0123"  # serve refuses without
     env.update(extra)
     return env
 

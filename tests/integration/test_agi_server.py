@@ -4,6 +4,8 @@ peers, too many sessions. Nothing freezes; no session blocks another."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Callable
 
@@ -186,7 +188,8 @@ async def test_beyond_the_session_limit_calls_go_to_the_dialplan_fallback() -> N
             asyncio.ensure_future(h.pbx.call(Caller(answers=["1"], think=0.25), uniqueid=f"1.{i}"))
             for i in range(2)
         ]
-        await until(lambda: h.server.active == 2, 2)
+        # Both have answered a command: an unproven one would give its slot up instead.
+        await until(lambda: h.server.active == 2 and h.server.unproven == 0, 2)
         reader, writer = await _connect(h.server.port)
         writer.write(asterisk_env(uniqueid="3.3"))
         t0 = time.monotonic()
@@ -279,3 +282,96 @@ async def test_health_reports_port_sessions_and_flows() -> None:
     assert health.detail["flows"] == ["jobcenter"]
     assert health.detail["port"] == port != 0
     assert len(str(health.detail["version"])) == 12
+
+
+REALISTIC = AgiLimits(env_timeout=5, reply_timeout=30, session_seconds=900)
+
+
+async def test_silent_clients_cannot_take_the_sessions_of_real_callers() -> None:
+    """Issue 14 §3: 600 clients that send an environment and never answer held all 500
+    sessions for 30 s each. Now they push each other out and real calls are served."""
+    async with agi_service(at=TUESDAY_1030, limits=REALISTIC, max_sessions=100) as h:
+        # Two real callers in the middle of their menu (proven) when the flood comes.
+        talking = [
+            asyncio.ensure_future(
+                h.pbx.call(Caller(answers=["5", "2"], think=0.4), uniqueid=f"7.{i}")
+            )
+            for i in range(2)
+        ]
+        await until(lambda: h.server.active == 2 and h.server.unproven == 0, 2)
+        silent = []
+        for i in range(150):
+            _reader, writer = await _connect(h.server.port)
+            writer.write(asterisk_env(uniqueid=f"9.{i}"))
+            silent.append(writer)
+        await until(lambda: h.server.active == 100, 5)
+        await asyncio.sleep(0.2)  # every silent one has sent its environment, waits
+        assert h.server.unproven == 98  # all slots taken: 98 silent + 2 real callers
+        t0 = time.monotonic()
+        served = await asyncio.gather(
+            *(h.pbx.call(Caller(answers=["5", "2"]), uniqueid=f"1.{i}") for i in range(5))
+        )
+        elapsed = time.monotonic() - t0
+        done = await asyncio.gather(*talking)
+        for writer in silent:
+            writer.close()
+    assert [r.variables["ACD_QUEUE"] for r in served] == ["virksomhed"] * 5
+    assert [r.variables["ACD_QUEUE"] for r in done] == ["virksomhed"] * 2
+    assert elapsed < 2.0, elapsed
+    assert h.metric("acd_agi_sessions_total", result="rejected") == 0
+    assert h.metric("acd_agi_sessions_total", result="evicted") >= 55  # 50 + 5 made room
+    assert {e.uniqueid for e in h.events if e.kind == "ivr_started"} == {
+        *(f"7.{i}" for i in range(2)),
+        *(f"1.{i}" for i in range(5)),
+    }
+
+
+async def test_an_unproven_session_waits_at_most_the_environment_timeout() -> None:
+    limits = AgiLimits(env_timeout=0.5, reply_timeout=30, session_seconds=900)
+    async with agi_service(at=TUESDAY_1030, limits=limits) as h:
+        reader, writer = await _connect(h.server.port)
+        writer.write(asterisk_env(uniqueid="9.1"))
+        t0 = time.monotonic()
+        sent = await _closed_within(reader, 3)
+        elapsed = time.monotonic() - t0
+        writer.close()
+    assert sent == b'GET FULL VARIABLE "${CHANNEL(linkedid)}"\n'
+    assert 0.4 < elapsed < 1.5, elapsed  # not the 30 s a proven session's reply may take
+    assert h.metric("acd_agi_sessions_total", result="timeout") == 1
+
+
+async def test_a_flood_of_bad_connections_writes_a_bounded_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """10,000 hostile connections wrote 9,105 warning lines; now 20 a window, then one
+    line counting the rest."""
+    from app.logbudget import LogBudget
+
+    async with agi_service(at=TUESDAY_1030, limits=FAST, max_sessions=20) as h:
+        budget = LogBudget(logging.getLogger("app.agi.session"), "FastAGI", interval=2.0)
+        h.server.deps.warnings = budget
+        caplog.set_level(logging.WARNING)
+        caplog.clear()
+
+        async def hostile(i: int) -> None:
+            reader, writer = await _connect(h.server.port)
+            writer.write(b"GET / HTTP/1.1\r\n\r\n" if i % 2 else b"\x16\x03\x01junk\n")
+            with contextlib.suppress(ConnectionError, TimeoutError):
+                await _closed_within(reader, 5)
+            writer.close()
+
+        t0 = time.monotonic()
+        for start in range(0, 1000, 100):
+            await asyncio.gather(*(hostile(i) for i in range(start, start + 100)))
+        windows = int((time.monotonic() - t0) / budget.interval) + 2
+        await asyncio.sleep(budget.interval + 0.2)  # the window ends: its summary comes
+        served = await h.pbx.call(Caller(answers=["5", "2"]), uniqueid="1.1")
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("app.agi")]
+    summaries = [line for line in lines if "left out" in line]
+    assert served.variables["ACD_QUEUE"] == "virksomhed"
+    assert len(lines) - len(summaries) <= 20 * windows, (len(lines), windows)
+    assert 1 <= len(summaries) <= windows
+    left_out = sum(int(s.split(": ")[1].split(" more")[0].replace(",", "")) for s in summaries)
+    assert budget.left_out_total == left_out
+    # Every hostile connection was said something about: in a line, or in a count.
+    assert left_out + len(lines) - len(summaries) >= 1000

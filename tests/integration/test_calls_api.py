@@ -146,11 +146,14 @@ async def test_bad_input_is_a_clear_4xx(db_url: str, tmp_path: Path) -> None:
     async with api_with_calls(db_url, tmp_path) as client:
         assert (await client.get("/v1/calls/999999")).status_code == 404
         assert (await client.get("/v1/calls/0")).status_code == 422
-        assert (await client.get("/v1/calls/abc")).status_code == 422
+        # Not an id and not a linkedid's shape: 422; a linkedid nobody has: 404.
+        assert (await client.get("/v1/calls/a b")).status_code == 422
+        assert (await client.get("/v1/calls/1415088000.999")).status_code == 404
         bad_cursor = await client.get("/v1/calls", params={"cursor": "!!!"})
-        assert bad_cursor.status_code == 400 and "cursor" in bad_cursor.json()["detail"]
+        assert bad_cursor.status_code == 422 and "cursor" in bad_cursor.json()["detail"]
+        assert bad_cursor.json()["errors"][0]["loc"] == ["query", "cursor"]
         assert (await client.get("/v1/calls", params={"outcome": "nope"})).status_code == 422
         assert (await client.get("/v1/calls", params={"limit": 0})).status_code == 422
         naive = await client.get("/v1/calls", params={"since": "2026-11-22T10:00:00"})
-        assert naive.status_code == 400 and "time zone" in naive.json()["detail"]
+        assert naive.status_code == 422 and "timezone" in naive.json()["detail"]
         assert (await client.get("/v1/calls", params={"since": "yesterday"})).status_code == 422

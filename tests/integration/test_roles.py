@@ -81,6 +81,30 @@ CASES: list[tuple[str, str, str, Any, set[str]]] = [
         MEMBERS - {"agent2", "integ"},
     ),
     ("callback.dial", "POST", "/v1/callbacks/{task}/dial", None, {"agent1"}),
+    # A voice message: team leaders any, an agent its queues' (none kept here: 404).
+    (
+        "callback.message",
+        "GET",
+        "/v1/callbacks/{task}/message",
+        None,
+        {"agent1", "sup_nord", "sup_syd"} | ADMINS,
+    ),
+    # A citizen's request and the purge: admins only (or an integration granted it).
+    (
+        "privacy.export",
+        "POST",
+        "/v1/privacy/export",
+        {"caller": "20304050", "reason": "sag 1"},
+        ADMINS,
+    ),
+    (
+        "privacy.erase",
+        "POST",
+        "/v1/privacy/erase",
+        {"caller": "20999999", "reason": "sag 2"},
+        ADMINS,
+    ),
+    ("privacy.purge", "POST", "/v1/privacy/purge", {"dry_run": True}, ADMINS),
     ("surveys.list", "GET", "/v1/surveys", None, MEMBERS),
     ("surveys.summary", "GET", "/v1/surveys/summary", None, MEMBERS),
     ("work.read", "GET", "/v1/work", None, MEMBERS),

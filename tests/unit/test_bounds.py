@@ -312,6 +312,22 @@ def test_a_100_character_linkedid_and_cause_99999_are_one_call_that_fits() -> No
     assert any(e.raw and e.raw.get("Linkedid") == linkedid for e in events)
 
 
+@pytest.mark.parametrize("name", ["08b_fastagi_hangup", "07_closed", "03_abandon"])
+def test_a_cause_no_pbx_can_send_does_not_change_how_the_call_ended(name: str) -> None:
+    """Cause 99999 is no Q.850 cause: the call ended as it did with its real one (a caller
+    hanging up in the menu is no "failed" call); a real abnormal cause (41) still is."""
+
+    def ended(subs: dict[str, str]) -> tuple[str | None, int | None]:
+        calls = [r for r in play(name, subs) if isinstance(r, CallRecord)]
+        return calls[-1].outcome, calls[-1].hangup_cause
+
+    plain, _ = ended({})
+    assert ended({"Cause": "99999"}) == (plain, None)
+    assert ended({"Cause": "-5"})[0] == plain
+    if plain == "ivr_hangup":
+        assert ended({"Cause": "41"}) == ("failed", 41)
+
+
 def test_a_resync_of_hostile_members_and_channels_fits_and_names_the_same_call() -> None:
     """The resync's ids are fitted as the normaliser's, so a long Linkedid seen in an
     event and in CoreShowChannels is one call, not two."""

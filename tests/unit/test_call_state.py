@@ -20,7 +20,7 @@ from app.acd.records import (
     SurveyRecord,
     VisitRecord,
 )
-from app.acd.resync import LiveChannel, Snapshot, resync
+from app.acd.resync import LiveChannel, LiveEntry, Snapshot, resync
 from app.acd.state import CallCentre
 from app.privacy import Caller
 from tests.ami_replay import SCENARIOS, T0, load_capture, replay_pure
@@ -320,14 +320,21 @@ def test_call_that_ended_during_a_gap_is_closed_with_data_gap() -> None:
     assert gaps[-1].calls_closed == 1
 
 
-def test_call_still_up_after_a_gap_continues() -> None:
+@pytest.mark.parametrize("still_waiting", [True, False], ids=["in-queue", "left-unseen"])
+def test_call_still_up_after_a_gap_continues(still_waiting: bool) -> None:
+    """Still waiting in its queue after the gap: it goes on as if nothing happened. Up,
+    but no longer in the queue: it left the queue unseen, so its record is a guess and
+    says so (data_gap), however it ends."""
     centre, at = _feed_until("03_abandon", b"Event: QueueCallerAbandon")
     lid = "1795362357.7"
     centre.link_lost(at)
+    entries = (LiveEntry("dagpenge", lid, 1, 8.0),) if still_waiting else ()
     resync(
         centre,
         Snapshot(
-            channels=(LiveChannel(lid, lid, "PJSIP/trunk-00000007", 8.0),), entries=(), members=()
+            channels=(LiveChannel(lid, lid, "PJSIP/trunk-00000007", 8.0, "Queue", "dagpenge"),),
+            entries=entries,
+            members=(),
         ),
         at + timedelta(seconds=1),
     )
@@ -348,7 +355,7 @@ def test_call_still_up_after_a_gap_continues() -> None:
     call = next(
         r for r in centre.drain().records if isinstance(r, CallRecord) and r.ended_at is not None
     )
-    assert call.outcome == "abandoned" and not call.data_gap
+    assert call.outcome == "abandoned" and call.data_gap is not still_waiting
 
 
 def test_unknown_calls_and_late_events_are_harmless() -> None:

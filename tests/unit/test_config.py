@@ -47,6 +47,7 @@ def test_the_shipped_folder_is_one_snapshot(folder: Path) -> None:
         "queues.yaml",
         "work.yaml",
         "goals.yaml",
+        "retention.yaml",
         "jobcenter.yaml",
     ]
     assert [p.name for p in flow_files(folder)] == ["jobcenter.yaml"]
@@ -72,6 +73,10 @@ def test_the_shipped_folder_is_one_snapshot(folder: Path) -> None:
          "'dagpengge' is not a queue of queues.yaml"),
         ("jobcenter.yaml", "queue: dagpenge}", "queue: dagpenger}", "nodes.koe_dagpenge.queue",
          "unknown queue 'dagpenger'"),
+        ("retention.yaml", "audit_log: 730", "audit_log: 30", "audit_log",
+         "greater than or equal to 180"),
+        ("retention.yaml", "spill_files: 30", "spil_files: 30", "spil_files",
+         "unknown field"),
     ],
 )  # fmt: skip
 def test_every_kind_reports_its_errors_at_their_line(

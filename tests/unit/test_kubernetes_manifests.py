@@ -50,6 +50,7 @@ SECRET_VALUES = {
     "ami-secret": "ami-secret",
     "caller-hash-key": "0123456789abcdef0123",
     "metrics-token": "metrics-token",
+    "caller-hash-key-previous": "the-old-key-0123456789",
 }
 
 
@@ -436,7 +437,8 @@ def test_secrets_are_references_never_values(
                 ref = item.get("valueFrom", {}).get("secretKeyRef")
                 if ref:
                     assert f"--from-literal={ref['key']}=" in deploy_doc, ref["key"]
-                    assert ref.get("optional", False) == (item["name"] == "ACD_METRICS_TOKEN")
+                    optional = ("ACD_METRICS_TOKEN", "ACD_CALLER_HASH_KEY_PREVIOUS")
+                    assert ref.get("optional", False) == (item["name"] in optional)
 
 
 def test_the_migration_is_a_job_and_the_pods_do_not_migrate(

@@ -146,3 +146,25 @@ async def test_real_mode_plays_fast_up_to_fast_until_then_keeps_pace() -> None:
     assert len(seen) == 2  # the third nap ends at 9000, 180 wall seconds away
     task.cancel()
     await k.stop()
+
+
+async def test_stop_ends_a_task_that_lost_its_first_cancel() -> None:
+    # Python 3.11's asyncio.wait_for can finish in the same turn as a cancel and drop it:
+    # the task goes on and parks on virtual time, which a stopped driver never moves. A
+    # demo's Ctrl-C hung there; stop() cancels until every task is done.
+    kernel = Kernel(0.0, "real", speed=1.0)
+    kernel.start()
+    parked = asyncio.Event()
+
+    async def loses_one_cancel() -> None:
+        try:
+            await kernel.sleep(3600)
+        except asyncio.CancelledError:
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+        parked.set()
+        await kernel.sleep(3600)  # no driver moves this once stop() has run
+
+    task = kernel.spawn(loses_one_cancel())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(kernel.stop(), 5)
+    assert parked.is_set() and task.cancelled()
