@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -68,6 +69,10 @@ async def _serve(settings: Settings, banner: Callable[[Settings], None] | None =
                     asyncio.get_running_loop().call_soon_threadsafe(store.close_streams)
 
     rt = build_runtime(settings)
+    if rt.ownership is not None:
+        # A deposed owner exits (code 3) so that its supervisor starts it afresh as a
+        # standby: its state is not trusted again (app/ha/ownership.py).
+        rt.ownership.on_lost = lambda cause: signal.raise_signal(signal.SIGTERM)
     app = create_app(settings, rt)
     config = uvicorn.Config(
         app,
@@ -88,6 +93,8 @@ async def _serve(settings: Settings, banner: Callable[[Settings], None] | None =
         if banner is not None:
             banner(settings)
     await task
+    if rt.ownership is not None and rt.ownership.role == "deposed":
+        return 3
     return 0 if server.started else 1
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -92,6 +93,18 @@ class CallbackDialer:
         self._task: asyncio.Task[None] | None = None
         self._gauges_at = 0.0
         self._released = False
+        # Several processes for one PBX (app/ha): may this one act on the PBX now (its
+        # lease held by its own clock), and the lease's (pbx, epoch) its claims carry
+        # (the database refuses a deposed owner's claim).
+        self.may_act: Callable[[], bool] | None = None
+        self.fence: Callable[[], tuple[str, int]] | None = None
+
+    async def _fence(self, session: AsyncSession) -> None:
+        if self.fence is not None:
+            pbx, epoch = self.fence()
+            await session.execute(
+                text("SELECT acd_fence(:pbx, :epoch)"), {"pbx": pbx, "epoch": epoch}
+            )
 
     # ---- component -------------------------------------------------------------------
 
@@ -160,8 +173,13 @@ class CallbackDialer:
         link = self.link
         if link is None or link.state != "logged_in":
             return []
+        if self.may_act is not None and not self.may_act():
+            return []
         if not self._released:
             async with self.sessions.begin() as session:
+                # Left dialling by a stop (or by the owner before a takeover): open again,
+                # an attempt counted, so not dialled again before the retry interval.
+                await self._fence(session)
                 n = await store.release_interrupted(session)
             if n:
                 log.warning("call-back dialer: %d tasks left dialling by a stop reopened", n)
@@ -192,7 +210,10 @@ class CallbackDialer:
         )
         placed = []
         for dial in plan:
+            if self.may_act is not None and not self.may_act():
+                break
             async with self.sessions.begin() as session:
+                await self._fence(session)
                 if not await store.claim(session, dial.task_id, now):
                     continue
             task = asyncio.create_task(
@@ -243,6 +264,7 @@ class CallbackDialer:
         log.info("call-back %d (%s): %s", dial.task_id, dial.queue, outcome)
         try:
             async with self.sessions.begin() as session:
+                await self._fence(session)
                 duplicates = await store.dialled(
                     session,
                     dial.task_id,

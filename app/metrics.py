@@ -45,6 +45,37 @@ class Metrics:
         self.ami_reconnects = Counter(
             "acd_ami_reconnects", "AMI (re)connection attempts", ["result"], registry=r
         )
+        # High availability (app/ha): one owner per PBX, elected by a lease.
+        self.owner = Gauge(
+            "acd_owner",
+            "1 while this process holds the PBX's lease (owns its AMI link, state, writer "
+            "and dialer), 0 on a standby",
+            ["pbx"],
+            registry=r,
+        )
+        self.handovers = Counter(
+            "acd_handovers",
+            "Leases this process took over, by cause (first, expired, released)",
+            ["pbx", "cause"],
+            registry=r,
+        )
+        self.lease_lost = Counter(
+            "acd_lease_lost",
+            "Times this process lost a lease it held (then it stops owning the PBX)",
+            ["pbx", "cause"],
+            registry=r,
+        )
+        self.fenced_records = Counter(
+            "acd_fenced_records",
+            "Records a deposed owner tried to write, refused by the lease's fence",
+            registry=r,
+        )
+        self.relayed_events = Counter(
+            "acd_relayed_events",
+            "Menu events relayed between replicas through Redis (sent, received, lost)",
+            ["direction"],
+            registry=r,
+        )
         self.event_lag = Histogram(
             "acd_event_lag_seconds",
             "Delay from an event's own time to its processing",

@@ -40,6 +40,9 @@ from app.components import Component, DatabaseComponent, RedisComponent
 from app.config.kinds import GOALS, RETENTION
 from app.config.registry import ConfigRegistry
 from app.dialer import CallbackDialer
+from app.ha.lease import Lease
+from app.ha.ownership import Ownership
+from app.ha.relay import ClockShare, RelayReceiver, RelaySender, SharedCounter
 from app.live.collector import LiveCollector
 from app.live.history import calls_of_day, visits_of_day
 from app.live.hub import LiveHub
@@ -106,6 +109,10 @@ class Runtime:
     reader: RedisReader | None = None
     # Forecasts and staffing plans (/v1/forecast, /v1/staffing) and "goal at risk".
     planner: Planner | None = None
+    # Several processes for one PBX (app/ha): the lease decides which one owns it; a
+    # standby relays the events it makes (its FastAGI sessions, the API) to the owner.
+    ownership: Ownership | None = None
+    relay: RelaySender | None = None
     # The voice messages' files (app/messages.py); set by build_runtime.
     messages: MessageFiles = field(default_factory=lambda: MessageFiles(None, list))
 
@@ -130,7 +137,33 @@ class Runtime:
             settle=timedelta(minutes=s.disposition_window_minutes),
         )
 
+    def parts(self) -> list[Component]:
+        """What ``/ready`` checks: the components, and the owner's or the standby's parts
+        while they run."""
+        if self.ownership is None:
+            return list(self.components)
+        return [*self.components, *self.ownership.active()]
+
+    def roles(self) -> dict[str, str]:
+        """Per PBX, this process's role (``/ready``)."""
+        if self.ownership is not None:
+            return {self.ownership.pbx: self.ownership.role}
+        return {self.settings.pbx_id: "owner" if self.ami is not None else "replica"}
+
     def emit(self, event: DomainEvent) -> None:
+        """An event made here (FastAGI, the API): into the pipeline on the PBX's owner,
+        to the owner through Redis on a standby."""
+        ownership = self.ownership
+        if ownership is not None and not ownership.is_owner:
+            if self.relay is not None:
+                self.relay.publish(event)
+            else:
+                log.error("standby without Redis: event %s not relayed to the owner", event.kind)
+            return
+        self.deliver(event)
+
+    def deliver(self, event: DomainEvent) -> None:
+        """Hand an event to the listeners (the pipeline first)."""
         for listener in self.listeners:
             try:
                 listener(event)
@@ -165,8 +198,19 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
         due_at=lambda at: callback_due(at, settings.tz),
         stale_after=timedelta(seconds=settings.stale_call_seconds),
     )
+    lease = (
+        Lease(settings.database_url, settings.pbx_id, ttl=settings.lease_ttl)
+        if settings.lease_enabled
+        else None
+    )
     backend: Backend = (
-        SqliteBackend(engine) if settings.is_sqlite else PostgresBackend(settings.database_url)
+        SqliteBackend(engine)
+        if settings.is_sqlite
+        else PostgresBackend(
+            settings.database_url,
+            fence=lease.token if lease else None,
+            application_name=f"acd-writer:{lease.holder}" if lease else "acd-writer",
+        )
     )
     writer = EventWriter(
         backend, metrics, settings.spill_dir / f"spill-{settings.pbx_id}.jsonl", clock=clock.wall
@@ -200,16 +244,20 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
     if settings.redis_url is not None:
         rt.redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
         rt.components.append(RedisComponent(rt.redis, required=is_reader))
-    rt.components += [writer, pipeline, MessageFolder(rt.messages)]
-    _live(rt, is_reader)
-    rt.components.append(_agi_server(rt))
-    _planning(rt)
+    # The owner's parts: on a single process (or an API replica) simply components; with
+    # a lease, started only while this process holds it (app/ha/ownership.py).
+    head: list[Component] = [writer, pipeline, MessageFolder(rt.messages)]
+    tail: list[Component] = []
+    standby: list[Component] = []
+    _live(rt, is_reader, head, standby, ha=lease is not None)
+    agi = _agi_server(rt)
+    _planning(rt, tail)
     if not is_reader:
         # Counts the report tallies of the last weeks' days ahead of the reports.
-        rt.components.append(RollupJob(sessions, rt.report_context, clock.now))
+        tail.append(RollupJob(sessions, rt.report_context, clock.now))
         if settings.purge_interval_minutes > 0:
             # Deletes what is past its retention (retention.yaml), in small batches.
-            rt.components.append(
+            tail.append(
                 PurgeJob(
                     sessions,
                     retention=rt.retention,
@@ -223,10 +271,10 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
             )
         if privacy.previous is not None:
             # A key rotation under way: stored hashes and sealed numbers move to the new key.
-            rt.components.append(RekeyJob(sessions, privacy, clock.now))
+            tail.append(RekeyJob(sessions, privacy, clock.now))
         if settings.report_archive:
             # Makes and keeps the weekly, monthly and quarterly reports as periods end.
-            rt.components.append(
+            tail.append(
                 ReportArchive(
                     sessions,
                     rt.report_context,
@@ -249,7 +297,7 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
             on_lost=pipeline.on_link_lost,
             clock=clock.wall,  # when a frame was received: the skew is measured against it
         )
-        rt.components.append(rt.ami)
+        tail.append(rt.ami)
         pipeline.listeners.append(_resync_on_reload(pipeline, rt.ami))
     # Always present: it keeps the overdue call-back gauges; it dials only when
     # ACD_DIALER_ENABLED and a PBX is configured.
@@ -263,12 +311,54 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
         queue_names=lambda: config.current.queue_names,
         clock=clock,
     )
-    rt.components.append(rt.dialer)
+    tail.append(rt.dialer)
+    if lease is None:
+        rt.components += [*head, *standby, agi, *tail]
+        return rt
+    _ownership(rt, lease, [*head, *tail], standby)
+    rt.components.append(agi)
     return rt
 
 
-def _live(rt: Runtime, is_reader: bool) -> None:
-    """The live picture: built here (owner) or followed from Redis (replica)."""
+def _ownership(rt: Runtime, lease: Lease, owner: list[Component], standby: list[Component]) -> None:
+    """Several processes for one PBX: the owner's parts run under its lease; the menu's
+    events of a standby reach the owner through Redis, the survey count is shared."""
+    settings = rt.settings
+    if rt.redis is not None:
+        rt.relay = RelaySender(rt.redis, settings.pbx_id, rt.metrics)
+        rt.components.append(rt.relay)
+        # Right after the pipeline: the backlog is in before the AMI link resyncs.
+        owner.insert(
+            owner.index(rt.pipeline) + 1,
+            RelayReceiver(rt.redis, settings.pbx_id, lease.holder, rt.deliver, rt.metrics),
+        )
+    else:
+        log.warning(
+            "a lease without Redis: a standby's FastAGI sessions cannot reach the owner "
+            "and it serves no live picture (set ACD_REDIS_URL)"
+        )
+    rt.ownership = Ownership(
+        lease,
+        owner_parts=owner,
+        standby_parts=standby,
+        metrics=rt.metrics,
+        renew=settings.lease_renew_interval,
+        poll=settings.lease_poll_interval,
+        wall=rt.clock.wall,
+        clock_share=ClockShare(rt.redis, settings.pbx_id, rt.clock) if rt.redis else None,
+    )
+    rt.writer.on_fenced = rt.ownership.fenced
+    assert rt.dialer is not None
+    rt.dialer.may_act = rt.ownership.may_act
+    rt.dialer.fence = lease.token
+    rt.components.append(rt.ownership)
+
+
+def _live(
+    rt: Runtime, is_reader: bool, owner: list[Component], standby: list[Component], *, ha: bool
+) -> None:
+    """The live picture: built here (owner) or followed from Redis (replica, standby).
+    ``ha``: both, the reader while a standby, the board while the owner."""
     settings, config = rt.settings, rt.config
     store = LiveStore(
         first_version=int(rt.clock.wall().timestamp() * 1000),
@@ -286,12 +376,13 @@ def _live(rt: Runtime, is_reader: bool) -> None:
         return tuple(snap["queues"]) if snap is not None else ()
 
     rt.metrics.registry.register(LiveCollector(store, queue_names))
-    if is_reader:
+    if is_reader or (ha and rt.redis is not None):
         assert rt.redis is not None
         rt.reader = RedisReader(rt.redis, settings.pbx_id, store)
-        rt.components.append(rt.reader)
+        standby.append(rt.reader)
         rt.estimates = estimate_from(store)
-        return
+        if is_reader:
+            return
     mirror = (
         RedisMirror(
             rt.redis, settings.pbx_id, rt.metrics, ttl=max(10.0, 10 * settings.live_interval)
@@ -324,13 +415,25 @@ def _live(rt: Runtime, is_reader: bool) -> None:
     )
     rt.hub = hub
     rt.pipeline.drain_hooks.append(hub.on_drained)
-    rt.components.append(hub)
+    owner.append(hub)
     if mirror is not None:
-        rt.components.append(mirror)
-    rt.estimates = hub.estimate
+        owner.append(mirror)
+    if not ha:
+        rt.estimates = hub.estimate
+        return
+    followed = estimate_from(store)
+
+    def estimates(queue: str) -> QueueEstimate | None:
+        """The owner's board, or the Redis mirror of it on a standby."""
+        ownership = rt.ownership
+        if ownership is not None and ownership.is_owner:
+            return hub.estimate(queue)
+        return followed(queue)
+
+    rt.estimates = estimates
 
 
-def _planning(rt: Runtime) -> None:
+def _planning(rt: Runtime, owner: list[Component]) -> None:
     """The planner reads the log; on the process that builds the live board it also
     projects today's figures into it (goal at risk)."""
     settings, config = rt.settings, rt.config
@@ -361,7 +464,7 @@ def _planning(rt: Runtime) -> None:
     if rt.hub is not None:
         intraday = IntradayMonitor(rt.planner)
         rt.hub.decorators.append(intraday.decorate)
-        rt.components.append(intraday)
+        owner.append(intraday)
 
 
 def _agi_server(rt: Runtime) -> AgiServer:
@@ -387,6 +490,8 @@ def _agi_server(rt: Runtime) -> AgiServer:
             session_seconds=s.agi_session_timeout,
         ),
         max_sessions=s.agi_max_sessions,
+        # Several processes for one PBX share the survey's count (Redis).
+        counter=SharedCounter(rt.redis, s.pbx_id) if rt.redis and s.lease_enabled else None,
     )
 
 

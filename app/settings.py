@@ -114,6 +114,22 @@ class Settings(BaseSettings):
         "re-keys stored hashes and sealed numbers to ACD_CALLER_HASH_KEY (docs/privacy.md)",
     )
     pbx_id: str = Field(default="pbx1", description="Name of this Asterisk box in the records")
+    lease: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description=(
+            "One owner per PBX, elected by a lease row in PostgreSQL (docs/"
+            "high-availability.md): auto = on with PostgreSQL and a PBX configured"
+        ),
+    )
+    lease_ttl: float = Field(
+        default=3.0, gt=0.5, le=60, description="Seconds a lease lasts without renewal"
+    )
+    lease_renew_interval: float = Field(
+        default=0.75, gt=0, le=30, description="Seconds between the owner's renewals"
+    )
+    lease_poll_interval: float = Field(
+        default=0.5, gt=0, le=30, description="Seconds between a standby's takeover tries"
+    )
     stale_call_seconds: float = Field(
         default=43200.0,
         ge=60.0,
@@ -324,6 +340,14 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def lease_enabled(self) -> bool:
+        """Is this process one of possibly several for its PBX, owning it only while it
+        holds the lease (app/ha)? Needs PostgreSQL (the lease and its fence live there)."""
+        if self.is_sqlite or self.ami_host is None:
+            return False
+        return self.lease != "off"
 
     @property
     def ami_enabled(self) -> bool:

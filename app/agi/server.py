@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -67,6 +67,7 @@ class AgiServer:
         clock: Callable[[], datetime],
         limits: AgiLimits | None = None,
         max_sessions: int = 500,
+        counter: Callable[[str], Awaitable[int]] | None = None,
     ) -> None:
         self.host = host
         self.requested_port = port
@@ -83,6 +84,7 @@ class AgiServer:
             privacy=privacy,
             metrics=metrics,
             clock=clock,
+            counter=counter,
         )
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()

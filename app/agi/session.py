@@ -15,7 +15,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -65,6 +65,7 @@ from app.privacy import CallerPrivacy, canonical_number
 log = logging.getLogger(__name__)
 
 SCRIPTS = ("ivr", "survey")
+SHARED_COUNT_TIMEOUT = 0.5  # seconds for the shared survey count before counting here
 # Asterisk's ids: up to 150 characters (AST_MAX_UNIQUEID; a long ``systemname`` makes
 # them long), fitted to the log's 64 (``fit_id``) as the AMI normaliser fits them.
 _UNIQUEID = re.compile(r"[0-9A-Za-z._-]{1,150}")
@@ -84,6 +85,9 @@ class SessionDeps:
     metrics: Metrics
     clock: Callable[[], datetime]
     samplers: dict[str, SurveySampler] = field(default_factory=dict)
+    # The every-n-th count shared by every replica (app/ha/relay.py SharedCounter): the
+    # flow's name -> its count after this caller. None: this process's own count.
+    counter: Callable[[str], Awaitable[int]] | None = None
     # A flood of bad connections must not flood the log (app/logbudget.py).
     warnings: LogBudget = field(default_factory=lambda: LogBudget(log, "FastAGI"))
 
@@ -92,6 +96,20 @@ class SessionDeps:
         if sampler is None or sampler.every != flow.survey.every:
             sampler = self.samplers[flow.name] = SurveySampler(flow.survey.every)
         return sampler
+
+    async def sample(self, flow: Flow) -> bool:
+        """Is this caller routed to a queue the survey's every-n-th?"""
+        every = flow.survey.every
+        if every <= 0:
+            return False
+        if self.counter is not None:
+            try:
+                n = await asyncio.wait_for(self.counter(flow.name), SHARED_COUNT_TIMEOUT)
+            except Exception as exc:  # Redis away: counted here, the menu goes on
+                log.warning("survey sampling: shared count unavailable (%s)", exc)
+            else:
+                return n % every == 0
+        return self.sampler(flow).next()
 
 
 class Recorder:
@@ -312,7 +330,7 @@ class _Session:
             return
         survey = False
         if then.route == "queue":
-            survey = self.deps.sampler(flow).next()
+            survey = await self.deps.sample(flow)
             if survey:
                 assert self.rec is not None
                 self.rec.emit(IvrSurveyFlagged)

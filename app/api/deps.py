@@ -125,6 +125,13 @@ def _ami(rt: Rt) -> AmiLink | None:
 
 
 def _pbx(rt: Rt) -> PbxGate:
+    ownership = rt.ownership
+    if ownership is not None and not ownership.is_owner:
+        # The PBX's link and its state are on the owner (docs/high-availability.md).
+        raise Unavailable(
+            f"this process is a {ownership.role} for {ownership.pbx}: actions on the PBX "
+            "go through its owner (GET /ready, roles); try again"
+        )
     pbx = actions.Pbx(rt.ami, rt.confirmations, rt.centre, rt.settings.ami_confirm_timeout)
     return PbxGate(pbx, rt.metrics)
 

@@ -37,6 +37,16 @@ class Readiness(BaseModel):
     parts: dict[str, PartState] = Field(
         description="Each part of the service by name (database, ami, agi, live, ...).",
     )
+    roles: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Per PBX: this process's role. owner = it holds the PBX's lease and runs its "
+            "AMI link, state, writer and dialer; standby = another process does, this one "
+            "serves the API, stream, wallboard and FastAGI and takes over if the owner "
+            "dies; deposed = it lost the lease and stops; replica = an API replica "
+            "without a PBX link"
+        ),
+    )
 
 
 @router.get("/health", response_model=Liveness, summary="Liveness: the process answers")
@@ -56,14 +66,14 @@ async def ready(rt: Rt) -> JSONResponse:
     """200 when every required part (the database; Redis and the AMI link when configured)
     works, else 503 with the same body saying which does not: for a readiness probe and a
     load balancer. No credentials."""
-    components = rt.components
+    components = rt.parts()
     results = await asyncio.gather(*(checked(c) for c in components))
     parts = {
         c.name: PartState(ok=h.ok, state=h.state, required=c.required, detail=h.detail)
         for c, h in zip(components, results, strict=True)
     }
     ok = all(p.ok for p in parts.values() if p.required)
-    body = Readiness(status="ready" if ok else "not_ready", parts=parts)
+    body = Readiness(status="ready" if ok else "not_ready", parts=parts, roles=rt.roles())
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 

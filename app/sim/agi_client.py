@@ -286,16 +286,31 @@ class AgiSession:
     async def run_session(self) -> str:
         pbx, chan = self.pbx, self.chan
         cfg = pbx.config
-        address = pbx.globals.get("ACD_AGI_ADDRESS", cfg.agi_address)
-        host, _, port_s = address.rpartition(":")
-        if not host:
-            host, port_s = address, "4573"
-        try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(host, int(port_s)), cfg.agi_connect_timeout
-            )
-        except (OSError, TimeoutError, ValueError):
+        # Several FastAGI hosts ("a:1,b:2", as a dialplan spreads sessions over replicas
+        # and falls back): each session starts at the next one, a refused connection
+        # tries the others in turn.
+        addresses = [
+            a.strip()
+            for a in pbx.globals.get("ACD_AGI_ADDRESS", cfg.agi_address).split(",")
+            if a.strip()
+        ]
+        first = pbx.agi_turn % len(addresses)
+        pbx.agi_turn += 1
+        connected = None
+        for address in addresses[first:] + addresses[:first]:
+            host, _, port_s = address.rpartition(":")
+            if not host:
+                host, port_s = address, "4573"
+            try:
+                connected = await asyncio.wait_for(
+                    asyncio.open_connection(host, int(port_s)), cfg.agi_connect_timeout
+                )
+                break
+            except (OSError, TimeoutError, ValueError):
+                continue
+        if connected is None:
             return "FAILURE"
+        reader, writer = connected
         self.reader, self.writer = reader, writer
         status = "SUCCESS"
         try:

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 from dataclasses import dataclass, field
 
 from app.sim import amiproto
@@ -35,6 +36,7 @@ class _Client:
     sent_bytes: int = 0
     peak_pending: int = 0  # most bytes ever waiting in the transport
     dropped: bool = False
+    login_index: int | None = None  # its entry in AmiServer.logins once logged in
     _tasks: set[asyncio.Handle] = field(default_factory=set)
 
     def send(self, data: bytes) -> None:
@@ -119,10 +121,24 @@ class AmiServer:
         self.clients: set[_Client] = set()
         self.dropped = 0
         self.connections = 0
+        # Every successful login: (monotonic time in, time out or None while on), and the
+        # most sessions ever logged in at once (several service processes for one PBX
+        # must never hold two: app/ha).
+        self.logins: list[tuple[float, float | None]] = []
+        self.most_at_once = 0
         self._server: asyncio.Server | None = None
         self._held: list[Event] = []
         self._holding = 0
         pbx.listeners.append(self.publish)
+
+    @property
+    def logged_in(self) -> int:
+        """Sessions logged in now."""
+        return sum(
+            1
+            for c in self.clients
+            if not c.closed and c.login_index is not None and c.session is not None
+        )
 
     # ----------------------------------------------------------------- hub
     def hold(self) -> None:
@@ -209,9 +225,16 @@ class AmiServer:
                 if session.closed:
                     continue
                 session.data_received(data)
+                if client.login_index is None and session.authenticated:
+                    client.login_index = len(self.logins)
+                    self.logins.append((time.monotonic(), None))
+                    self.most_at_once = max(self.most_at_once, self.logged_in)
         except (ConnectionError, OSError):
             pass
         finally:
+            if client.login_index is not None:
+                at, _ = self.logins[client.login_index]
+                self.logins[client.login_index] = (at, time.monotonic())
             self.clients.discard(client)
             # A refused login closes itself once its delayed answer went out.
             if not client.closed and not session.closed:

@@ -695,6 +695,9 @@ class ManagerSession:
                 if k:
                     variables[k.strip()] = v
         cid = m.get("CallerID")
+        task = variables.get("ACD_CALLBACK_ID")
+        if task:  # a call-back dialled twice is a fault the tests look for
+            self.pbx.callbacks_originated[task] = self.pbx.callbacks_originated.get(task, 0) + 1
 
         def respond(ok: bool) -> None:
             if not async_:

@@ -141,6 +141,9 @@ class Pbx:
         self.rng = random.Random(f"pbx:{config.seed}")
         self.engine = QueueEngine(config.queues, kernel.now(), random.Random(config.seed))
         self.listeners: list[Listener] = []
+        # Originate actions per ACD_CALLBACK_ID (app/sim/manager.py): one a call-back.
+        self.callbacks_originated: dict[str, int] = {}
+        self.agi_turn = 0  # several FastAGI hosts: where the next session starts
         self.channels: dict[str, Channel] = {}
         self.by_uid: dict[str, Channel] = {}
         self._n = config.first_channel_id

@@ -219,10 +219,12 @@ class SimulatedPbx:
         keys: KeyPlanner,
         *,
         on_progress: Callable[[int, int], None] | None = None,
+        shifts: bool = True,
     ) -> DayResult:
         """Run ``plan``: agents log in, take calls, pause, log out; callers call.
 
-        Returns when the last call has ended and every agent has logged out.
+        Returns when the last call has ended and every agent has logged out (``shifts``
+        False: once the last call has ended, the agents still at work).
         """
         pbx, kernel = self.pbx, self.kernel
         cfg = plan.config
@@ -259,7 +261,8 @@ class SimulatedPbx:
         kernel.call_at(plan.end, last.set, True)
         await wait_signal(last)
         await self.calls_done()
-        await wait_signal(shifts_over)
+        if shifts:
+            await wait_signal(shifts_over)
         self.kernel.raise_task_error()
         return DayResult(
             truth=pbx.truth,

@@ -243,6 +243,23 @@ class DeadLetter(Base):
     record: Mapped[dict[str, Any]] = mapped_column(JSON())
 
 
+class PbxLease(Base):
+    """Who owns a PBX (its AMI link, state, writer and dialer) and since which epoch
+    (app/ha/lease.py). A takeover raises ``epoch``; the owner's writes call
+    ``acd_fence(pbx, epoch)`` (migration 0011), which refuses a stale one. Times are the
+    database's (``now()``), so the replicas' clocks do not matter."""
+
+    __tablename__ = "pbx_leases"
+
+    pbx: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))  # "" = released
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime]
+    acquired_at: Mapped[datetime]
+    handovers: Mapped[int] = mapped_column(Integer)
+    cause: Mapped[str] = mapped_column(String(16))  # first | expired | released
+
+
 # --------------------------------------------------------------------------------------
 # Queues, agents and their states
 # --------------------------------------------------------------------------------------

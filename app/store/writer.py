@@ -298,10 +298,33 @@ assert all(spec.conflict == ("pbx", "event_key") and spec.update is None for spe
 assert all(value is not NOW for spec in _COPIED for value in spec.extra.values())
 
 
-class PostgresBackend:
-    """asyncpg directly: the writer's own connection, no ORM on the hot path."""
+class Fenced(Exception):
+    """The database refused a write as coming from an owner whose lease has moved on
+    (``acd_fence``, SQLSTATE AC001; app/ha/lease.py): nothing of it was written."""
 
-    def __init__(self, url: str) -> None:
+
+FENCE_SQL = "SELECT acd_fence($1, $2)"
+
+
+def _fenced(exc: BaseException) -> bool:
+    return getattr(exc, "sqlstate", None) == "AC001"
+
+
+class PostgresBackend:
+    """asyncpg directly: the writer's own connection, no ORM on the hot path.
+
+    ``fence`` (several processes for one PBX): the lease's (pbx, epoch), checked first in
+    every transaction, so the database refuses a deposed owner's writes (``Fenced``)."""
+
+    def __init__(
+        self,
+        url: str,
+        fence: Callable[[], tuple[str, int]] | None = None,
+        application_name: str = "acd-writer",
+    ) -> None:
+        self.fence = fence
+        # Seen in pg_stat_activity (and by the fencing test's audit trigger).
+        self.application_name = application_name[:63]
         self.dsn = url.replace("postgresql+asyncpg://", "postgresql://")
         self.conn: Any = None
         self._sql = {spec: _pg_statement(spec) for spec in SPECS}
@@ -312,7 +335,12 @@ class PostgresBackend:
         import asyncpg  # type: ignore[import-untyped]
 
         if self.conn is None or self.conn.is_closed():
-            self.conn = await asyncpg.connect(self.dsn, timeout=5, command_timeout=30)
+            self.conn = await asyncpg.connect(
+                self.dsn,
+                timeout=5,
+                command_timeout=30,
+                server_settings={"application_name": self.application_name},
+            )
             # ``json`` goes over the wire as the UTF-8 bytes orjson makes (the type's
             # binary form is its text): no decode to str here and encode again in asyncpg.
             await self.conn.set_type_codec(
@@ -350,6 +378,8 @@ class PostgresBackend:
                     self.retried += 1
             await self._transaction(rows, now, direct=False)
         except BaseException as exc:
+            if _fenced(exc):
+                raise Fenced(str(exc)) from exc
             # A connection in an unknown state is not reused; one whose transaction the
             # server refused for its rows was rolled back cleanly and is kept (the writer
             # is about to try the batch's halves on it).
@@ -359,16 +389,31 @@ class PostgresBackend:
 
     async def link_surveys(self) -> None:
         await self.open()
-        await self.conn.execute(_LINK_SURVEYS)
+        await self._fenced_execute(_LINK_SURVEYS)
 
     async def set_aside(self, letters: Sequence[DeadLetter]) -> None:
         await self.open()
         columns: list[Any] = list(zip(*letters, strict=True))
-        await self.conn.execute(_DEAD_SQL, *columns)
+        await self._fenced_execute(_DEAD_SQL, *columns)
+
+    async def _fenced_execute(self, sql: str, *args: Any) -> None:
+        if self.fence is None:
+            await self.conn.execute(sql, *args)
+            return
+        try:
+            async with self.conn.transaction():
+                await self.conn.execute(FENCE_SQL, *self.fence())
+                await self.conn.execute(sql, *args)
+        except Exception as exc:
+            if _fenced(exc):
+                raise Fenced(str(exc)) from exc
+            raise
 
     async def _transaction(self, rows: Rows, now: datetime, *, direct: bool) -> None:
         clean = True  # staged: every row was new (then the next batch goes straight)
         async with self.conn.transaction():
+            if self.fence is not None:
+                await self.conn.execute(FENCE_SQL, *self.fence())
             for spec in SPECS:  # calls before surveys, fixed order
                 table_rows = rows.get(spec.table)
                 if not table_rows:
@@ -752,8 +797,13 @@ class EventWriter:
         retry: float = 1.0,
         on_commit: Callable[[Sequence[Record], float], None] | None = None,
         clock: Callable[[], datetime] = host_now,  # rows' write time: the host's
+        on_fenced: Callable[[], None] | None = None,
     ) -> None:
         self.backend = backend
+        # Called when the database refuses a write as a deposed owner's (Fenced): the
+        # records are dropped (the new owner rebuilt them from the PBX and the log).
+        self.on_fenced = on_fenced
+        self.fenced = 0
         self.metrics = metrics
         self.spill = SpillFile(spill_path)
         self.dead_file = DeadLetterFile(spill_path.with_suffix(".dead" + spill_path.suffix))
@@ -813,6 +863,13 @@ class EventWriter:
                 await asyncio.wait_for(self._task, grace)
             except (TimeoutError, asyncio.CancelledError):
                 await cancel_tasks(self._task)
+        if self._queue and self.fenced:
+            # A deposed owner's records: not kept for a later run to write under a
+            # lease that is not theirs.
+            self.fenced += len(self._queue)
+            self.metrics.fenced_records.inc(len(self._queue))
+            log.error("event log: %d records of a deposed owner dropped", len(self._queue))
+            self._queue.clear()
         if self._queue:
             self._start_spilling("stopping with the database unreachable")
         self.spill.close()
@@ -956,6 +1013,13 @@ class EventWriter:
         try:
             await self.backend.write(_group(records), now)
             written = len(records)
+        except Fenced as exc:
+            self.fenced += len(records)
+            self.metrics.fenced_records.inc(len(records))
+            log.error("event log: %d records refused, lease lost (%s)", len(records), exc)
+            if self.on_fenced is not None:
+                self.on_fenced()
+            return
         except Exception as exc:
             if failure_kind(exc) != "rows":
                 raise

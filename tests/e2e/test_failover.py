@@ -1,0 +1,261 @@
+"""Several service processes for one PBX (app/ha), as real processes over real TCP: the
+simulated PBX (in this process) spreads its FastAGI sessions over every replica and counts
+the AMI logins; one PostgreSQL, one Redis.
+
+- two and three processes through a morning: never two AMI sessions at once, one owner,
+  every call right against the simulator's truth, the survey's every-5th shared;
+- kill -9 of the owner mid-day: a standby takes over within 5 s, no call lost, none
+  doubled, no call-back dialled twice;
+- fencing: the owner paused (SIGSTOP) until a standby has taken over, then resumed: it
+  writes nothing after the handover and steps down (exit code 3)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import signal
+import time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from app.sim.harness import Simulation, simulator
+from app.sim.traffic import TrafficConfig
+from tests.e2e.ha_support import (
+    ROOT,
+    Cluster,
+    audit_rows,
+    call_rows,
+    duplicated_events,
+    event_count,
+    events_of,
+    install_audit,
+    judge,
+    lease_row,
+    remove_audit,
+    wait_recorded,
+)
+
+DAY = dt.date(2014, 11, 4)
+# The simulated PBX plays the morning at 10x real time (the agents' logins before it as
+# fast as the service takes them): the menu's events relayed between processes take a
+# few real milliseconds, as they would with a real PBX; the simulator's fast mode would
+# make them minutes of the PBX's time.
+SPEED = 10.0
+OPENING = dt.datetime(2014, 11, 4, 9, 0, tzinfo=ZoneInfo("Europe/Copenhagen")).timestamp()
+
+
+def morning(seed: int = 11, scale: float = 1.5) -> TrafficConfig:
+    return TrafficConfig(date=DAY, seed=seed, hours=(9.0, 10.0), calls_scale=scale)
+
+
+def first_minutes(simulation: Simulation, minutes: float) -> None:
+    """Only the calls of the first ``minutes`` after 09:00 (the traffic model plans
+    whole hours)."""
+    end = OPENING + minutes * 60
+    plan = simulation.plan
+    simulation.plan = dataclasses.replace(
+        plan, arrivals=tuple(a for a in plan.arrivals if a.at < end), end=end
+    )
+
+
+async def first_login_after(sim: object, t0: float, within: float = 30.0) -> float:
+    """Seconds from ``t0`` (monotonic) to the first AMI login after it."""
+    server = sim.ami  # type: ignore[attr-defined]
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        later = [at for at, _ in server.logins if at > t0]
+        if later:
+            return min(later) - t0
+        await asyncio.sleep(0.02)
+    raise TimeoutError("no AMI login after the owner's death")
+
+
+@pytest.mark.parametrize("n", [2, 3])
+async def test_replicas_one_owner_every_call_right(
+    pg_url: str, redis_url: str, tmp_path: Path, n: int
+) -> None:
+    cluster_ports: list[int] = []
+    async with simulator(
+        ROOT / "ivr_flows", 0, morning(), mode="real", speed=SPEED, fast_until=OPENING
+    ) as simulation:
+        first_minutes(simulation, 12)
+        cluster = Cluster(
+            n, pg_url=pg_url, redis_url=redis_url, ami_port=simulation.ami_port, tmp=tmp_path
+        )
+        simulation.sim.pbx.globals["ACD_AGI_ADDRESS"] = cluster.agi_addresses
+        cluster_ports = [s.agi_port for s in cluster.services]
+        cluster.start()
+        try:
+            owner = await cluster.settled(90)
+            result = await simulation.sim.run_day(simulation.plan, simulation.keys, shifts=False)
+            rows = await wait_recorded(pg_url, result.truth, within=90)
+            roles = await cluster.roles()
+            owners_gauge = [await s.metric('acd_owner{pbx="pbx1"}') for s in cluster.services]
+            relayed = [await s.metric("acd_relayed_events_total") for s in cluster.services]
+            # Before the stop: a clean stop releases the lease to the next one (a login).
+            logins = list(simulation.sim.ami.logins)  # type: ignore[union-attr]
+        finally:
+            codes = cluster.stop()
+            logs = cluster.logs()
+        server = simulation.sim.ami
+        assert server is not None
+    assert len(cluster_ports) == n
+    assert server.most_at_once == 1, logs
+    assert len(logins) == 1, logins
+    assert list(roles.values()).count("owner") == 1 and roles[owner.name] == "owner"
+    assert sorted(owners_gauge) == [0.0] * (n - 1) + [1.0]
+    assert sum(relayed) > 0  # standbys ran menus and their events reached the owner
+    assert all(code == 0 for code in codes), (codes, logs)
+    verdict = judge(result.truth, rows, await duplicated_events(pg_url))
+    assert verdict.calls > 50
+    assert verdict.summary() | {"calls": 0, "rows": 0} == {
+        "calls": 0,
+        "rows": 0,
+        "lost": 0,
+        "extra": 0,
+        "wrong": 0,
+        "data_gap": 0,
+        "wrong_unflagged": 0,
+        "duplicated_events": 0,
+    }, (verdict.wrong[:5], verdict.lost[:5])
+    # Every 5th caller the menu routes to a queue is flagged, counted across replicas:
+    # the flags are the simulator's, and one in five (not one in five per process).
+    flagged = {r.linkedid for r in rows if r.survey_flagged}
+    assert flagged == {t.linkedid for t in result.truth if t.survey_flag}
+    routed = await event_count(pg_url, "ivr_routed")
+    assert len(flagged) == routed // 5, (len(flagged), routed)
+
+
+async def until_pbx_time(sim: object, at: float) -> None:
+    while sim.now() < at:  # type: ignore[attr-defined]  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+
+
+def in_progress(sim: object) -> int:
+    """Calls up at the simulated PBX now (in the menu, waiting or talking)."""
+    return sum(1 for t in sim.truth.records.values() if t.outcome is None)  # type: ignore[attr-defined]
+
+
+async def test_kill_9_of_the_owner_mid_day(pg_url: str, redis_url: str, tmp_path: Path) -> None:
+    async with simulator(
+        ROOT / "ivr_flows", 0, morning(seed=12), mode="real", speed=SPEED, fast_until=OPENING
+    ) as simulation:
+        first_minutes(simulation, 10)
+        sim = simulation.sim
+        cluster = Cluster(
+            2,
+            pg_url=pg_url,
+            redis_url=redis_url,
+            ami_port=simulation.ami_port,
+            tmp=tmp_path,
+            env={"ACD_DIALER_ENABLED": "true", "ACD_DIALER_INTERVAL": "1"},
+        )
+        sim.pbx.globals["ACD_AGI_ADDRESS"] = cluster.agi_addresses
+        cluster.start()
+        try:
+            owner = await cluster.settled(90)
+            day = asyncio.create_task(sim.run_day(simulation.plan, simulation.keys, shifts=False))
+            await until_pbx_time(sim, OPENING + 5 * 60)
+            up_at_kill = in_progress(sim)
+            t0, blind_from = time.monotonic(), sim.now()
+            owner.kill()
+            takeover = await first_login_after(sim, t0)
+            blind_to = sim.now() + 2.0  # the resync's answers, at 10x
+            successor = await cluster.settled(30)
+            result = await day
+            rows = await wait_recorded(pg_url, result.truth, within=90)
+            handovers = await successor.metric('acd_handovers_total{cause="expired",pbx="pbx1"}')
+        finally:
+            cluster.stop()
+            logs = cluster.logs()
+        server = sim.ami
+        assert server is not None
+    verdict = judge(result.truth, rows, await duplicated_events(pg_url))
+    print("takeover", round(takeover, 2), "s; calls up at the kill:", up_at_kill, verdict.summary())
+    assert up_at_kill > 0
+    assert successor is not owner and handovers == 1
+    assert takeover < 5.0, logs
+    assert server.most_at_once == 1 and len(server.logins) == 2
+    assert verdict.calls > 30
+    assert verdict.lost == [] and verdict.extra == [] and verdict.duplicated_events == 0
+    # A call the service saw whole (ended before the kill, or began after the new owner's
+    # resync) is exactly right. A call up while no process had the AMI link is closed by
+    # the resync: its figures are what the resync could tell (flagged data_gap, or not:
+    # the resync after a cut is being made exact separately); printed, not asserted.
+    truth = {t.linkedid: t for t in result.truth}
+    overlapping = {
+        lid
+        for lid, t in truth.items()
+        if t.arrived <= blind_to and (t.ended is None or t.ended >= blind_from)
+    }
+    seen_whole = [w for w in verdict.wrong if w[0] not in overlapping]
+    assert seen_whole == [], seen_whole[:5]
+    flagged = len(verdict.wrong) - len(verdict.wrong_outside_gap)
+    print(
+        f"calls up during the blind window: {len(overlapping)}; of them wrong "
+        f"{len(verdict.wrong)} (flagged data_gap {flagged})"
+    )
+    assert all(n == 1 for n in sim.pbx.callbacks_originated.values()), sim.pbx.callbacks_originated
+
+
+async def test_a_paused_owner_writes_nothing_after_the_handover(
+    pg_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    await install_audit(pg_url)
+    try:
+        async with simulator(
+            ROOT / "ivr_flows", 0, morning(seed=13), mode="real", speed=SPEED, fast_until=OPENING
+        ) as simulation:
+            first_minutes(simulation, 8)
+            sim = simulation.sim
+            cluster = Cluster(
+                2, pg_url=pg_url, redis_url=redis_url, ami_port=simulation.ami_port, tmp=tmp_path
+            )
+            sim.pbx.globals["ACD_AGI_ADDRESS"] = cluster.agi_addresses
+            cluster.start()
+            try:
+                old = await cluster.settled(90)
+                day = asyncio.create_task(
+                    sim.run_day(simulation.plan, simulation.keys, shifts=False)
+                )
+                await until_pbx_time(sim, OPENING + 3 * 60)
+                t0 = time.monotonic()
+                old.send(signal.SIGSTOP)
+                await first_login_after(sim, t0)
+                open_rows = [r for r in await call_rows(pg_url) if r.ended_at is None]
+                print("open call rows at the takeover:", len(open_rows))
+                lease = await lease_row(pg_url)
+                assert lease is not None and f":{old.pid}:" not in lease["holder"]
+                await asyncio.sleep(3)  # the new owner at work, the old one still paused
+                old.send(signal.SIGCONT)
+                assert old.proc is not None
+                code = await asyncio.to_thread(old.proc.wait, 30)
+                print("old owner exited", round(time.monotonic() - t0, 1), "s after its pause")
+                result = await day
+                print("day over", round(time.monotonic() - t0, 1))
+                rows = await wait_recorded(pg_url, result.truth, within=90)
+                print("recorded", round(time.monotonic() - t0, 1))
+            finally:
+                cluster.stop()
+                logs = cluster.logs()
+        audit = await audit_rows(pg_url)
+    finally:
+        await remove_audit(pg_url)
+    verdict = judge(result.truth, rows, await duplicated_events(pg_url))
+    print("fencing run:", verdict.summary())
+    truth = {t.linkedid: t for t in result.truth}
+    for lid in verdict.lost:
+        row = next((r for r in rows if r.linkedid == lid), None)
+        print("lost:", truth[lid], row and (row.started_at, row.outcome, row.data_gap))
+        for e in await events_of(pg_url, lid):
+            print("   ", e)
+    mine = [(app, at, table) for app, at, table in audit if f":{old.pid}:" in app]
+    assert mine, "the old owner wrote before it was paused (the audit sees it)"
+    after = [row for row in mine if row[1] >= lease["acquired_at"]]
+    assert after == [], after[:5]
+    assert code == 3, logs  # it stepped down and exited, to be started again as a standby
+    old_log = old.log_path.read_text(errors="replace")
+    assert "lease lost" in old_log

@@ -1,0 +1,261 @@
+"""The lease of a PBX (app/ha/lease.py) and its fence, against PostgreSQL; the relay's
+event codec and the survey count shared through Redis (app/ha/relay.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy import func, select
+
+from app.acd import events as ev
+from app.acd.records import Record
+from app.agi.session import SessionDeps
+from app.clock import PbxClock
+from app.ha.lease import Lease
+from app.ha.relay import ClockShare, SharedCounter, decode, encode
+from app.metrics import Metrics
+from app.privacy import Caller
+from app.store.db import create_engine, session_factory
+from app.store.models import Call, CallEvent, PbxLease
+from app.store.writer import EventWriter, Fenced, PostgresBackend
+from tests.integration.test_writer import all_records
+
+TTL = 1.0
+
+
+async def test_one_holder_and_a_takeover_after_expiry_raises_the_epoch(pg_url: str) -> None:
+    a, b = Lease(pg_url, "pbx1", ttl=TTL), Lease(pg_url, "pbx1", ttl=TTL)
+    try:
+        first = await a.try_acquire()
+        assert first is not None and (first.epoch, first.cause, first.previous) == (1, "first", "")
+        assert a.held and a.token() == ("pbx1", 1)
+        assert await b.try_acquire() is None  # held: the other waits
+        assert await a.renew()
+        await asyncio.sleep(TTL * 1.3)  # a stops renewing (paused, dead)
+        assert not a.held  # its own clock says so before anyone else acts
+        taken = await b.try_acquire()
+        assert taken is not None and (taken.epoch, taken.cause) == (2, "expired")
+        assert taken.previous == a.holder
+        assert not await a.renew()  # it learns it lost the lease
+        assert a.token() == ("pbx1", -1)
+        await b.release()
+        c = Lease(pg_url, "pbx1", ttl=TTL)
+        again = await c.try_acquire()  # at once: released, not expired
+        assert again is not None and (again.epoch, again.cause) == (3, "released")
+        await c.close()
+    finally:
+        await a.close()
+        await b.close()
+    engine = create_engine(pg_url)
+    async with session_factory(engine)() as s:
+        row = (await s.execute(select(PbxLease))).scalar_one()
+    await engine.dispose()
+    assert (row.epoch, row.handovers, row.cause) == (3, 2, "released")
+
+
+async def test_leases_of_two_pbxs_are_apart(pg_url: str) -> None:
+    a, b = Lease(pg_url, "pbx1", ttl=TTL), Lease(pg_url, "pbx2", ttl=TTL)
+    try:
+        assert await a.try_acquire() is not None
+        assert await b.try_acquire() is not None
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def count_calls(url: str) -> int:
+    """Rows of the log: events and calls."""
+    engine = create_engine(url)
+    async with session_factory(engine)() as s:
+        n = 0
+        for model in (Call, CallEvent):
+            n += int((await s.execute(select(func.count()).select_from(model))).scalar_one())
+    await engine.dispose()
+    return n
+
+
+async def test_the_database_refuses_a_deposed_owners_writes(pg_url: str, tmp_path: Path) -> None:
+    old, new = Lease(pg_url, "pbx1", ttl=TTL), Lease(pg_url, "pbx1", ttl=TTL)
+    records: list[Record] = all_records()
+    fenced_calls: list[int] = []
+    try:
+        assert await old.try_acquire() is not None
+        stale = old.token()  # what a paused owner still carries
+        writer = EventWriter(
+            PostgresBackend(pg_url, fence=lambda: stale),
+            Metrics(),
+            tmp_path / "spill.jsonl",
+            on_fenced=lambda: fenced_calls.append(1),
+        )
+        await writer.start()
+        writer.submit(records[:20])
+        await writer.drained()
+        written = await count_calls(pg_url)
+        assert written > 0 and writer.fenced == 0  # its lease: written
+        await asyncio.sleep(TTL * 1.3)
+        assert await new.try_acquire() is not None  # taken over
+        writer.submit(records[20:])
+        await writer.drained()
+        await writer.stop()
+        assert await count_calls(pg_url) == written  # nothing after the handover
+        assert writer.fenced == len(records) - 20 and fenced_calls
+        assert writer.spill.pending == 0  # not kept for a later run either
+        backend = PostgresBackend(pg_url, fence=lambda: stale)
+        with pytest.raises(Fenced):
+            await backend.set_aside([])
+        await backend.close()
+    finally:
+        await old.close()
+        await new.close()
+
+
+async def test_a_takeover_waits_for_a_write_under_way_then_fences_the_next(pg_url: str) -> None:
+    """The fence's share lock: the takeover cannot slip between the check and the commit
+    of a write under way."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    old, new = Lease(pg_url, "pbx1", ttl=0.6), Lease(pg_url, "pbx1", ttl=0.6)
+    conn = await asyncpg.connect(pg_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        assert await old.try_acquire() is not None
+        tx = conn.transaction()
+        await tx.start()
+        await conn.execute("SELECT acd_fence($1, $2)", *old.token())
+        await asyncio.sleep(0.8)  # expired meanwhile, the write still under way
+        started = time.monotonic()
+        taking = asyncio.create_task(new.try_acquire())
+        await asyncio.sleep(0.3)
+        assert not taking.done()  # waits for the write's commit
+        await tx.commit()
+        assert await taking is not None and time.monotonic() - started >= 0.3
+        with pytest.raises(asyncpg.PostgresError) as refused:
+            async with conn.transaction():
+                await conn.execute("SELECT acd_fence($1, $2)", "pbx1", 1)
+        assert refused.value.sqlstate == "AC001"
+    finally:
+        await conn.close()
+        await old.close()
+        await new.close()
+
+
+def test_every_menu_event_crosses_the_relay_unchanged() -> None:
+    at = datetime(2014, 11, 4, 8, 0, 30, tzinfo=UTC)
+    base: dict[str, Any] = {"at": at, "pbx": "pbx1", "key": "agi:1.1:ivr:1", "linkedid": "1.1"}
+    caller = Caller("ab" * 32, "+45 12 XX XX 78")
+    samples: list[ev.DomainEvent] = [
+        ev.IvrStarted(
+            **base, flow="main", script="ivr", caller=caller, dialled="82565682", channel="c"
+        ),
+        ev.IvrKey(**base, menu="m", digit="3", valid=True),
+        ev.IvrRouted(**base, queue="q", menu="m", estimated_wait_seconds=12.5),
+        ev.IvrClosed(**base, reason="hours", next_open=at),
+        ev.IvrCallbackAccepted(
+            **base, queue="q", task="callback", caller=caller, number_sealed="sealed"
+        ),
+        ev.IvrEnded(**base, reason="callback", menu="m"),
+        ev.SurveyAnswered(**base, question="overall", value=4),
+    ]
+    for event in samples:
+        back = decode(encode(event))
+        assert type(back) is type(event)
+        assert dataclasses.asdict(back) == dataclasses.asdict(event)  # type: ignore[call-overload]
+
+
+async def test_the_survey_count_is_shared_by_the_replicas(redis_url: str) -> None:
+    client = Redis.from_url(redis_url)
+    try:
+        counter = SharedCounter(client, "pbx1")
+        flow: Any = type("F", (), {"name": "main", "survey": type("S", (), {"every": 5})()})()
+        replicas = [
+            SessionDeps(
+                pbx="pbx1",
+                tz=PbxClock().tz,
+                config=None,  # type: ignore[arg-type]
+                emit=lambda e: None,
+                estimates=lambda q: None,
+                privacy=None,  # type: ignore[arg-type]
+                metrics=Metrics(),
+                clock=PbxClock(),
+                counter=counter,
+            )
+            for _ in range(3)
+        ]
+        flags = [await replicas[i % 3].sample(flow) for i in range(15)]
+        assert flags.count(True) == 3 and [i for i, f in enumerate(flags) if f] == [4, 9, 14]
+        # Redis away: each counts on its own, the menu goes on.
+        await client.aclose()
+        alone = SessionDeps(
+            pbx="pbx1",
+            tz=PbxClock().tz,
+            config=None,  # type: ignore[arg-type]
+            emit=lambda e: None,
+            estimates=lambda q: None,
+            privacy=None,  # type: ignore[arg-type]
+            metrics=Metrics(),
+            clock=PbxClock(),
+            counter=SharedCounter(Redis.from_url("redis://127.0.0.1:1/0"), "pbx1"),
+        )
+        assert [await alone.sample(flow) for _ in range(5)] == [False] * 4 + [True]
+    finally:
+        await client.aclose()
+
+
+async def test_a_standby_follows_the_owners_pbx_clock(redis_url: str) -> None:
+    client = Redis.from_url(redis_url)
+    try:
+        owner, standby = PbxClock(), PbxClock()
+        owner.observe(datetime(2014, 11, 4, 9, tzinfo=UTC), datetime.now(UTC))
+        await ClockShare(client, "pbx1", owner).publish()
+        await ClockShare(client, "pbx1", standby).follow()
+        assert abs((standby.now() - owner.now()).total_seconds()) < 0.1
+        assert standby.today().year == 2014
+    finally:
+        await client.aclose()
+
+
+async def test_a_deposed_owners_dialer_can_neither_claim_nor_act(pg_url: str) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    from app.dialer import CallbackDialer
+    from app.privacy import CallerPrivacy
+    from app.settings import load_settings
+
+    old, new = Lease(pg_url, "pbx1", ttl=TTL), Lease(pg_url, "pbx1", ttl=TTL)
+    engine = create_engine(pg_url)
+    sessions = session_factory(engine)
+    try:
+        assert await old.try_acquire() is not None
+        stale = old.token()
+        dialer = CallbackDialer(
+            load_settings(database_url=pg_url),
+            sessions=sessions,
+            centre=None,  # type: ignore[arg-type]
+            metrics=Metrics(),
+            privacy=CallerPrivacy.ephemeral(),
+            link=None,
+            queue_names=lambda: (),
+            clock=PbxClock(),
+        )
+        dialer.fence = lambda: stale
+        dialer.may_act = lambda: old.held
+        async with sessions.begin() as session:
+            await dialer._fence(session)  # its lease: fine
+        assert dialer.may_act()
+        await asyncio.sleep(TTL * 1.3)
+        assert not dialer.may_act()  # by its own clock, before anyone took over
+        assert await new.try_acquire() is not None
+        with pytest.raises(DBAPIError) as refused:
+            async with sessions.begin() as session:
+                await dialer._fence(session)
+        assert getattr(refused.value.orig, "sqlstate", None) == "AC001"
+    finally:
+        await engine.dispose()
+        await old.close()
+        await new.close()
