@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = "0011"
+revision: str = "0013"
 down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
