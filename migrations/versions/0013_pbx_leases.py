@@ -1,6 +1,6 @@
 """pbx leases: one owner per PBX, elected, and a fence on its writes
 
-Revision ID: 0011
+Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-07 07:40:00
 
