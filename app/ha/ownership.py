@@ -8,11 +8,15 @@ its PBX's lease (app/ha/lease.py).
   writer, the pipeline (which restores the calls left open from the log), the live board,
   the AMI link (which logs in and resyncs from the PBX), the dialer, the relay receiver.
 - The owner renews every ``renew`` seconds. When the lease is no longer its own (taken
-  over after it hung), or it could not renew before its own view of the lease expired,
-  or the database refused a write as fenced, it *steps down*: the owner parts stop, the
-  process says ``deposed`` (``/ready`` 503) and ``on_lost`` is called (``acd serve``
-  exits, so that its supervisor starts it again, as a standby). A deposed owner's state
-  is not trusted again: its successor rebuilt the truth from the PBX and the log.
+  over after it hung), or the database refused a write as fenced, it *steps down*: the
+  owner parts stop, the process says ``deposed`` (``/ready`` 503) and ``on_lost`` is
+  called (``acd serve`` exits, so that its supervisor starts it again, as a standby). A
+  deposed owner's state is not trusted again: its successor rebuilt the truth from the
+  PBX and the log.
+- A database that does not answer is not a reason to step down: nobody can take the lease
+  in it meanwhile, and a write after a takeover is fenced anyway. The owner goes on
+  (spilling, as one process does through an outage) with its lease *unconfirmed*: it does
+  not act on the PBX (``may_act``) until a renewal answers.
 - A clean stop releases the lease, so a standby takes over at its next try.
 """
 
@@ -71,6 +75,7 @@ class Ownership:
         self.taken: Taken | None = None
         self.takeover_seconds: float | None = None  # lease taken -> owner parts started
         self.lost_cause: str | None = None
+        self._unconfirmed = False  # owner whose renewals the database does not answer
         self.last_error: str | None = None
         self._running: list[Component] = []
         self._task: asyncio.Task[None] | None = None
@@ -132,6 +137,8 @@ class Ownership:
         }
         if self.role == "owner":
             detail["epoch"] = self.lease.epoch
+            if self._unconfirmed:
+                detail["lease"] = "unconfirmed: the database does not answer"
             if self.taken is not None:
                 detail["cause"] = self.taken.cause
                 detail["previous_holder"] = self.taken.previous
@@ -178,8 +185,22 @@ class Ownership:
             self.last_error = None
         if mine is False:
             await self._lose("taken over")
-        elif not self.lease.held:
-            await self._lose("not renewed in time")
+        elif mine is None and not self.lease.held and not self._unconfirmed:
+            # The database does not answer. No other process can take the lease meanwhile
+            # unless it reaches that database (a partition), and then every write of ours
+            # is refused by the fence and the next renewal that answers says "taken
+            # over". So the owner keeps its parts through a database outage (the AMI link
+            # goes on, the writer spills, as with one process) and only stops acting on
+            # the PBX (may_act: the dialer waits) until the database confirms the lease.
+            self._unconfirmed = True
+            log.warning(
+                "pbx %s: lease unconfirmed (the database does not answer); owning on, "
+                "not acting on the PBX until it answers",
+                self.pbx,
+            )
+        if mine is True and self._unconfirmed:
+            self._unconfirmed = False
+            log.warning("pbx %s: lease confirmed again (epoch %s)", self.pbx, self.lease.epoch)
 
     async def _try_take(self) -> None:
         try:

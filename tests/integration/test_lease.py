@@ -26,6 +26,7 @@ from app.store.db import create_engine, session_factory
 from app.store.models import Call, CallEvent, PbxLease
 from app.store.writer import EventWriter, Fenced, PostgresBackend
 from tests.integration.test_writer import all_records
+from tests.waiting import wait_for
 
 TTL = 1.0
 
@@ -259,3 +260,40 @@ async def test_a_deposed_owners_dialer_can_neither_claim_nor_act(pg_url: str) ->
         await engine.dispose()
         await old.close()
         await new.close()
+
+
+async def test_an_owner_keeps_its_parts_through_a_database_outage(own_postgres: Any) -> None:
+    # The lease lives in the database: while it does not answer nobody can take it, and a
+    # write after a takeover is fenced anyway. So an outage is no reason to step down (one
+    # process would otherwise exit and record nothing until the database came back); the
+    # owner only stops acting on the PBX until a renewal answers.
+    from app.ha.ownership import Ownership
+
+    lease = Lease(own_postgres.url, "pbx1", ttl=TTL)
+    lost: list[str] = []
+    owner = Ownership(
+        lease,
+        owner_parts=[],
+        standby_parts=[],
+        metrics=Metrics(),
+        renew=TTL / 4,
+        poll=TTL / 4,
+        wall=lambda: datetime.now(UTC),
+        on_lost=lost.append,
+    )
+    await owner.start()
+    try:
+        assert owner.role == "owner" and owner.may_act()
+        epoch = lease.epoch
+        await asyncio.to_thread(own_postgres.stop)
+        await asyncio.sleep(TTL * 3)
+        assert owner.role == "owner" and not lost
+        assert not owner.may_act()  # the dialer waits
+        health = await owner.check()
+        assert health.ok and "unconfirmed" in health.detail["lease"]
+        await asyncio.to_thread(own_postgres.start)
+        await wait_for(owner.may_act, within=20, what="the lease confirmed again")
+        assert owner.may_act() and lease.epoch == epoch and not lost
+        assert "lease" not in (await owner.check()).detail
+    finally:
+        await owner.stop()
