@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from app.acd.events import DomainEvent
 from app.ami.parser import AmiFrame, AmiParser
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ami"
@@ -71,6 +72,26 @@ def load_capture(name: str) -> Capture:
     )
     assert len(frames) == len(times), (name, len(frames), len(times))
     return Capture(name, banner, frames, times)
+
+
+def capture_events(name: str) -> list[DomainEvent]:
+    """A capture's frames through the parser and the normaliser, as the service reads
+    them (pbx1, a fixed hash key), each at T0 plus its recorded offset."""
+    from app.ami.normalise import Normaliser
+    from app.privacy import CallerPrivacy
+
+    cap = load_capture(name)
+    normaliser = Normaliser("pbx1", CallerPrivacy(b"k" * 32))
+    parser = AmiParser()
+    parser.feed(cap.banner)
+    out = []
+    for frame, t in zip(cap.frames, cap.times, strict=True):
+        for item in parser.feed(frame + b"\r\n\r\n"):
+            if isinstance(item, AmiFrame):
+                event = normaliser.normalise(item, T0 + timedelta(seconds=t))
+                if event is not None:
+                    out.append(event)
+    return out
 
 
 def with_timestamp(frame: bytes, at: datetime) -> bytes:

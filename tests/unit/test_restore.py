@@ -18,10 +18,7 @@ from app.acd.records import CallRecord, GapRecord, VisitRecord
 from app.acd.replay import event_from_log
 from app.acd.resync import LiveChannel, LiveEntry, Snapshot, resync
 from app.acd.state import CallCentre
-from app.ami.normalise import Normaliser
-from app.ami.parser import AmiFrame, AmiParser
-from app.privacy import CallerPrivacy
-from tests.ami_replay import T0, load_capture
+from tests.ami_replay import T0, capture_events
 
 CALL_SCENARIOS = [
     "01_answered",
@@ -32,21 +29,6 @@ CALL_SCENARIOS = [
     "09_blindtransfer",
     "09b_redirect",
 ]
-
-
-def capture_events(name: str) -> list[ev.DomainEvent]:
-    cap = load_capture(name)
-    normaliser = Normaliser("pbx1", CallerPrivacy(b"k" * 32))
-    parser = AmiParser()
-    parser.feed(cap.banner)
-    out = []
-    for frame, t in zip(cap.frames, cap.times, strict=True):
-        for item in parser.feed(frame + b"\r\n\r\n"):
-            if isinstance(item, AmiFrame):
-                event = normaliser.normalise(item, T0 + timedelta(seconds=t))
-                if event is not None:
-                    out.append(event)
-    return out
 
 
 def as_logged(event: ev.DomainEvent) -> ev.DomainEvent:

@@ -11,29 +11,12 @@ from app.acd import events as ev
 from app.acd.records import CallRecord, VisitRecord
 from app.acd.resync import LiveChannel, LiveEntry, Snapshot, resync
 from app.acd.state import CallCentre
-from app.ami.normalise import Normaliser
-from app.ami.parser import AmiFrame, AmiParser
-from app.privacy import Caller, CallerPrivacy
-from tests.ami_replay import T0, load_capture
+from app.privacy import Caller
+from tests.ami_replay import T0, capture_events
 
 LID = "1795362316.3"  # 01_answered's call
 CALLER = LiveChannel(LID, LID, "PJSIP/trunk-00000003", 6.0, "Queue", "dagpenge,t,,,600", "b1")
 AGENT = LiveChannel("1795362320.4", LID, "PJSIP/agent1-00000004", 4.0, "AppQueue", "", "b1")
-
-
-def capture_events(name: str) -> list[ev.DomainEvent]:
-    cap = load_capture(name)
-    normaliser = Normaliser("pbx1", CallerPrivacy(b"k" * 32))
-    parser = AmiParser()
-    parser.feed(cap.banner)
-    out = []
-    for frame, t in zip(cap.frames, cap.times, strict=True):
-        for item in parser.feed(frame + b"\r\n\r\n"):
-            if isinstance(item, AmiFrame):
-                e = normaliser.normalise(item, T0 + timedelta(seconds=t))
-                if e is not None:
-                    out.append(e)
-    return out
 
 
 def split(events: list[ev.DomainEvent], kind: str, nth: int = 1) -> int:
