@@ -137,7 +137,7 @@ class Ownership:
         }
         if self.role == "owner":
             detail["epoch"] = self.lease.epoch
-            if self._unconfirmed:
+            if not self.lease.held:
                 detail["lease"] = "unconfirmed: the database does not answer"
             if self.taken is not None:
                 detail["cause"] = self.taken.cause
