@@ -43,7 +43,8 @@ from app.dialer import CallbackDialer
 from app.ha.lease import Lease
 from app.ha.ownership import Ownership
 from app.ha.relay import ClockShare, RelayReceiver, RelaySender, SharedCounter
-from app.live.collector import LiveCollector
+from app.live.centre import CentreView
+from app.live.collector import LiveCollector, PbxCollector
 from app.live.history import calls_of_day, visits_of_day
 from app.live.hub import LiveHub
 from app.live.mirror import RedisMirror, RedisReader
@@ -105,6 +106,10 @@ class Runtime:
     # The live picture this process serves (REST, stream, gauges); ``hub`` builds it on
     # the process that owns the AMI link, ``reader`` follows the Redis mirror on a replica.
     live: LiveStore | None = None
+    # Each PBX's own picture (``?pbx=``): with one PBX, ``live`` itself; with several
+    # (ACD_PBXS), ``live`` is their sum made by ``centre_view`` (app/live/centre.py).
+    live_of: dict[str, LiveStore] = field(default_factory=dict)
+    centre_view: CentreView | None = None
     hub: LiveHub | None = None
     reader: RedisReader | None = None
     # Forecasts and staffing plans (/v1/forecast, /v1/staffing) and "goal at risk".
@@ -360,22 +365,44 @@ def _live(
     """The live picture: built here (owner) or followed from Redis (replica, standby).
     ``ha``: both, the reader while a standby, the board while the owner."""
     settings, config = rt.settings, rt.config
-    store = LiveStore(
-        first_version=int(rt.clock.wall().timestamp() * 1000),
-        max_clients=settings.stream_max_clients,
-        on_drop=rt.metrics.stream_dropped.inc,
-    )
-    rt.live = store
+
+    def new_store() -> LiveStore:
+        return LiveStore(
+            first_version=int(rt.clock.wall().timestamp() * 1000),
+            max_clients=settings.stream_max_clients,
+            on_drop=rt.metrics.stream_dropped.inc,
+        )
+
+    # This process's PBX: built here while it owns it, else followed from Redis.
+    store = new_store()
+    rt.live = rt.live_of[settings.pbx_id] = store
+    pbxs = settings.centre_pbxs
+    if len(pbxs) > 1:
+        # The centre's other PBXs: followed from their owners' mirrors, on every process;
+        # the main picture is the sum of all of them.
+        assert rt.redis is not None  # the settings require it
+        for other in pbxs[1:]:
+            rt.live_of[other] = new_store()
+            reader = RedisReader(rt.redis, other, rt.live_of[other])
+            reader.name = f"live-reader:{other}"
+            rt.components.append(reader)
+        rt.live = new_store()
+        rt.centre_view = CentreView(
+            pbxs, rt.live_of, rt.live, clock=rt.clock.now, interval=settings.live_interval
+        )
+        rt.components.append(rt.centre_view)
+    shown = rt.live
 
     def queue_names() -> tuple[str, ...]:
         """Metric labels: the running catalogue's queues (a replica without the files:
         those of the owner's snapshot)."""
         if config.current.queues is not None:
             return config.current.queue_names
-        snap = store.snapshot
+        snap = shown.snapshot
         return tuple(snap["queues"]) if snap is not None else ()
 
-    rt.metrics.registry.register(LiveCollector(store, queue_names))
+    rt.metrics.registry.register(LiveCollector(shown, queue_names))
+    rt.metrics.registry.register(PbxCollector(rt.live_of, queue_names))
     if is_reader or (ha and rt.redis is not None):
         assert rt.redis is not None
         rt.reader = RedisReader(rt.redis, settings.pbx_id, store)
@@ -461,7 +488,12 @@ def _planning(rt: Runtime, owner: list[Component]) -> None:
         short_abandon_seconds=settings.short_abandon_seconds,
         clock=rt.clock,
     )
-    if rt.hub is not None:
+    if rt.centre_view is not None:
+        # Several PBXs: the forecast is the centre's, so is the projection (on the sum).
+        intraday = IntradayMonitor(rt.planner)
+        rt.centre_view.decorators.append(intraday.decorate)
+        rt.components.append(intraday)
+    elif rt.hub is not None:
         intraday = IntradayMonitor(rt.planner)
         rt.hub.decorators.append(intraday.decorate)
         owner.append(intraday)

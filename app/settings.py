@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "ACD_"
@@ -114,6 +114,12 @@ class Settings(BaseSettings):
         "re-keys stored hashes and sealed numbers to ACD_CALLER_HASH_KEY (docs/privacy.md)",
     )
     pbx_id: str = Field(default="pbx1", description="Name of this Asterisk box in the records")
+    pbxs: str = Field(
+        default="",
+        description="Every PBX of the centre, comma-separated (empty: ACD_PBX_ID alone); "
+        "with more than one, the live picture, wallboard and gauges add them up (needs "
+        "ACD_REDIS_URL) and ?pbx= shows one (docs/high-availability.md)",
+    )
     lease: Literal["auto", "on", "off"] = Field(
         default="auto",
         description=(
@@ -312,6 +318,26 @@ class Settings(BaseSettings):
             raise ValueError("must be 1-32 of a-z, 0-9, '_' or '-', starting with a letter/digit")
         return value
 
+    @field_validator("pbxs")
+    @classmethod
+    def _pbxs(cls, value: str) -> str:
+        names = [p.strip() for p in value.split(",") if p.strip()]
+        for name in names:
+            cls._pbx_id(name)
+        if len(set(names)) != len(names):
+            raise ValueError("names a PBX twice")
+        return ",".join(names)
+
+    @model_validator(mode="after")
+    def _centre(self) -> Settings:
+        if self.pbxs and self.pbx_id not in self.pbxs.split(","):
+            raise ValueError(f"ACD_PBXS must name this process's ACD_PBX_ID ({self.pbx_id})")
+        if len(self.centre_pbxs) > 1 and self.redis_url is None:
+            raise ValueError(
+                "ACD_PBXS names several PBXs: their live pictures meet in Redis (set ACD_REDIS_URL)"
+            )
+        return self
+
     @field_validator("caller_hash_key", "caller_hash_key_previous")
     @classmethod
     def _hash_key(cls, value: SecretStr | None) -> SecretStr | None:
@@ -350,6 +376,12 @@ class Settings(BaseSettings):
         return self.lease != "off"
 
     @property
+    def centre_pbxs(self) -> tuple[str, ...]:
+        """The centre's PBXs, this process's first (ACD_PBXS, or ACD_PBX_ID alone)."""
+        names = [p for p in self.pbxs.split(",") if p]
+        return (self.pbx_id, *(p for p in names if p != self.pbx_id))
+
+    @property
     def ami_enabled(self) -> bool:
         return self.ami_host is not None
 
@@ -364,7 +396,10 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"]) or "?"
+            field = ".".join(str(p) for p in err["loc"])
+            if not field:  # a rule across several variables: its message names them
+                lines.append(err["msg"].removeprefix("Value error, "))
+                continue
             var = ENV_PREFIX + field.upper()
             lines.append(f"{var}: {err['msg']}")
         raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None

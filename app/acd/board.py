@@ -87,6 +87,9 @@ def build_board(
     live_calls = [c for c in centre.calls.values() if c.ended_at is None]
 
     queue_views: dict[str, dict[str, Any]] = {}
+    # The counts and sums "today" is made of: several PBXs' boards add up exactly
+    # (app/live/centre.py); the REST documents do not show them.
+    tallies: dict[str, dict[str, int]] = {CENTRE: book.tally(day, CENTRE).as_dict()}
     call_estimates: dict[tuple[str, int], tuple[int, float | None]] = {}
     for q in queues:
         line = waiting.get(q.name, [])
@@ -102,10 +105,11 @@ def build_board(
             "agents": {**counts, "paused_reasons": reasons},
             "today": book.figures(day, q.name).as_dict(),
         }
+        tallies[q.name] = book.tally(day, q.name).as_dict()
 
     calls: dict[str, dict[str, Any]] = {}
     for call in live_calls:
-        calls[call.linkedid] = _call_view(call, now, call_estimates)
+        calls[call.linkedid] = _call_view(call, now, call_estimates, centre.pbx)
 
     agents: dict[str, dict[str, Any]] = {}
     memberships: dict[str, list[dict[str, Any]]] = {}
@@ -135,6 +139,7 @@ def build_board(
                 "caller": talking.caller_display if talking is not None else "",
             }
         agents[interface] = {
+            "pbx": centre.pbx,
             "id": agent.agent_id,
             "name": agent.name,
             "interface": interface,
@@ -166,6 +171,7 @@ def build_board(
         "queues": queue_views,
         "agents": agents,
         "calls": calls,
+        "tallies": tallies,
     }
 
 
@@ -253,11 +259,15 @@ def queue_estimate(
 
 
 def _call_view(
-    call: Call, now: datetime, estimates: dict[tuple[str, int], tuple[int, float | None]]
+    call: Call,
+    now: datetime,
+    estimates: dict[tuple[str, int], tuple[int, float | None]],
+    pbx: str,
 ) -> dict[str, Any]:
     current = call.visit()
     state = "ivr" if current is None else "queue"
     view: dict[str, Any] = {
+        "pbx": pbx,
         "linkedid": call.linkedid,
         "started_at": call.started_at.isoformat(),
         "caller": call.caller_display,

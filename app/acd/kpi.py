@@ -170,6 +170,16 @@ class Tally:
         self.talked += 1
         self.talk_ms += _ms(v.talk_seconds)
 
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Tally:
+        """From ``as_dict`` (unknown keys ignored, missing ones 0: boards of another
+        version of the service)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: int(v) for k, v in data.items() if k in names})
+
     def add(self, other: Tally) -> None:
         for f in fields(self):
             if f.name == "max_wait_ms":

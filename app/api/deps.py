@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.acd.events import DomainEvent
@@ -29,7 +29,7 @@ from app.privacy import CallerPrivacy
 from app.reports.rollup import Context as ReportContext
 from app.retention import RetentionConfig
 from app.runtime import Runtime
-from app.services.errors import Unavailable
+from app.services.errors import Invalid, Unavailable
 from app.services.pbx import PbxGate
 from app.settings import Settings
 from app.store.agents import Roster
@@ -100,10 +100,27 @@ def _emit(rt: Rt) -> Callable[[DomainEvent], None]:
     return rt.emit
 
 
-def _live(rt: Rt) -> LiveStore:
+def _live(
+    rt: Rt,
+    pbx: Annotated[
+        str | None,
+        Query(
+            max_length=32,
+            pattern=r"^[a-z0-9][a-z0-9_-]*$",
+            description="One PBX's picture (a name of ACD_PBXS); without it, the whole "
+            "centre across its PBXs.",
+        ),
+    ] = None,
+) -> LiveStore:
     if rt.live is None:
         raise Unavailable("the live state is not part of this service")
-    return rt.live
+    if pbx is None:
+        return rt.live
+    store = rt.live_of.get(pbx)
+    if store is None:
+        known = ", ".join(rt.live_of) or "none"
+        raise Invalid(f"no PBX {pbx!r} in this centre (ACD_PBXS: {known})", ("query", "pbx"))
+    return store
 
 
 def _reports(rt: Rt) -> ReportContext:

@@ -195,6 +195,14 @@ class _Head(_Out):
         description="False until today's earlier calls are read back after a restart (today's"
         " figures are incomplete until then).",
     )
+    pbxs: list[str] = Field(
+        description="The PBXs this picture is made of (one with ?pbx=, else every PBX of the "
+        "centre whose picture is there).",
+    )
+    missing_pbxs: list[str] = Field(
+        description="The centre's PBXs whose picture is missing (no owner publishes it): the "
+        "figures leave their calls out. Empty when the picture is whole.",
+    )
 
 
 class QueuesOut(_Head):
@@ -226,6 +234,7 @@ class QueuesDayOut(_Out):
 
 
 class LiveCallOut(_Out):
+    pbx: str = Field(description="The PBX the call is on.")
     linkedid: str = Field(
         description="Asterisk's linkedid: name the call by it in `/v1/calls/{call_id}/...` "
         "(registration, transfer).",
@@ -284,6 +293,7 @@ class MembershipOut(_Out):
 
 
 class AgentOut(_Out):
+    pbx: str = Field(description="The PBX the agent's phone is on.")
     id: str = Field(description="The agent's id.")
     name: str = Field(description="The agent's name.")
     interface: str = Field(description="The agent's phone on the PBX (e.g. `PJSIP/agent101`).")
@@ -351,6 +361,11 @@ async def list_queues(
     start."""
     if day is None:
         return _json(queries.queues(store))
+    if request.query_params.get("pbx") is not None:
+        raise Invalid(
+            "a past day's figures are the centre's; per PBX: /v1/reports?by=pbx",
+            ("query", "pbx"),
+        )
     return await _past_day(request, store, clock, sessions, ctx, day)
 
 

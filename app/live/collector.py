@@ -7,7 +7,7 @@ catalogue only (``_all`` is the whole centre), never from what the PBX or a call
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
@@ -163,3 +163,84 @@ class LiveCollector(Collector):
             value = figures.get(name)
             if value is not None:
                 family.add_metric([queue], float(value))
+
+
+# Per PBX (ACD_PBXS): a few of the figures above for each PBX's own picture; the ones
+# without a pbx label are the whole centre's.
+PBX_TODAY: dict[str, str] = {
+    "offered": "Calls decided today on this PBX",
+    "answered": "Calls answered today on this PBX",
+    "answer_rate": "Answered / (offered - short abandons), today, on this PBX",
+    "avg_wait_seconds": "Average wait of the calls decided today on this PBX",
+    "service_level": "Answered within the service-level time / answered, today, on this PBX",
+}
+
+
+class PbxCollector(Collector):
+    """Each PBX's own picture as gauges labelled ``pbx``: whether it is there at all
+    (``acd_pbx_live``: 0 when no owner publishes it), who waits, the agents by state and
+    today's main figures of its calls, and who waits per queue."""
+
+    def __init__(
+        self, stores: Mapping[str, LiveStore], queues: Callable[[], Sequence[str]]
+    ) -> None:
+        self.stores = stores
+        self.queues = queues
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        return list(self._families({}))
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        return list(self._families({p: s.snapshot for p, s in self.stores.items()}))
+
+    def _families(self, snaps: Mapping[str, dict[str, Any] | None]) -> Iterable[GaugeMetricFamily]:
+        live = GaugeMetricFamily(
+            "acd_pbx_live",
+            "1 while the PBX's live picture is there (an owner publishes it)",
+            labels=["pbx"],
+        )
+        waiting = GaugeMetricFamily(
+            "acd_pbx_calls_waiting", "Callers waiting now on the PBX", labels=["pbx"]
+        )
+        longest = GaugeMetricFamily(
+            "acd_pbx_longest_wait_seconds",
+            "Wait so far of the PBX's longest-waiting caller",
+            labels=["pbx"],
+        )
+        agents = GaugeMetricFamily(
+            "acd_pbx_agents", "The PBX's agents by state (each agent once)", labels=["pbx", "state"]
+        )
+        queue_waiting = GaugeMetricFamily(
+            "acd_pbx_queue_calls_waiting",
+            "Callers waiting now per queue on the PBX",
+            labels=["pbx", "queue"],
+        )
+        today = {
+            name: GaugeMetricFamily(f"acd_pbx_today_{name}", text, labels=["pbx"])
+            for name, text in PBX_TODAY.items()
+        }
+        names = self.queues() if snaps else ()
+        for pbx, snap in snaps.items():
+            live.add_metric([pbx], 0.0 if snap is None else 1.0)
+            if snap is None:
+                continue
+            centre = snap["centre"]
+            waiting.add_metric([pbx], centre["waiting"])
+            longest.add_metric([pbx], centre["longest_wait_seconds"])
+            for state, n in centre["agents"].items():
+                agents.add_metric([pbx, state], n)
+            for name, family in today.items():
+                value = centre["today"].get(name)
+                if value is not None:
+                    family.add_metric([pbx], float(value))
+            queues: dict[str, Any] = snap.get("queues", {})
+            for name in names:
+                q = queues.get(name)
+                if q is not None:
+                    queue_waiting.add_metric([pbx, name], q["waiting"])
+        yield live
+        yield waiting
+        yield longest
+        yield agents
+        yield queue_waiting
+        yield from today.values()

@@ -19,6 +19,8 @@ def _head(snap: dict[str, Any]) -> dict[str, Any]:
         "as_of": snap["as_of"],
         "day": snap["day"],
         "history_loaded": snap.get("history_loaded", True),
+        "pbxs": snap.get("pbxs") or [snap["pbx"]],
+        "missing_pbxs": snap.get("missing_pbxs", []),
     }
 
 

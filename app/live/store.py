@@ -31,7 +31,7 @@ from typing import Any
 
 from app import jsoncodec
 
-SECTIONS = ("queues", "agents", "calls")
+SECTIONS = ("queues", "agents", "calls", "tallies")
 dumps = jsoncodec.dumps_bytes
 
 
@@ -91,6 +91,8 @@ class LiveStore:
     client_queue: int = 64
     max_clients: int = 500
     on_drop: Callable[[], None] | None = None
+    # Called after each change of the snapshot (the centre's view follows its PBXs').
+    listeners: list[Callable[[], None]] = field(default_factory=list)
     snapshot: dict[str, Any] | None = None
     _board: dict[str, Any] | None = None
     _ring: deque[tuple[int, bytes]] = field(default_factory=deque)
@@ -115,6 +117,7 @@ class LiveStore:
             self.snapshot = {**board, "version": self.first_version}
             self._ring.clear()
             self._broadcast(self._snapshot_frame())
+            self._changed()
             return None
         changes = diff(self._board, board)
         if not changes:
@@ -124,6 +127,7 @@ class LiveStore:
         self._board = board
         self.snapshot = {**board, "version": version}
         self._remember(version, update)
+        self._changed()
         return update
 
     # ---- a reader: the owner's snapshots and updates in ------------------------------
@@ -134,6 +138,7 @@ class LiveStore:
         self._board = {k: v for k, v in snapshot.items() if k != "version"}
         self._ring.clear()
         self._broadcast(self._snapshot_frame())
+        self._changed()
 
     def apply(self, update: dict[str, Any]) -> bool:
         """Apply the owner's next update; False when it does not follow on (refetch)."""
@@ -147,6 +152,7 @@ class LiveStore:
         self.snapshot = apply_update(self.snapshot, update)
         self._board = {k: v for k, v in self.snapshot.items() if k != "version"}
         self._remember(version, update)
+        self._changed()
         return True
 
     def clear(self) -> None:
@@ -154,6 +160,7 @@ class LiveStore:
         self.snapshot = None
         self._board = None
         self._ring.clear()
+        self._changed()
 
     # ---- cached documents --------------------------------------------------------------
 
@@ -201,6 +208,10 @@ class LiveStore:
             with contextlib.suppress(asyncio.QueueFull):
                 sub.queue.put_nowait(b"")  # wake it; a full queue wakes it anyway
         self._subscribers.clear()
+
+    def _changed(self) -> None:
+        for listener in self.listeners:
+            listener()
 
     def _snapshot_frame(self) -> bytes:
         assert self.snapshot is not None
