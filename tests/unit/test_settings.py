@@ -113,3 +113,18 @@ def test_settings_are_frozen() -> None:
     s = Settings()
     with pytest.raises(Exception):  # noqa: B017  (pydantic's frozen error type)
         s.http_port = 1  # type: ignore[misc]
+
+
+def test_the_centres_pbxs() -> None:
+    assert load_settings(pbx_id="pbx2").centre_pbxs == ("pbx2",)
+    both = load_settings(pbx_id="pbx2", pbxs=" pbx1, pbx2 ", redis_url="redis://127.0.0.1/0")
+    assert both.pbxs == "pbx1,pbx2"
+    assert both.centre_pbxs == ("pbx2", "pbx1")  # this process's own first
+    with pytest.raises(SettingsError, match="must name this process's ACD_PBX_ID"):
+        load_settings(pbx_id="pbx3", pbxs="pbx1,pbx2", redis_url="redis://127.0.0.1/0")
+    with pytest.raises(SettingsError, match="set ACD_REDIS_URL"):
+        load_settings(pbx_id="pbx1", pbxs="pbx1,pbx2")
+    with pytest.raises(SettingsError, match=r"ACD_PBXS: .*twice"):
+        load_settings(pbx_id="pbx1", pbxs="pbx1,pbx1", redis_url="redis://127.0.0.1/0")
+    with pytest.raises(SettingsError, match="ACD_PBXS: "):
+        load_settings(pbx_id="pbx1", pbxs="pbx1,PBX 2", redis_url="redis://127.0.0.1/0")
