@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import itertools
 import json
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from app.acd import events as ev
 from app.privacy import Caller
+
+if TYPE_CHECKING:
+    from app.acd.kpi import DayBook
 
 T0 = datetime(2014, 11, 4, 8, 0, tzinfo=UTC)  # 09:00 in Copenhagen
 
@@ -287,3 +292,52 @@ class SseClient:
                         fields[key] = value
 
         await asyncio.wait_for(run(), within)
+
+
+def pbx_morning(
+    pbx: str, prefix: str, busy: bool, combined: DayBook | None = None, start: datetime = T0
+) -> tuple[dict[str, Any], datetime]:
+    """A morning on one PBX from ``start``: its board (version 1) and the time it ends;
+    its decided visits also go into ``combined`` (one book fed every call of a centre)."""
+    from app.acd.board import QueueInfo, build_board
+    from app.acd.ewt import HandleTimes
+    from app.acd.kpi import DayBook, KpiConfig
+    from app.acd.replay import take
+    from app.acd.state import CallCentre
+
+    catalogue = [
+        QueueInfo("dagpenge", "Dagpenge", 30),
+        QueueInfo("kontanthjaelp", "Kontanthjælp", 15),
+    ]
+    centre = CallCentre(pbx)
+    book = DayBook(ZoneInfo("Europe/Copenhagen"), KpiConfig())
+    handle = HandleTimes()
+    feed = Feed(lambda e: centre.apply(e), now=start, pbx=pbx)  # type: ignore[arg-type, func-returns-value]
+    feed.login("dagpenge", "agent1", "Mette")
+    feed.login("kontanthjaelp", "agent2", "Søren")
+    feed.pause("kontanthjaelp", "agent2", "Frokost")
+    for i, (queue, wait, answered) in enumerate(
+        [("dagpenge", 20, True), ("dagpenge", 3, False), ("kontanthjaelp", 200, False)]
+        + ([("dagpenge", 95, True), ("dagpenge", 240, True)] if busy else [])
+    ):
+        call = f"{prefix}{i}"
+        feed.at(30).arrive(call)
+        feed.join(call, queue)
+        if answered:
+            feed.at(wait - 1).ring(call, queue, "agent1")
+            feed.at(1).answer(call, queue, "agent1")
+            feed.at(60 + 7 * i).complete(call, queue, "agent1")
+            feed.hangup(call)
+        else:
+            feed.at(wait).abandon(call, queue)
+            feed.hangup(call)
+    # One caller still waits, one is in the menu.
+    feed.at(5).arrive(f"{prefix}w")
+    feed.join(f"{prefix}w", "dagpenge")
+    feed.at(12).arrive(f"{prefix}m")
+    drained = centre.drain()
+    take(book, drained, handle)
+    if combined is not None:
+        take(combined, copy.deepcopy(drained), HandleTimes())
+    board = build_board(centre, book, handle, feed.now, catalogue, config=KpiConfig())
+    return {**board, "version": 1}, feed.now

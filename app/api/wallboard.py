@@ -1,7 +1,7 @@
 """``/wallboard``: the wall screen page (static HTML + JS, live through ``/v1/stream``).
 
 No build step: one file, ``app/api/static/wallboard.html``. ``?queues=a,b`` shows only
-those queues (a team's own wall).
+those queues (a team's own wall), ``?pbx=pbx2`` one PBX of a centre with several.
 """
 
 from __future__ import annotations
@@ -36,6 +36,15 @@ async def wallboard(
             max_length=2000,
             description="Show only these queues (comma-separated): a team's own wall. Read "
             "by the page itself.",
+        ),
+    ] = None,
+    pbx: Annotated[
+        str | None,
+        Query(
+            max_length=32,
+            pattern=r"^[a-z0-9][a-z0-9_-]*$",
+            description="Show one PBX of the centre (a name of ACD_PBXS) instead of the whole "
+            "centre. Read by the page itself.",
         ),
     ] = None,
 ) -> HTMLResponse:

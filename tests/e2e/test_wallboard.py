@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -298,3 +299,61 @@ async def test_a_team_wall_shows_its_queues_and_their_totals(sqlite_url: str) ->
             assert seconds(header(chromium, "longest")[0]) < 60
             within = sum(q["today"]["answered_within_sl"] for q in team)
             assert header(chromium, "service-level")[0] == pct(within / answered)
+
+
+@pytest.mark.slow
+async def test_a_centre_of_two_pbxs_on_the_wall_and_one_pbx_alone(
+    sqlite_url: str, redis_url: str
+) -> None:
+    """An API replica of a centre with two PBXs (ACD_PBXS): it follows both owners'
+    pictures from Redis. The wall shows their sum, ``?pbx=`` one of them, and says which
+    PBX is missing when its picture goes."""
+    from redis.asyncio import Redis
+    from selenium.webdriver.common.by import By
+
+    from app.live.mirror import snapshot_key
+    from tests.live_support import pbx_morning
+
+    now = datetime.now(UTC)
+    boards = {
+        "pbx1": pbx_morning("pbx1", "a", busy=True, start=now - timedelta(minutes=10))[0],
+        "pbx2": pbx_morning("pbx2", "b", busy=False, start=now - timedelta(minutes=8))[0],
+    }
+    boards["pbx2"]["centre"]["waiting"] = 3  # as if two more waited there
+    client = Redis.from_url(redis_url)
+    try:
+        for pbx, board in boards.items():
+            await client.set(snapshot_key(pbx), json.dumps(board), ex=120)
+        app = live_app(sqlite_url, live_interval=0.2, redis_url=redis_url, pbxs="pbx1,pbx2")
+        async with serving(app) as url:
+            key = (await viewer_headers(app))["X-API-Key"]
+            with headless_chromium(1920, 1080) as chromium:
+                await asyncio.to_thread(chromium.get, url + f"/wallboard#key={key}")
+                await until(lambda: header(chromium, "waiting")[0] == "4")
+                assert (
+                    chromium.find_element(By.ID, "scope").text == "Jobcenter København · kø-tavle"
+                )
+                offered = sum(b["centre"]["today"]["offered"] for b in boards.values())
+                answered = sum(b["centre"]["today"]["answered"] for b in boards.values())
+                short = sum(b["centre"]["today"]["short_abandoned"] for b in boards.values())
+                assert header(chromium, "answer-rate")[0] == pct(answered / (offered - short))
+
+                await asyncio.to_thread(chromium.get, url + f"/wallboard?pbx=pbx2#key={key}")
+                await until(lambda: header(chromium, "waiting")[0] == "3")
+                scope = chromium.find_element(By.ID, "scope").text
+                assert scope == "Jobcenter København · telefonanlæg pbx2"
+                t2 = boards["pbx2"]["centre"]["today"]
+                assert header(chromium, "answer-rate")[0] == pct(t2["answer_rate"])
+
+                # pbx2's owner is gone (its mirror expired): the centre's wall says so and
+                # shows pbx1's figures only.
+                await asyncio.to_thread(chromium.get, url + f"/wallboard#key={key}")
+                await until(lambda: header(chromium, "waiting")[0] == "4")
+                await client.delete(snapshot_key("pbx2"))
+                await until(
+                    lambda: "mangler data fra pbx2" in chromium.find_element(By.ID, "scope").text,
+                    within=20,
+                )
+                assert header(chromium, "waiting")[0] == "1"
+    finally:
+        await client.aclose()

@@ -4,58 +4,16 @@ missing PBX is named, and the view follows its PBXs' stores."""
 from __future__ import annotations
 
 import asyncio
-import copy
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from app.acd.board import QueueInfo, build_board
-from app.acd.ewt import HandleTimes
 from app.acd.kpi import CENTRE, DayBook, KpiConfig
-from app.acd.replay import take
-from app.acd.state import CallCentre
 from app.live.centre import CentreView, merge_boards
 from app.live.store import LiveStore
-from tests.live_support import T0, Feed
+from tests.live_support import T0
+from tests.live_support import pbx_morning as play
 
 TZ = ZoneInfo("Europe/Copenhagen")
-CATALOGUE = [QueueInfo("dagpenge", "Dagpenge", 30), QueueInfo("kontanthjaelp", "Kontanthjælp", 15)]
-
-
-def play(pbx: str, prefix: str, busy: bool, combined: DayBook) -> tuple[dict[str, Any], datetime]:
-    """A morning on one PBX; its decided visits also go into ``combined`` (one book fed
-    every call of the centre)."""
-    centre = CallCentre(pbx)
-    book = DayBook(TZ, KpiConfig())
-    handle = HandleTimes()
-    feed = Feed(lambda e: centre.apply(e), pbx=pbx)  # type: ignore[arg-type, func-returns-value]
-    feed.login("dagpenge", "agent1", "Mette")
-    feed.login("kontanthjaelp", "agent2", "Søren")
-    feed.pause("kontanthjaelp", "agent2", "Frokost")
-    for i, (queue, wait, answered) in enumerate(
-        [("dagpenge", 20, True), ("dagpenge", 3, False), ("kontanthjaelp", 200, False)]
-        + ([("dagpenge", 95, True), ("dagpenge", 240, True)] if busy else [])
-    ):
-        call = f"{prefix}{i}"
-        feed.at(30).arrive(call)
-        feed.join(call, queue)
-        if answered:
-            feed.at(wait - 1).ring(call, queue, "agent1")
-            feed.at(1).answer(call, queue, "agent1")
-            feed.at(60 + 7 * i).complete(call, queue, "agent1")
-            feed.hangup(call)
-        else:
-            feed.at(wait).abandon(call, queue)
-            feed.hangup(call)
-    # One caller still waits, one is in the menu.
-    feed.at(5).arrive(f"{prefix}w")
-    feed.join(f"{prefix}w", "dagpenge")
-    feed.at(12).arrive(f"{prefix}m")
-    drained = centre.drain()
-    take(book, drained, handle)
-    take(combined, copy.deepcopy(drained), HandleTimes())
-    board = build_board(centre, book, handle, feed.now, CATALOGUE, config=KpiConfig())
-    return {**board, "version": 1}, feed.now
 
 
 def test_the_centre_is_the_exact_sum_of_its_pbxs() -> None:
