@@ -60,7 +60,7 @@ class Overdue(NamedTuple):
 
     day: date  # the local day it was requested
     queue: str
-    pbx: str | None  # the PBX of the call it came from (None: made through the API)
+    pbx: str | None  # the PBX whose menu (or API) took it; None on rows without one
 
 
 @dataclass

@@ -19,8 +19,9 @@ Units (docs/kpis.md):
 - ``pbx``: the centre's unit (per call, every queue) over the calls of one PBX (key: its
   ``ACD_PBX_ID``); ``pbx_scope``: the same per PBX and scope (``pbx_scope_key``), what a
   PBX's goals are measured on. Calls are keyed (pbx, linkedid), so the PBXs' groups add
-  up to the centre. A task counts in its PBX's groups when it came from a call (one
-  made through the API has no PBX: the centre and scopes only); a data gap, in its PBX's.
+  up to the centre. A task counts in its PBX's groups (the menu's that took it, or the
+  API's ``ACD_PBX_ID``; a row without one, in the centre and scopes only); a data gap in
+  its PBX's.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ class TaskRow:
     due_at: datetime
     status: str
     completed_at: datetime | None
-    pbx: str | None = None  # the PBX of the call it came from; None: made through the API
+    pbx: str | None = None  # the PBX whose menu (or API) took it; None on rows without one
 
 
 @dataclass(frozen=True, slots=True)
