@@ -172,6 +172,8 @@ async def test_the_documents_show_both_pbxs(two: Week) -> None:
     if "html" in render.available():
         page = render.render(r, "html")[0].decode("utf-8")
         assert "Pr. telefonanlæg" in page and "pbx2" in page
+    if "pdf" in render.available():
+        assert render.render(r, "pdf")[0].startswith(b"%PDF")
 
 
 async def test_days_counted_before_the_pbx_rows_are_counted_again(
