@@ -17,6 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ENV_PREFIX = "ACD_"
 
 Port = Annotated[int, Field(ge=1, le=65535)]
+# A PBX's name in the records (ACD_PBX_ID): what the API's ``pbx`` filters accept too.
+PBX_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 
 class SettingsError(Exception):
@@ -314,7 +316,7 @@ class Settings(BaseSettings):
     @field_validator("pbx_id")
     @classmethod
     def _pbx_id(cls, value: str) -> str:
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", value):
+        if not PBX_ID.fullmatch(value):
             raise ValueError("must be 1-32 of a-z, 0-9, '_' or '-', starting with a letter/digit")
         return value
 

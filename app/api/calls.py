@@ -22,6 +22,7 @@ from app.api.common import ERRORS, AgentId, Code, Instant, Note, QueueName
 from app.api.deps import AppSettings, Centre, Clock, Config, Emit, Pbx, Sessions, Work
 from app.api.errors import ErrorOut, bad_parameter
 from app.services import calls as use
+from app.settings import PBX_ID
 from app.store import repo
 
 router = APIRouter(prefix="/v1/calls", tags=["calls"])
@@ -218,6 +219,14 @@ async def list_calls(
     hangup_by: Annotated[
         HangupBy | None, Query(description="who ended the call: caller, agent or system")
     ] = None,
+    pbx: Annotated[
+        str | None,
+        Query(
+            max_length=32,
+            pattern=f"^{PBX_ID.pattern}$",
+            description="Only calls that came through this PBX (its ACD_PBX_ID, e.g. `pbx1`).",
+        ),
+    ] = None,
 ) -> CallPage:
     """The call record, newest first, one page at a time: pass `next_cursor` back as `cursor`.
     An agent sees the calls it answered. `since` and `until` need a time zone (a time
@@ -231,6 +240,7 @@ async def list_calls(
         outcome=outcome,
         agent=agent,
         hangup_by=hangup_by,
+        pbx=pbx,
         taken_by=who.own_agent,  # an agent: the calls it answered (also transferred ones)
     )
     async with sessions() as session:

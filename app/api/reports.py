@@ -1,5 +1,5 @@
 """``GET /v1/reports``: the centre's figures against its service goals over a period, cut
-by centre, department, queue, agent, day, week, month, quarter, weekday or half-hour, as
+by centre, department, queue, agent, day, week, month, quarter, weekday, half-hour or PBX, as
 JSON, CSV or the documents (HTML, PDF, XLSX) where installed. Every read is audited.
 
 Thin: the period is parsed here, the report built by ``app.reports.build`` and rendered by
@@ -56,7 +56,7 @@ def filename(report: Report, fmt: str) -> str:
 @router.get(
     "/reports",
     summary="Figures against the service goals over a period, by centre, department, queue, "
-    "agent, day, week, month, quarter, weekday or half-hour",
+    "agent, day, week, month, quarter, weekday, half-hour or PBX",
     response_model=Report,
     responses={
         **ERRORS,
@@ -94,9 +94,9 @@ async def get_report(
     ] = "json",
 ) -> Response:
     """Figures against the service goals over a period (`from`/`to` or `period`), cut by
-    centre, department, queue, agent, day, week, month, quarter, weekday or half-hour; as
-    JSON (the Report schema) or as a document (csv, xlsx, html, pdf). docs/kpis.md defines
-    every figure."""
+    centre, department, queue, agent, day, week, month, quarter, weekday, half-hour or PBX
+    (`pbx`: one group per PBX, the centre's figures of its calls); as JSON (the Report
+    schema) or as a document (csv, xlsx, html, pdf). docs/kpis.md defines every figure."""
     wanted = report_period(first, last, period)
     audit_note(
         request,

@@ -4,10 +4,11 @@ the tallies (app/reports/rollup.py), this decides what they add up to."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from app.acd.kpi import KpiConfig
 from app.reports.goals import GOAL_METRICS, Agreement, GoalsConfig
@@ -36,10 +37,30 @@ from app.reports.tally import (
 )
 
 WHOLE_DAY = -1
-# Kinds of stored rows: "centre" (key ""), "scope", "department", "queue", "agent", and
-# "gap" (the centre's calls touched by a data gap, key "").
+# Kinds of stored rows: "centre" (key ""), "scope", "department", "queue", "agent", "pbx"
+# (key: the PBX's id), "pbx_scope" (key: ``pbx_scope_key``) and "gap" (the centre's calls
+# touched by a data gap, key "").
 Rows = dict[str, dict[str, dict[date, dict[int, ReportTally]]]]
 TIME_CUTS = ("day", "week", "month", "quarter", "weekday")
+_KEY_LENGTH = 64  # report_rollup.key
+
+
+def pbx_scope_key(pbx: str, scope: str) -> str:
+    """The stored key of a PBX's calls in a scope: the two names joined by a unit
+    separator (U+001F), the scope's name digested where both names at their longest would
+    not fit the column."""
+    key = f"{pbx}\x1f{scope}"
+    if len(key) <= _KEY_LENGTH:
+        return key
+    return f"{pbx}\x1f{hashlib.sha256(scope.encode()).hexdigest()[:16]}"
+
+
+class Overdue(NamedTuple):
+    """A task still open past its due time at ``as_of``."""
+
+    day: date  # the local day it was requested
+    queue: str
+    pbx: str | None  # the PBX whose menu (or API) took it; None on rows without one
 
 
 @dataclass
@@ -58,7 +79,7 @@ class Inputs:
     queue_titles: Mapping[str, str] = field(default_factory=dict)  # catalogue order
     agent_names: Mapping[str, str] = field(default_factory=dict)
     agents: Callable[[str], bool] | None = None  # which agents the reader may see
-    overdue: Sequence[tuple[date, str]] = ()  # (requested day, queue) of overdue tasks
+    overdue: Sequence[Overdue] = ()  # the tasks still open past their due time
     days_from_rollup: int = 0
     days_recomputed: int = 0
     days_without_data: int = 0
@@ -131,8 +152,8 @@ class _Builder:
             t = self._totals[cache] = total(self.x.rows, kind, key, days, slot)
         return t
 
-    def overdue(self, match: Callable[[date, str], bool]) -> int:
-        return sum(1 for day, queue in self.x.overdue if match(day, queue))
+    def overdue(self, match: Callable[[Overdue], bool]) -> int:
+        return sum(1 for task in self.x.overdue if match(task))
 
     # ---- goals --------------------------------------------------------------------------
 
@@ -194,10 +215,19 @@ class _Builder:
         return out
 
     def scope_goals(
-        self, days: Sequence[date] | None, slot: int = WHOLE_DAY
+        self, days: Sequence[date] | None, slot: int = WHOLE_DAY, pbx: str | None = None
     ) -> dict[str, AgreementGoals]:
-        """The agreements measured on their own scopes' calls (the centre, a time cut)."""
+        """The agreements measured on their own scopes' calls (the centre, a time cut), or
+        on those of one PBX (``pbx``: the whole period only)."""
         rows = self.x.rows
+        if pbx is not None:
+            assert days is None and slot == WHOLE_DAY
+            return self.goals(
+                self.agreements,
+                lambda a: self.total("pbx_scope", pbx_scope_key(pbx, a.scope), self.days),
+                lambda a: self.total("pbx_scope", pbx_scope_key(pbx, a.scope), self.prev_days),
+                lambda a: self.total("pbx_scope", pbx_scope_key(pbx, a.scope), self.ly_days),
+            )
         if days is None:  # the whole period, with its comparisons
             return self.goals(
                 self.agreements,
@@ -248,7 +278,7 @@ class _Builder:
             for d in x.goals.departments:
                 t = self.total("department", d.name, self.days)
                 own = set(d.queues)
-                overdue = self.overdue(lambda _day, q, own=own: q in own)  # type: ignore[misc]
+                overdue = self.overdue(lambda task, own=own: task.queue in own)  # type: ignore[misc]
                 out.append(
                     Group(
                         key=d.name,
@@ -262,7 +292,7 @@ class _Builder:
             names += sorted(k for k in rows.get("queue", {}) if k not in x.queue_titles)
             for name in names:
                 t = self.total("queue", name, self.days)
-                overdue = self.overdue(lambda _day, q, name=name: q == name)  # type: ignore[misc]
+                overdue = self.overdue(lambda task, name=name: task.queue == name)  # type: ignore[misc]
                 out.append(
                     Group(
                         key=name,
@@ -289,6 +319,18 @@ class _Builder:
                         goals=self.group_goals("agent", agent, None),
                     )
                 )
+        elif by == "pbx":
+            for pbx in self.pbxs():
+                t = self.total("pbx", pbx, self.days)
+                overdue = self.overdue(lambda task, pbx=pbx: task.pbx == pbx)  # type: ignore[misc]
+                out.append(
+                    Group(
+                        key=pbx,
+                        title=pbx,
+                        **self.figures(t, overdue),
+                        goals=self.scope_goals(None, pbx=pbx),
+                    )
+                )
         elif by in TIME_CUTS:
             cut: dict[str, tuple[str, list[date]]] = {}
             for day in self.days:
@@ -298,7 +340,7 @@ class _Builder:
                 title, days = cut[key]
                 t = self.total("centre", "", days)
                 in_days = set(days)
-                overdue = self.overdue(lambda day, _q, s=in_days: day in s)  # type: ignore[misc]
+                overdue = self.overdue(lambda task, s=in_days: task.day in s)  # type: ignore[misc]
                 out.append(
                     Group(
                         key=key,
@@ -320,6 +362,17 @@ class _Builder:
                     )
                 )
         return out
+
+    def pbxs(self) -> list[str]:
+        """The PBXs with counts in the period, or with tasks overdue in it (by id)."""
+        in_period = set(self.days)
+        seen = {
+            k
+            for k, by_day in self.x.rows.get("pbx", {}).items()
+            if not in_period.isdisjoint(by_day)
+        }
+        seen |= {task.pbx for task in self.x.overdue if task.pbx}
+        return sorted(seen)
 
     # ---- the whole report ---------------------------------------------------------------
 

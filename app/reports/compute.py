@@ -16,6 +16,12 @@ Units (docs/kpis.md):
   the answered call (k = 0: the same day); kept as counts by k up to ``REPEAT_MAX_DAYS``.
 - Tasks (call-backs, messages) count on the local day they were requested, in the group
   of their queue.
+- ``pbx``: the centre's unit (per call, every queue) over the calls of one PBX (key: its
+  ``ACD_PBX_ID``); ``pbx_scope``: the same per PBX and scope (``pbx_scope_key``), what a
+  PBX's goals are measured on. Calls are keyed (pbx, linkedid), so the PBXs' groups add
+  up to the centre. A task counts in its PBX's groups (the menu's that took it, or the
+  API's ``ACD_PBX_ID``; a row without one, in the centre and scopes only); a data gap in
+  its PBX's.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from zoneinfo import ZoneInfo
 
 from app.acd.calendar import is_working_day
 from app.acd.kpi import CallFacts, KpiConfig, call_facts, day_bounds, local_day
-from app.reports.assemble import WHOLE_DAY, Rows
+from app.reports.assemble import WHOLE_DAY, Rows, pbx_scope_key
 from app.reports.goals import GoalsConfig
 from app.reports.tally import REPEAT_MAX_DAYS, ReportTally
 
@@ -46,6 +52,7 @@ class CallRow:
     transferred_to: str | None
     survey_flagged: bool
     data_gap: bool
+    pbx: str = ""  # the PBX the call came through (``linkedid`` is already keyed by it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +101,14 @@ class TaskRow:
     due_at: datetime
     status: str
     completed_at: datetime | None
+    pbx: str | None = None  # the PBX whose menu (or API) took it; None on rows without one
 
 
 @dataclass(frozen=True, slots=True)
 class GapRow:
     gap_from: datetime
     gap_to: datetime | None
+    pbx: str | None = None
 
 
 @dataclass
@@ -130,6 +139,10 @@ def working_days_between(first: date, later: date) -> int:
     return n
 
 
+# (kind, key, queues or None for all, destinations, with half-hour slots)
+_GroupSpec = tuple[str, str, frozenset[str] | None, frozenset[str], bool]
+
+
 def slot_of(at: datetime, tz: ZoneInfo) -> int:
     local = at.astimezone(tz)
     return local.hour * 2 + local.minute // 30
@@ -154,15 +167,31 @@ class _Counter:
         self.queues = set(queues)
         self.rows: Rows = {}
         # (kind, key, queues or None for all, destinations, with half-hour slots)
-        self.groups: list[tuple[str, str, frozenset[str] | None, frozenset[str], bool]] = [
-            ("centre", "", None, frozenset(), True)
-        ]
+        self.groups: list[_GroupSpec] = [("centre", "", None, frozenset(), True)]
         for s in goals.scopes:
             self.groups.append(("scope", s.name, frozenset(s.queues), frozenset(), True))
         for d in goals.departments:
             self.groups.append(
                 ("department", d.name, frozenset(d.queues), frozenset(d.destinations), False)
             )
+        self.scopes = [(s.name, frozenset(s.queues)) for s in goals.scopes]
+        self._of_pbx: dict[str | None, list[_GroupSpec]] = {None: self.groups}
+
+    def groups_of(self, pbx: str | None) -> list[_GroupSpec]:
+        """The groups a call (or task) of ``pbx`` counts in: the centre's, scopes' and
+        departments', and its PBX's own (the whole PBX, and per scope for the goals)."""
+        groups = self._of_pbx.get(pbx)
+        if groups is None:
+            assert pbx is not None
+            groups = self._of_pbx[pbx] = [
+                *self.groups,
+                ("pbx", pbx, None, frozenset(), False),
+                *(
+                    ("pbx_scope", pbx_scope_key(pbx, name), queues, frozenset(), False)
+                    for name, queues in self.scopes
+                ),
+            ]
+        return groups
 
     def wrapup_ms(self, queue: str) -> int:
         return self.wrapup_of(queue) * 1000
@@ -198,7 +227,7 @@ class _Counter:
         if day in self.days:
             slot = slot_of(first_at or c.started_at, self.tz)
             gap = c.data_gap or any(v.data_gap for v in visits)
-            for kind, key, queues, dests, slots in self.groups:
+            for kind, key, queues, dests, slots in self.groups_of(c.pbx or None):
                 mine = visits if queues is None else [v for v in visits if v.queue in queues]
                 to_us = c.transferred_to is not None and c.transferred_to in dests
                 if queues is not None and not mine and not to_us:
@@ -377,7 +406,7 @@ class _Counter:
             return
         slot = slot_of(task.requested_at, self.tz)
         targets = [self.tally("queue", task.queue, day)]
-        for kind, key, queues, _, slots in self.groups:
+        for kind, key, queues, _, slots in self.groups_of(task.pbx or None):
             if queues is None or task.queue in queues:
                 targets.append(self.tally(kind, key, day))
                 if slots:
@@ -397,15 +426,18 @@ class _Counter:
                 t.tasks_cancelled += 1
 
     def gap(self, gap: GapRow) -> None:
+        groups = [("centre", "")] + ([("pbx", gap.pbx)] if gap.pbx else [])
         start_day = local_day(gap.gap_from, self.tz)
         if start_day in self.days:
-            self.tally("centre", "", start_day).gaps += 1
+            for kind, key in groups:
+                self.tally(kind, key, start_day).gaps += 1
         until = gap.gap_to or self.now
         for day in self.days:
             start, end = day_bounds(day, self.tz)
             overlap = (min(until, end) - max(gap.gap_from, start)).total_seconds()
             if overlap > 0:
-                self.tally("centre", "", day).gap_ms += round(overlap * 1000)
+                for kind, key in groups:
+                    self.tally(kind, key, day).gap_ms += round(overlap * 1000)
 
 
 def _answered_call(t: ReportTally, regs: Sequence[Registration], repeat: int | None) -> None:

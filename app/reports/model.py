@@ -38,6 +38,7 @@ By = Literal[
     "quarter",
     "weekday",
     "halfhour",
+    "pbx",
 ]
 BY_VALUES: tuple[By, ...] = get_args(By)
 LocalDay = date  # for fields named ``date``: pydantic cannot have a field share its type's name
@@ -214,7 +215,7 @@ class Centre(Figures):
 class Group(Figures):
     key: str = Field(
         description="The group: a department, queue or agent name, a date, week, month, "
-        "quarter, weekday or half-hour.",
+        "quarter, weekday or half-hour, or a PBX's id (ACD_PBX_ID).",
     )
     title: str = Field(description="The group's title (Danish).")
     goals: dict[str, AgreementGoals] = Field(

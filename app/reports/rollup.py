@@ -43,7 +43,7 @@ from app.acd.kpi import KpiConfig, day_bounds, local_day
 from app.acd.model import DEFAULT_WRAPUP
 from app.acd.queues import QueueCatalogue
 from app.components import Health, cancel_tasks
-from app.reports.assemble import Rows
+from app.reports.assemble import Overdue, Rows
 from app.reports.compute import (
     CallRow,
     DayRows,
@@ -70,7 +70,10 @@ from app.store.models import (
 
 log = logging.getLogger(__name__)
 
-ROLLUP_VERSION = 1  # raise when what a tally counts changes: stored days are counted again
+# Raise when what a tally counts changes (or what is counted: a new kind of row): stored
+# days are counted again where their detail rows exist. 2: the PBXs' own rows ("pbx",
+# "pbx_scope"), which days counted by version 1 do not have.
+ROLLUP_VERSION = 2
 MARGIN = timedelta(hours=12)  # a call's start can be this long before its day's queue entry
 SETTLE = timedelta(minutes=60)  # agents register a call up to an hour after it (setting)
 
@@ -176,6 +179,7 @@ async def read_detail(session: AsyncSession, first: date, last: date, tz: ZoneIn
                 transferred_to=r.transferred_to,
                 survey_flagged=r.survey_flagged,
                 data_gap=r.data_gap,
+                pbx=r.pbx,
             )
         )
     v = QueueVisit
@@ -238,14 +242,14 @@ async def read_detail(session: AsyncSession, first: date, last: date, tz: ZoneIn
         )
     cb = Callback
     tasks = await session.execute(
-        select(cb.kind, cb.queue, cb.requested_at, cb.due_at, cb.status, cb.completed_at).where(
-            cb.requested_at >= start, cb.requested_at < end
-        )
+        select(
+            cb.kind, cb.queue, cb.requested_at, cb.due_at, cb.status, cb.completed_at, cb.pbx
+        ).where(cb.requested_at >= start, cb.requested_at < end)
     )
     out.tasks = [TaskRow(*r) for r in tasks]
     g = DataGap
     gaps = await session.execute(
-        select(g.gap_from, g.gap_to).where(
+        select(g.gap_from, g.gap_to, g.pbx).where(
             g.gap_from < end, or_(g.gap_to.is_(None), g.gap_to > start)
         )
     )
@@ -464,21 +468,21 @@ async def read_rows(
 
 async def overdue_tasks(
     session: AsyncSession, first: date, last: date, tz: ZoneInfo, as_of: datetime
-) -> list[tuple[date, str]]:
-    """(requested local day, queue) of the tasks requested in the period and still open
-    past their due time at ``as_of``."""
+) -> list[Overdue]:
+    """The tasks requested in the period and still open past their due time at
+    ``as_of``: the local day each was requested, its queue and its PBX."""
     start, _ = day_bounds(first, tz)
     _, end = day_bounds(last, tz)
     cb = Callback
     result = await session.execute(
-        select(cb.requested_at, cb.queue).where(
+        select(cb.requested_at, cb.queue, cb.pbx).where(
             cb.requested_at >= start,
             cb.requested_at < end,
             cb.status.in_(("open", "assigned", "dialling")),
             cb.due_at < as_of,
         )
     )
-    return [(local_day(at, tz), queue) for at, queue in result]
+    return [Overdue(local_day(at, tz), queue, pbx) for at, queue, pbx in result]
 
 
 async def final_before(session: AsyncSession) -> date | None:

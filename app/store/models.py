@@ -449,9 +449,10 @@ class ReportDay(Base):
 
 class ReportRollup(Base):
     """The report tallies of one day and group (``app.reports.tally.ReportTally``, only its
-    non-zero counts): ``kind`` centre | scope | department | queue | agent | gap, ``key``
-    the group's name, ``slot`` the half-hour of the day (0-47) or -1 for the whole day.
-    Reports read these, never the detail rows, for every day that has them."""
+    non-zero counts): ``kind`` centre | scope | department | queue | agent | pbx |
+    pbx_scope | gap, ``key`` the group's name, ``slot`` the half-hour of the day (0-47) or
+    -1 for the whole day. Reports read these, never the detail rows, for every day that
+    has them."""
 
     __tablename__ = "report_rollup"
 

@@ -41,6 +41,7 @@ class CallFilter:
     agent: str | None = None
     taken_by: str | None = None  # an agent answered one of the call's queue visits
     hangup_by: str | None = None  # caller | agent | system
+    pbx: str | None = None  # the PBX the call came through
 
 
 async def list_calls(
@@ -60,6 +61,8 @@ async def list_calls(
         stmt = stmt.where(Call.agent == flt.agent)
     if flt.hangup_by is not None:
         stmt = stmt.where(Call.hangup_by == flt.hangup_by)
+    if flt.pbx is not None:
+        stmt = stmt.where(Call.pbx == flt.pbx)
     if flt.taken_by is not None:
         stmt = stmt.where(
             exists(

@@ -143,6 +143,7 @@ BY_LABELS = {
     "quarter": "Kvartal",
     "weekday": "Ugedag",
     "halfhour": "Halvtime",
+    "pbx": "Telefonanlæg",
 }
 NO_VALUE = "–"
 
