@@ -31,7 +31,7 @@ from app.retention import RetentionConfig
 from app.runtime import Runtime
 from app.services.errors import Invalid, Unavailable
 from app.services.pbx import PbxGate
-from app.settings import Settings
+from app.settings import PBX_ID, Settings
 from app.store.agents import Roster
 
 
@@ -106,7 +106,7 @@ def _live(
         str | None,
         Query(
             max_length=32,
-            pattern=r"^[a-z0-9][a-z0-9_-]*$",
+            pattern=f"^{PBX_ID.pattern}$",
             description="One PBX's picture (a name of ACD_PBXS); without it, the whole "
             "centre across its PBXs.",
         ),

@@ -13,6 +13,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
+from app.settings import PBX_ID
+
 router = APIRouter(tags=["wallboard"])
 
 PAGE = Path(__file__).parent / "static" / "wallboard.html"
@@ -42,7 +44,7 @@ async def wallboard(
         str | None,
         Query(
             max_length=32,
-            pattern=r"^[a-z0-9][a-z0-9_-]*$",
+            pattern=f"^{PBX_ID.pattern}$",
             description="Show one PBX of the centre (a name of ACD_PBXS) instead of the whole "
             "centre. Read by the page itself.",
         ),

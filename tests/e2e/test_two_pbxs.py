@@ -178,6 +178,8 @@ async def test_two_pbxs_one_centre(pg_url: str, redis_url: str, tmp_path: Path) 
             centre_a, centre_b, per_pbx = c["centre_a"], c["centre_b"], c["per_pbx"]
             snaps, merged_snap = c["snaps"], c["merged_snap"]
             agents = await doc(sa, "/v1/agents")
+            report = await doc(sb, "/v1/reports?from=2014-11-04&to=2014-11-04&by=pbx")
+            calls_of_pbx2 = await doc(sa, "/v1/calls?pbx=pbx2&limit=500")
             unknown = await get(sa, "/v1/queues?pbx=pbx9")
             past = await get(sa, "/v1/queues?pbx=pbx1&date=2014-11-03")
             metrics = {
@@ -254,6 +256,15 @@ async def test_two_pbxs_one_centre(pg_url: str, redis_url: str, tmp_path: Path) 
     assert unknown.status_code == 422, unknown.text
     assert "pbx9" in unknown.text
     assert past.status_code == 422, past.text
+    # The reports: one group per PBX, each its own PBX's calls, adding up to the centre.
+    groups = {g["key"]: g for g in report["groups"]}
+    assert sorted(groups) == ["pbx1", "pbx2"]
+    assert groups["pbx1"]["calls"] == len(day_one.truth)
+    assert groups["pbx2"]["calls"] == len(day_two.truth)
+    assert report["centre"]["calls"] == len(day_one.truth) + len(day_two.truth)
+    assert sum(g["offered"] for g in groups.values()) == report["centre"]["offered"]
+    assert len(calls_of_pbx2["items"]) == len(day_two.truth)
+    assert {c["pbx"] for c in calls_of_pbx2["items"]} == {"pbx2"}
     # The gauges: per PBX and the centre's, from the same pictures.
     assert metrics['acd_pbx_live{pbx="pbx1"}'] == 1.0
     assert metrics['acd_pbx_live{pbx="pbx2"}'] == 1.0
