@@ -88,6 +88,17 @@ class CallbackDialer:
         self.caller_id = settings.dialer_caller_id
         self.clock = clock  # the PBX's: call-backs are due on its days
         self.tz = settings.tz
+        pbxs = settings.centre_pbxs
+        # With several PBXs, this PBX's call-backs (store.DialScope).
+        self.scope = (
+            store.DialScope(
+                settings.pbx_id,
+                others=pbxs[1:],
+                primary=settings.pbx_id == settings.primary_pbx,
+            )
+            if len(pbxs) > 1
+            else store.EVERY_TASK
+        )
         self.in_flight: dict[int, _InFlight] = {}
         self.placed = 0
         self._task: asyncio.Task[None] | None = None
@@ -180,7 +191,7 @@ class CallbackDialer:
                 # Left dialling by a stop (or by the owner before a takeover): open again,
                 # an attempt counted, so not dialled again before the retry interval.
                 await self._fence(session)
-                n = await store.release_interrupted(session)
+                n = await store.release_interrupted(session, self.scope)
             if n:
                 log.warning("call-back dialer: %d tasks left dialling by a stop reopened", n)
             self._released = True
@@ -199,7 +210,9 @@ class CallbackDialer:
         queues = {q for i, qs in free.items() if i not in reserved for q in qs}
         now = self.clock()
         async with self.sessions() as session:
-            tasks = await store.dial_candidates(session, queues, now, self.max_attempts, self.retry)
+            tasks = await store.dial_candidates(
+                session, queues, now, self.max_attempts, self.retry, scope=self.scope
+            )
         sealed = {t.candidate.task_id: t.number_sealed for t in tasks}
         plan = plan_dials(
             [t.candidate for t in tasks],

@@ -257,7 +257,9 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime
     _live(rt, is_reader, head, standby, ha=lease is not None)
     agi = _agi_server(rt)
     _planning(rt, tail)
-    if not is_reader:
+    if not is_reader and settings.pbx_id == settings.primary_pbx:
+        # The centre's jobs, on one owner for the whole centre (the first PBX's: with
+        # several PBXs each has an owner, and these work on every PBX's rows).
         # Counts the report tallies of the last weeks' days ahead of the reports.
         tail.append(RollupJob(sessions, rt.report_context, clock.now))
         if settings.purge_interval_minutes > 0:

@@ -384,6 +384,12 @@ class Settings(BaseSettings):
         return (self.pbx_id, *(p for p in names if p != self.pbx_id))
 
     @property
+    def primary_pbx(self) -> str:
+        """The centre's first PBX (ACD_PBXS): its owner also runs the jobs of the whole
+        centre (report tallies and archive, purge, re-key), once for the centre."""
+        return self.pbxs.split(",")[0] if self.pbxs else self.pbx_id
+
+    @property
     def ami_enabled(self) -> bool:
         return self.ami_host is not None
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.acd.dialer import Candidate
@@ -185,6 +185,30 @@ class DialTask:
     number_sealed: str
 
 
+@dataclass(frozen=True, slots=True)
+class DialScope:
+    """Whose call-backs a PBX's dialer places (and reopens after a stop). A centre with
+    several PBXs (ACD_PBXS) has one dialer per PBX: each returns the calls of its own PBX,
+    and the centre's first PBX also those of no PBX or of one the centre no longer
+    has, so no task is dialled by two PBXs and none by nobody. ``pbx`` None: one PBX,
+    every task."""
+
+    pbx: str | None = None
+    others: tuple[str, ...] = ()
+    primary: bool = True
+
+    def where(self) -> ColumnElement[bool]:
+        c = Callback
+        if self.pbx is None:
+            return true()
+        if not self.primary:
+            return c.pbx == self.pbx
+        return or_(c.pbx == self.pbx, c.pbx.is_(None), c.pbx.not_in(self.others))
+
+
+EVERY_TASK = DialScope()
+
+
 async def dial_candidates(
     session: AsyncSession,
     queues: Iterable[str],
@@ -192,6 +216,7 @@ async def dial_candidates(
     max_attempts: int,
     retry: timedelta,
     limit: int = 200,
+    scope: DialScope = EVERY_TASK,
 ) -> list[DialTask]:
     c = Callback
     queues = list(queues)
@@ -201,6 +226,7 @@ async def dial_candidates(
         await session.execute(
             select(c.id, c.queue, c.caller_hash, c.requested_at, c.number_sealed)
             .where(
+                scope.where(),
                 c.kind == "callback",
                 c.status == "open",
                 c.number_sealed.is_not(None),
@@ -269,11 +295,12 @@ async def dialled(
     return 0
 
 
-async def release_interrupted(session: AsyncSession) -> int:
-    """Tasks left ``dialling`` by a process that stopped mid-call: open again."""
+async def release_interrupted(session: AsyncSession, scope: DialScope = EVERY_TASK) -> int:
+    """Tasks left ``dialling`` by a process that stopped mid-call: open again (those of
+    ``scope``: never another PBX's, which its own dialer may be calling now)."""
     result = await session.execute(
         update(Callback)
-        .where(Callback.status == "dialling")
+        .where(Callback.status == "dialling", scope.where())
         .values(status="open", outcome="interrupted")
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
