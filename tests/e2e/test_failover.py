@@ -22,7 +22,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from app.sim.harness import Simulation, simulator
-from app.sim.traffic import TrafficConfig
+from app.sim.runner import DayResult
+from app.sim.traffic import TALK_MEANS, TrafficConfig
 from tests.e2e.ha_support import (
     ROOT,
     Cluster,
@@ -39,16 +40,35 @@ from tests.e2e.ha_support import (
 )
 
 DAY = dt.date(2014, 11, 4)
-# The simulated PBX plays the morning at 10x real time (the agents' logins before it as
-# fast as the service takes them): the menu's events relayed between processes take a
-# few real milliseconds, as they would with a real PBX; the simulator's fast mode would
-# make them minutes of the PBX's time.
-SPEED = 10.0
+# The simulated PBX plays the morning's arrivals at 15x real time (the agents' logins
+# before it as fast as the service takes them): the menu's events relayed between
+# processes take a few real milliseconds, as they would with a real PBX (tens of the
+# PBX's milliseconds); the simulator's fast mode would make them minutes of the PBX's
+# time. After the last arrival only the calls still up are left (talk, wrap-up, the
+# survey, call-backs): that tail plays at 60x.
+SPEED = 15.0
+TAIL_SPEED = 60.0
 OPENING = dt.datetime(2014, 11, 4, 9, 0, tzinfo=ZoneInfo("Europe/Copenhagen")).timestamp()
 
 
-def morning(seed: int = 11, scale: float = 1.5) -> TrafficConfig:
-    return TrafficConfig(date=DAY, seed=seed, hours=(9.0, 10.0), calls_scale=scale)
+def morning(seed: int = 11, scale: float = 3.0) -> TrafficConfig:
+    """A busy morning in few minutes: twice the volume, conversations at 40 % of their
+    usual length and callers less patient (the tail after the last arrival is short)."""
+    return TrafficConfig(
+        date=DAY,
+        seed=seed,
+        hours=(9.0, 10.0),
+        calls_scale=scale,
+        talk_means={q: 0.4 * s for q, s in TALK_MEANS.items()},
+        patience_median=200.0,
+    )
+
+
+def play(simulation: Simulation) -> asyncio.Task[DayResult]:
+    """The day's plan, its tail (after the last arrival) at ``TAIL_SPEED``."""
+    sim = simulation.sim
+    sim.kernel.call_at(simulation.plan.end, sim.kernel.set_speed, TAIL_SPEED)
+    return asyncio.create_task(sim.run_day(simulation.plan, simulation.keys, shifts=False))
 
 
 def first_minutes(simulation: Simulation, minutes: float) -> None:
@@ -81,7 +101,7 @@ async def test_replicas_one_owner_every_call_right(
     async with simulator(
         ROOT / "ivr_flows", 0, morning(), mode="real", speed=SPEED, fast_until=OPENING
     ) as simulation:
-        first_minutes(simulation, 12)
+        first_minutes(simulation, 6)
         cluster = Cluster(
             n, pg_url=pg_url, redis_url=redis_url, ami_port=simulation.ami_port, tmp=tmp_path
         )
@@ -90,7 +110,8 @@ async def test_replicas_one_owner_every_call_right(
         cluster.start()
         try:
             owner = await cluster.settled(90)
-            result = await simulation.sim.run_day(simulation.plan, simulation.keys, shifts=False)
+            await cluster.clock_shared(redis_url)
+            result = await play(simulation)
             rows = await wait_recorded(pg_url, result.truth, within=90)
             roles = await cluster.roles()
             owners_gauge = [await s.metric('acd_owner{pbx="pbx1"}') for s in cluster.services]
@@ -143,7 +164,7 @@ async def test_kill_9_of_the_owner_mid_day(pg_url: str, redis_url: str, tmp_path
     async with simulator(
         ROOT / "ivr_flows", 0, morning(seed=12), mode="real", speed=SPEED, fast_until=OPENING
     ) as simulation:
-        first_minutes(simulation, 10)
+        first_minutes(simulation, 6)
         sim = simulation.sim
         cluster = Cluster(
             2,
@@ -157,13 +178,14 @@ async def test_kill_9_of_the_owner_mid_day(pg_url: str, redis_url: str, tmp_path
         cluster.start()
         try:
             owner = await cluster.settled(90)
-            day = asyncio.create_task(sim.run_day(simulation.plan, simulation.keys, shifts=False))
-            await until_pbx_time(sim, OPENING + 5 * 60)
+            await cluster.clock_shared(redis_url)
+            day = play(simulation)
+            await until_pbx_time(sim, OPENING + 3 * 60)
             up_at_kill = in_progress(sim)
             t0, blind_from = time.monotonic(), sim.now()
             owner.kill()
             takeover = await first_login_after(sim, t0)
-            blind_to = sim.now() + 2.0  # the resync's answers, at 10x
+            blind_to = sim.now() + 0.2 * SPEED  # the resync's answers
             successor = await cluster.settled(30)
             result = await day
             rows = await wait_recorded(pg_url, result.truth, within=90)
@@ -209,7 +231,7 @@ async def test_a_paused_owner_writes_nothing_after_the_handover(
         async with simulator(
             ROOT / "ivr_flows", 0, morning(seed=13), mode="real", speed=SPEED, fast_until=OPENING
         ) as simulation:
-            first_minutes(simulation, 8)
+            first_minutes(simulation, 4)
             sim = simulation.sim
             cluster = Cluster(
                 2, pg_url=pg_url, redis_url=redis_url, ami_port=simulation.ami_port, tmp=tmp_path
@@ -218,10 +240,9 @@ async def test_a_paused_owner_writes_nothing_after_the_handover(
             cluster.start()
             try:
                 old = await cluster.settled(90)
-                day = asyncio.create_task(
-                    sim.run_day(simulation.plan, simulation.keys, shifts=False)
-                )
-                await until_pbx_time(sim, OPENING + 3 * 60)
+                await cluster.clock_shared(redis_url)
+                day = play(simulation)
+                await until_pbx_time(sim, OPENING + 2 * 60)
                 t0 = time.monotonic()
                 old.send(signal.SIGSTOP)
                 await first_login_after(sim, t0)
