@@ -415,3 +415,27 @@ async def test_panoramisk_the_services_ami_library_can_talk_to_it(sim: Simulated
         assert got[:1] == ["Frokost"]
     finally:
         manager.close()
+
+
+async def test_a_restart_cuts_the_sessions_and_the_calls_then_boots_again(
+    sim: SimulatedPbx,
+) -> None:
+    c = await login(sim)
+    task = sim.start_call(ScriptedCaller(replies=[Reply("digits", "1", 1.0)]))
+    await sim.advance_to(T0 + 30)
+    await c.wait_for(lambda m: m.get("Event") == "QueueCallerJoin")
+    restart = asyncio.create_task(sim.restart(20.0))
+    await asyncio.wait_for(c.closed.wait(), 2)
+    # A crash: the session is cut before the hang-ups, it hears none of them.
+    assert not any(m.get("Event") in ("Hangup", "Shutdown") for m in c.messages)
+    await sim.advance_to(T0 + 60)
+    assert await restart == 1
+    truth = await task
+    assert truth.outcome is not None and truth.ended is not None and truth.ended < T0 + 31
+    assert not sim.pbx.channels
+    again = await login(sim)
+    booted = await again.wait_for(lambda m: m.get("Event") == "FullyBooted")
+    assert int(booted.get("Uptime") or "-1") == 10  # up again at T0 + 50, now T0 + 60
+    assert sim.ami is not None and sim.ami.most_at_once == 1 and len(sim.ami.logins) == 2
+    await again.close()
+    await c.close()
