@@ -439,3 +439,21 @@ async def test_a_restart_cuts_the_sessions_and_the_calls_then_boots_again(
     assert sim.ami is not None and sim.ami.most_at_once == 1 and len(sim.ami.logins) == 2
     await again.close()
     await c.close()
+
+
+async def test_a_clean_restart_shows_the_hang_ups_and_shutdown_first(sim: SimulatedPbx) -> None:
+    c = await login(sim)
+    task = sim.start_call(ScriptedCaller(replies=[Reply("digits", "1", 1.0)]))
+    await sim.advance_to(T0 + 30)
+    join = await c.wait_for(lambda m: m.get("Event") == "QueueCallerJoin")
+    restart = asyncio.create_task(sim.restart(5.0, clean=True))
+    await asyncio.wait_for(c.closed.wait(), 2)
+    kinds = [m.get("Event") for m in c.messages]
+    hangup = next(m for m in c.messages if m.get("Event") == "Hangup")
+    assert hangup.get("Channel") == join.get("Channel")
+    assert kinds[-1] == "Shutdown" and kinds.index("Hangup") < kinds.index("Shutdown")
+    assert c.messages[-1].get("Restart") == "True"
+    await sim.advance_to(T0 + 40)
+    assert await restart == 1
+    assert (await task).outcome is not None
+    await c.close()
