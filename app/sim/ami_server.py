@@ -178,6 +178,9 @@ class AmiServer:
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
+        """Listen (again, after ``stop``: a restarted PBX, on the same port)."""
+        if self.publish not in self.pbx.listeners:
+            self.pbx.listeners.append(self.publish)
         self._server = await asyncio.start_server(self._handle, self.host, self.port)
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]

@@ -101,6 +101,18 @@ class Kernel:
             return max(self._now, cont)
         return self._now
 
+    def set_speed(self, speed: float) -> None:
+        """From now on, ``speed`` times real time (mode ``real``; before a ``fast_until``
+        stretch is over, the speed it goes on at). Virtual time does not jump: it goes on
+        from where it is, faster or slower (a test plays a day's tail faster)."""
+        if speed <= 0 or not math.isfinite(speed):
+            raise ValueError("speed must be a positive finite number")
+        if self.mode == "real" and self._driver is not None:
+            self._virt0 = self.now()
+            self._real0 = asyncio.get_running_loop().time()
+        self.speed = speed
+        self._poke()
+
     # ---------------------------------------------------------------- timers
     def call_at(self, when: float, callback: Callable[..., None], *args: Any) -> Timer:
         timer = Timer(max(when, self._now), callback, args)

@@ -167,6 +167,44 @@ class SimulatedPbx:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    async def restart(self, down: float = 10.0, *, clean: bool = False) -> int:
+        """The PBX restarts now (``core restart now``, or a crash and its supervisor): every
+        channel is hung up, the manager sessions end, for ``down`` virtual seconds nobody
+        can log in, then the PBX is up again on the same port (``FullyBooted`` with a small
+        ``Uptime`` at the next login). ``clean``: the sessions see the hang-ups and a
+        ``Shutdown`` event before they are closed; else (a crash) they are closed first and
+        see nothing of it. Queue members and their pauses stay (``persistentmembers``, the
+        default). Calls arriving while it is down are the caller's business (the test
+        leaves them out of its plan). Returns how many channels were hung up."""
+        from app.sim.channels import P_SYSTEM
+
+        pbx = self.pbx
+        if self.ami is not None and not clean:
+            await self.ami.stop()
+        callers = [c for c in pbx.channels.values() if c.uniqueid == c.linkedid]
+        hung = 0
+        for chan in callers:
+            if not (chan.dead or chan.hangup_requested):
+                pbx.ami_hangup(chan, 16)
+                hung += 1
+        await asyncio.sleep(0)  # the calls' coroutines take their hang-ups
+        for chan in list(pbx.channels.values()):  # agents' legs, call-backs ringing
+            if not (chan.dead or chan.hangup_requested):
+                pbx.ami_hangup(chan, 16)
+                hung += 1
+        if self.ami is not None and clean:
+            pbx.emit("Shutdown", P_SYSTEM, [("Shutdown", "Cleanly"), ("Restart", "True")])
+            await asyncio.sleep(0.05)  # the sessions' sockets take the last events
+            await self.ami.stop()
+        up = self.kernel.signal()
+        self.kernel.call_later(down, up.set, True)
+        await wait_signal(up)
+        pbx.booted = self.kernel.now()
+        pbx.config.uptime = 0
+        if self.ami is not None:
+            await self.ami.start()
+        return hung
+
     @property
     def ami_port(self) -> int:
         assert self.ami is not None

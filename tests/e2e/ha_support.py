@@ -205,6 +205,27 @@ class Cluster:
                 raise TimeoutError(f"no settled cluster: {roles}")
             await asyncio.sleep(0.2)
 
+    async def clock_shared(self, redis_url: str, pbx: str = "pbx1", within: float = 30.0) -> None:
+        """Until the owner has published the PBX's clock (app/ha/relay.py ClockShare) and
+        the standbys had time to follow it (their next takeover try): before that a menu
+        run on a standby stamps its events with the host's own time, years away from a
+        simulated PBX's (and the restore window after a takeover is measured back from
+        the newest stamp in the log)."""
+        from redis.asyncio import Redis
+
+        from app.ha.relay import skew_key
+
+        client = Redis.from_url(redis_url)
+        end = time.monotonic() + within
+        try:
+            while await client.get(skew_key(pbx)) is None:
+                if time.monotonic() > end:
+                    raise TimeoutError("the owner never published the PBX's clock")
+                await asyncio.sleep(0.1)
+        finally:
+            await client.aclose()
+        await asyncio.sleep(2 * 0.5)  # two standby polls (ACD_LEASE_POLL_INTERVAL)
+
     def logs(self) -> str:
         return "\n".join(
             f"--- {s.name}\n" + s.log_path.read_text(errors="replace")[-4000:]
@@ -329,7 +350,7 @@ async def wait_recorded(url: str, truth: Iterable[CallTruth], within: float = 60
         done = {r.linkedid for r in rows if r.outcome is not None}
         if want <= done or time.monotonic() > end:
             return rows
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.2)
 
 
 def outcomes(truth: Iterable[CallTruth]) -> Counter[str]:

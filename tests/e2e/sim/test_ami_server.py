@@ -415,3 +415,45 @@ async def test_panoramisk_the_services_ami_library_can_talk_to_it(sim: Simulated
         assert got[:1] == ["Frokost"]
     finally:
         manager.close()
+
+
+async def test_a_restart_cuts_the_sessions_and_the_calls_then_boots_again(
+    sim: SimulatedPbx,
+) -> None:
+    c = await login(sim)
+    task = sim.start_call(ScriptedCaller(replies=[Reply("digits", "1", 1.0)]))
+    await sim.advance_to(T0 + 30)
+    await c.wait_for(lambda m: m.get("Event") == "QueueCallerJoin")
+    restart = asyncio.create_task(sim.restart(20.0))
+    await asyncio.wait_for(c.closed.wait(), 2)
+    # A crash: the session is cut before the hang-ups, it hears none of them.
+    assert not any(m.get("Event") in ("Hangup", "Shutdown") for m in c.messages)
+    await sim.advance_to(T0 + 60)
+    assert await restart == 1
+    truth = await task
+    assert truth.outcome is not None and truth.ended is not None and truth.ended < T0 + 31
+    assert not sim.pbx.channels
+    again = await login(sim)
+    booted = await again.wait_for(lambda m: m.get("Event") == "FullyBooted")
+    assert int(booted.get("Uptime") or "-1") == 10  # up again at T0 + 50, now T0 + 60
+    assert sim.ami is not None and sim.ami.most_at_once == 1 and len(sim.ami.logins) == 2
+    await again.close()
+    await c.close()
+
+
+async def test_a_clean_restart_shows_the_hang_ups_and_shutdown_first(sim: SimulatedPbx) -> None:
+    c = await login(sim)
+    task = sim.start_call(ScriptedCaller(replies=[Reply("digits", "1", 1.0)]))
+    await sim.advance_to(T0 + 30)
+    join = await c.wait_for(lambda m: m.get("Event") == "QueueCallerJoin")
+    restart = asyncio.create_task(sim.restart(5.0, clean=True))
+    await asyncio.wait_for(c.closed.wait(), 2)
+    kinds = [m.get("Event") for m in c.messages]
+    hangup = next(m for m in c.messages if m.get("Event") == "Hangup")
+    assert hangup.get("Channel") == join.get("Channel")
+    assert kinds[-1] == "Shutdown" and kinds.index("Hangup") < kinds.index("Shutdown")
+    assert c.messages[-1].get("Restart") == "True"
+    await sim.advance_to(T0 + 40)
+    assert await restart == 1
+    assert (await task).outcome is not None
+    await c.close()

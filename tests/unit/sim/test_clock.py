@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from app.sim.clock import Kernel, first_of
 
 T0 = 1_000_000.0
@@ -99,6 +101,29 @@ async def test_real_mode_runs_speed_times_faster_than_the_wall_clock() -> None:
     elapsed = time.perf_counter() - real0
     assert 0.15 < elapsed < 1.5
     assert woke >= T0 + 200.0
+    await k.stop()
+
+
+async def test_set_speed_changes_pace_without_a_jump_in_virtual_time() -> None:
+    k = Kernel(T0, "real", speed=10.0)
+    k.start()
+
+    async def nap() -> float:
+        await k.sleep(100.0)  # 10 s of wall clock at speed 10, 0.1 s at 1000
+        return k.now()
+
+    sleeper = k.spawn(nap())
+    await asyncio.sleep(0.1)
+    before = k.now()
+    k.set_speed(1000.0)
+    after = k.now()
+    real0 = time.perf_counter()
+    woke = await sleeper
+    assert T0 <= before <= after < T0 + 5  # ~1 s of virtual time: no jump either way
+    assert time.perf_counter() - real0 < 1.5
+    assert woke >= T0 + 100.0
+    with pytest.raises(ValueError):
+        k.set_speed(0.0)
     await k.stop()
 
 
