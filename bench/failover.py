@@ -111,6 +111,7 @@ async def day_with_kills(args: argparse.Namespace, url: str, redis_url: str) -> 
         blind: list[tuple[float, float]] = []  # PBX time: from the kill to the resync
         try:
             await cluster.settled(120)
+            await cluster.clock_shared(redis_url)
             print(
                 f"day: {len(simulation.plan.arrivals)} calls in {args.minutes} min at "
                 f"{args.speed:g}x, {args.replicas} replicas, {args.kills} kills",

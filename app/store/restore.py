@@ -49,7 +49,10 @@ async def open_calls(
         last_at = (
             await session.execute(select(func.max(CallEvent.at)).where(CallEvent.pbx == pbx))
         ).scalar_one_or_none()
-        since = (last_at or now) - within
+        # Never from a stamp ahead of the PBX's time now: one row stamped with a clock
+        # that was wrong (a standby's menu before it learnt the PBX's clock) would put the
+        # window past every open call.
+        since = (min(last_at, now) if last_at is not None else now) - within
         linkedids = (
             (
                 await session.execute(

@@ -143,3 +143,32 @@ async def test_open_calls_are_found_by_the_age_of_the_log_not_by_todays_date(
     assert {e.linkedid for e in found.events if e.linkedid} == {linkedid}
     assert len(found.events) == sum(1 for e in talking if e.linkedid == linkedid)
     assert found.last_event_at == max(e.at for e in talking)
+
+
+async def test_a_stamp_from_a_wrong_clock_does_not_hide_the_open_calls(
+    db_url: str, tmp_path: Path
+) -> None:
+    """One event stamped years ahead (a standby's menu before it learnt the PBX's clock)
+    does not move the window past the calls left open: it is measured back from the
+    PBX's time now when the log's newest stamp is ahead of it."""
+    events = capture_events("01_answered")
+    first_hangup = next(i for i, e in enumerate(events) if isinstance(e, ev.ChannelHungUp))
+    talking = events[:first_hangup]
+    recent = play(CallCentre("pbx1"), talking)
+    ahead = play(CallCentre("pbx1"), _renamed(talking, "ahead-", -timedelta(days=4400)))
+    writer = EventWriter(backend_for(db_url), Metrics(), tmp_path / "spill.jsonl")
+    await writer.start()
+    try:
+        writer.submit(recent + ahead)
+        await writer.drained()
+    finally:
+        await writer.stop()
+    linkedid = next(e.linkedid for e in talking if isinstance(e, ev.ChannelCreated))
+    engine = create_engine(db_url)
+    try:
+        found = await open_calls(
+            session_factory(engine), "pbx1", max(e.at for e in talking) + timedelta(minutes=5)
+        )
+    finally:
+        await engine.dispose()
+    assert linkedid in {e.linkedid for e in found.events}
