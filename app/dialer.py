@@ -11,6 +11,13 @@ unsealed only into the AMI action and never logged. The Originate is asynchronou
 Asterisk's ``OriginateResponse`` (Reason 4: answered, the citizen is put in the queue's
 ``acd-queue`` extension and gets the free agent; 3/5/8: no answer, busy, congestion).
 
+A dialer that takes over (a new owner of the PBX, a restart) finds the tasks its
+predecessor left ``dialling``, whose ``OriginateResponse`` went to a session that is gone.
+It asks the PBX which calls carry their ``ACD_CALLBACK_ID`` (``Status`` with
+``Variables``) before it reopens any: a call-back already answered is recorded as reached
+(the citizen is in the queue: calling again would call them twice); one still ringing is
+watched until it is answered or ends; only one the PBX no longer has is opened again.
+
 Switched off with ``ACD_DIALER_ENABLED=false`` (the default): the gauges are still kept.
 """
 
@@ -46,6 +53,40 @@ log = logging.getLogger(__name__)
 REASONS = {"4": "answered", "3": "no_answer", "1": "no_answer", "5": "busy", "8": "congestion"}
 GAUGE_EVERY = 15.0  # seconds between two refreshes of the call-back gauges
 HOLD_AFTER_ANSWER = 5.0  # seconds an answered call-back keeps its agent counted
+CALLBACK_VARIABLE = "ACD_CALLBACK_ID"  # on the Originate's channel: which task it dials
+UP = "6"  # ChannelState of an answered channel
+
+
+@dataclass(frozen=True, slots=True)
+class OnPbx:
+    """A call-back's call as the PBX has it now."""
+
+    answered: bool
+    linkedid: str
+
+
+async def callbacks_on_pbx(link: AmiLink) -> dict[int, OnPbx]:
+    """The PBX's channels that carry a task's ``ACD_CALLBACK_ID`` (one ``Status``)."""
+    from app.ami.parser import from_message
+
+    reply = await link.action({"Action": "Status", "Variables": CALLBACK_VARIABLE}, as_list=True)
+    found: dict[int, OnPbx] = {}
+    for message in reply if isinstance(reply, list) else ():
+        frame = from_message(message)
+        if frame is None or frame.name != "Status":
+            continue
+        for variable in frame.getall("Variable"):
+            name, _, value = variable.partition("=")
+            if name.strip() == CALLBACK_VARIABLE and value.strip().isdigit():
+                seen = OnPbx(
+                    frame.get("ChannelState") == UP,
+                    frame.get("Linkedid") or frame.get("Uniqueid"),
+                )
+                task = int(value)
+                # Several channels of one task (a Local pair): answered if any is.
+                if task not in found or seen.answered:
+                    found[task] = seen
+    return found
 
 
 @dataclass
@@ -104,6 +145,9 @@ class CallbackDialer:
         self._task: asyncio.Task[None] | None = None
         self._gauges_at = 0.0
         self._released = False
+        # Tasks a predecessor left ringing on the PBX: watched until answered or gone
+        # (task id -> loop time to give up and reopen it).
+        self.watched: dict[int, float] = {}
         # Several processes for one PBX (app/ha): may this one act on the PBX now (its
         # lease held by its own clock), and the lease's (pbx, epoch) its claims carry
         # (the database refuses a deposed owner's claim).
@@ -187,14 +231,14 @@ class CallbackDialer:
         if self.may_act is not None and not self.may_act():
             return []
         if not self._released:
-            async with self.sessions.begin() as session:
-                # Left dialling by a stop (or by the owner before a takeover): open again,
-                # an attempt counted, so not dialled again before the retry interval.
-                await self._fence(session)
-                n = await store.release_interrupted(session, self.scope)
-            if n:
-                log.warning("call-back dialer: %d tasks left dialling by a stop reopened", n)
+            # Left dialling by a stop (or by the owner before a takeover).
+            async with self.sessions() as session:
+                left = await store.left_dialling(session, self.scope)
+            if left:
+                self.watched.update(dict.fromkeys(left, 0.0))
             self._released = True
+        if self.watched:
+            await self.follow_left(link)
         now_loop = asyncio.get_running_loop().time()
         for task_id, f in list(self.in_flight.items()):
             if f.release_at is not None and now_loop >= f.release_at:
@@ -240,7 +284,54 @@ class CallbackDialer:
         )
         return placed
 
+    async def follow_left(self, link: AmiLink) -> None:
+        """The tasks left dialling: answered on the PBX -> reached; still ringing -> wait
+        (at most a ring's length and a margin); gone -> open again, the attempt counted,
+        so not dialled again before the retry interval."""
+        try:
+            on_pbx = await callbacks_on_pbx(link)
+        except Exception as exc:  # the PBX cannot say: wait, the next round asks again
+            log.warning("call-back dialer: the PBX's channels unknown (%s)", type(exc).__name__)
+            return
+        now_loop = asyncio.get_running_loop().time()
+        reopen: list[int] = []
+        for task_id, give_up in list(self.watched.items()):
+            seen = on_pbx.get(task_id)
+            if seen is not None and seen.answered:
+                del self.watched[task_id]
+                await self._record(task_id, "answered", seen.linkedid)
+                log.info("call-back %d: answered while its dialer changed: reached", task_id)
+            elif seen is not None and give_up == 0.0:
+                self.watched[task_id] = now_loop + self.ring_seconds + 15
+            elif seen is None or now_loop >= give_up:
+                del self.watched[task_id]
+                reopen.append(task_id)
+        if reopen:
+            async with self.sessions.begin() as session:
+                await self._fence(session)
+                n = await store.release_interrupted(session, self.scope, reopen)
+            log.warning("call-back dialer: %d tasks left dialling by a stop reopened", n)
+
     # ---- one call-back -----------------------------------------------------------------
+
+    async def _record(self, task_id: int, outcome: str, linkedid: str | None) -> None:
+        """An attempt's end, in the task (a reached one closes the number's other tasks)."""
+        try:
+            async with self.sessions.begin() as session:
+                await self._fence(session)
+                duplicates = await store.dialled(
+                    session,
+                    task_id,
+                    reached=outcome == "answered",
+                    outcome=outcome,
+                    call_linkedid=linkedid,
+                    now=self.clock(),
+                    max_attempts=self.max_attempts,
+                )
+            if duplicates:
+                log.info("call-back %d: %d duplicate tasks closed", task_id, duplicates)
+        except (SQLAlchemyError, OSError):
+            log.exception("call-back %d: could not record the attempt", task_id)
 
     def _action(self, dial: Dial, number: str) -> dict[str, str]:
         return {
@@ -275,22 +366,7 @@ class CallbackDialer:
         reached = outcome == "answered"
         self.metrics.dialer_originations.labels(outcome).inc()
         log.info("call-back %d (%s): %s", dial.task_id, dial.queue, outcome)
-        try:
-            async with self.sessions.begin() as session:
-                await self._fence(session)
-                duplicates = await store.dialled(
-                    session,
-                    dial.task_id,
-                    reached=reached,
-                    outcome=outcome,
-                    call_linkedid=linkedid,
-                    now=self.clock(),
-                    max_attempts=self.max_attempts,
-                )
-            if duplicates:
-                log.info("call-back %d: %d duplicate tasks closed", dial.task_id, duplicates)
-        except (SQLAlchemyError, OSError):
-            log.exception("call-back %d: could not record the attempt", dial.task_id)
+        await self._record(dial.task_id, outcome, linkedid)
         flight = self.in_flight.get(dial.task_id)
         if flight is not None:
             loop = asyncio.get_running_loop()

@@ -51,6 +51,8 @@ LIST_EVENTS = (
     "QueueSummaryComplete",
     "CoreShowChannel",
     "CoreShowChannelsComplete",
+    "Status",  # the dialer's look for call-backs left ringing (app/dialer.py)
+    "StatusComplete",
 )
 
 

@@ -515,6 +515,8 @@ class ManagerSession:
         self.send(amiproto.list_start(aid, "Channel status will follow"))
         now = pbx.now()
         idl = [("ActionID", aid)] if aid else []
+        # "Variables: A,B": each channel's value of each (empty when unset), as manager.c.
+        wanted = [v.strip() for v in m.get("Variables").split(",") if v.strip()]
         for chan in chans:
             self.send(
                 amiproto.encode(
@@ -538,6 +540,7 @@ class ManagerSession:
                         ("Callgroup", "0"),
                         ("Pickupgroup", "0"),
                         ("Seconds", str(int(now - chan.created))),
+                        *(("Variable", f"{v}={chan.vars.get(v, '')}") for v in wanted),
                         *idl,
                     ]
                 )

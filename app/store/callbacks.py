@@ -295,12 +295,26 @@ async def dialled(
     return 0
 
 
-async def release_interrupted(session: AsyncSession, scope: DialScope = EVERY_TASK) -> int:
+async def left_dialling(session: AsyncSession, scope: DialScope = EVERY_TASK) -> list[int]:
+    """The tasks of ``scope`` marked ``dialling``: by a dialer that stopped mid-call."""
+    rows = await session.execute(
+        select(Callback.id)
+        .where(Callback.status == "dialling", scope.where())
+        .order_by(Callback.id)
+    )
+    return [int(i) for i in rows.scalars()]
+
+
+async def release_interrupted(
+    session: AsyncSession, scope: DialScope = EVERY_TASK, ids: Sequence[int] | None = None
+) -> int:
     """Tasks left ``dialling`` by a process that stopped mid-call: open again (those of
-    ``scope``: never another PBX's, which its own dialer may be calling now)."""
+    ``scope``: never another PBX's, which its own dialer may be calling now; only
+    ``ids`` if given)."""
+    only = Callback.id.in_(list(ids)) if ids is not None else true()
     result = await session.execute(
         update(Callback)
-        .where(Callback.status == "dialling", scope.where())
+        .where(Callback.status == "dialling", scope.where(), only)
         .values(status="open", outcome="interrupted")
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -502,3 +502,70 @@ async def test_an_agent_calls_back_from_its_phone_without_seeing_the_number(
         )
         nothing = await c.post(f"/v1/callbacks/{message.json()['id']}/dial", c.agent1)
         assert nothing.status_code == 409 and "no number to call" in nothing.json()["detail"]
+
+
+async def test_a_call_back_left_dialling_by_a_dead_dialer_is_followed_not_dialled_again(
+    pg_url: str, tmp_path: Path, unused_tcp_port: int
+) -> None:
+    """The dialer's process dies while a call-back rings (a kill -9 of the PBX's owner):
+    its OriginateResponse is never read. The next dialer asks the PBX before it reopens
+    anything: the ringing one is followed and recorded reached once answered (calling
+    again would call the citizen twice); one the PBX no longer has is opened again."""
+    from app.dialer import CallbackDialer
+    from app.metrics import Metrics
+    from app.store import callbacks as store
+
+    async with centre(
+        pg_url, tmp_path, unused_tcp_port, dialer_enabled=True, dialer_interval=300,
+        dialer_ring_seconds=120,
+    ) as c:  # fmt: skip
+        # The citizen answers after 60 s of ringing (3 s at 20x) and talks for 10 min.
+        c.sim.pbx.callee_factory = lambda number, device: (
+            ScriptedCaller(number=number, talks=[Talk(600.0, True)]),
+            60.0,
+        )
+        made = []
+        for number in ("+4520000011", "+4520000012"):
+            r = await c.post("/v1/callbacks", c.admin, {"queue": "dagpenge", "number": number})
+            assert r.status_code == 201, r.text
+            made.append(r.json()["id"])
+            await asyncio.sleep(0.01)
+        ringing, gone = made
+        assert (await c.post("/v1/agents/agent1/login", c.agent1)).status_code == 200
+        assert [d.task_id for d in await c.rt.dialer.round()] == [ringing]
+        await wait_for(lambda: str(ringing) in c.sim.pbx.callbacks_originated)
+        # The dialer dies with it: nothing of its attempt is recorded.
+        dead = c.rt.dialer
+        for flight in dead.in_flight.values():
+            flight.task.cancel()
+        await asyncio.gather(*(f.task for f in dead.in_flight.values()), return_exceptions=True)
+        # Another task some process left dialling, whose call the PBX no longer has.
+        async with c.rt.sessions.begin() as s:
+            assert await store.claim(s, gone, dt.datetime.now(dt.UTC))
+        successor = CallbackDialer(
+            c.rt.settings,
+            sessions=c.rt.sessions,
+            centre=c.rt.centre,
+            metrics=Metrics(),
+            privacy=c.rt.privacy,
+            link=c.rt.ami,
+            queue_names=lambda: c.rt.config.current.queue_names,
+            clock=c.rt.clock,
+        )
+        assert await successor.round() == []
+        rows = {r.id: r for r in await c.rows(Callback)}
+        assert rows[ringing].status == "dialling" and ringing in successor.watched
+        assert (rows[gone].status, rows[gone].outcome) == ("open", "interrupted")
+
+        async def reached() -> bool:
+            await successor.round()
+            return await _status(c, ringing, "done")
+
+        await wait_for(reached, within=30)
+        (row,) = await c.rows(Callback, Callback.id == ringing)
+        assert (row.outcome, row.attempts) == ("reached", 1)
+        assert row.call_linkedid is not None
+        assert successor.watched == {}
+        originated = [t.caller for t in c.sim.truth if t.origin == "originate"]
+        assert originated == ["+4520000011"]  # once: never called again
+        assert c.sim.pbx.callbacks_originated == {str(ringing): 1}

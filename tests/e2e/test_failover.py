@@ -23,10 +23,13 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 
 from app.sim.harness import Simulation, simulator
 from app.sim.runner import DayResult
 from app.sim.traffic import TALK_MEANS, TrafficConfig
+from app.store.db import create_engine, session_factory
+from app.store.models import Callback
 from tests.e2e.ha_support import (
     ROOT,
     Cluster,
@@ -177,6 +180,15 @@ def flows_offering_call_backs(tmp: Path, threshold: int = 10) -> Path:
     return flows
 
 
+async def callback_rows(url: str) -> list[Callback]:
+    engine = create_engine(url)
+    try:
+        async with session_factory(engine)() as s:
+            return list((await s.execute(select(Callback))).scalars().all())
+    finally:
+        await engine.dispose()
+
+
 async def first_call_back_dialled(sim: object, before: float) -> str:
     """Until the PBX gets its first Originate of a call-back (PBX time ``before`` at the
     latest); its task id."""
@@ -270,6 +282,12 @@ async def test_kill_9_of_the_owner_mid_day(pg_url: str, redis_url: str, tmp_path
     assert twice == {}, twice
     assert dialled[ringing] == 1
     assert len(after_kill) >= 1, dialled
+    # The one ringing at the kill: its OriginateResponse went to the dead owner's session;
+    # the successor found it on the PBX (its ACD_CALLBACK_ID) and followed it, rather than
+    # reopening it to be dialled again after the retry interval.
+    (task,) = [t for t in await callback_rows(pg_url) if str(t.id) == ringing]
+    print("the call-back ringing at the kill:", task.status, task.outcome, task.attempts)
+    assert (task.status, task.outcome, task.attempts) == ("done", "reached", 1), logs
 
 
 async def test_a_paused_owner_writes_nothing_after_the_handover(
