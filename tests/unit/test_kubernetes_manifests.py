@@ -464,3 +464,85 @@ def test_the_migration_is_a_job_and_the_pods_do_not_migrate(
     assert f"job/{job['metadata']['name']}" in deploy_doc
     assert f"deployment/{find(docs, 'Deployment', 'acd')['metadata']['name']}" in deploy_doc
     assert "--load-restrictor=LoadRestrictionsNone deploy/kubernetes" in deploy_doc
+
+
+# --------------------------------------------------------------------------------------
+# A centre's second PBX: the overlay deploy/kubernetes-pbx2
+# --------------------------------------------------------------------------------------
+
+
+def kubectl_render(folder: Path) -> list[dict[str, Any]]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.fail("kubectl is not installed: it renders the overlays", pytrace=False)
+    result = subprocess.run(
+        [kubectl, "kustomize", "--load-restrictor=LoadRestrictionsNone", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert not result.stderr.strip(), result.stderr
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+def selectors(docs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, str]]:
+    """What each Deployment, Service and PodDisruptionBudget selects."""
+    out: dict[tuple[str, str], dict[str, str]] = {}
+    for d in docs:
+        key = (d["kind"], d["metadata"]["name"])
+        if d["kind"] == "Service":
+            out[key] = d["spec"]["selector"]
+        elif d["kind"] in ("Deployment", "PodDisruptionBudget"):
+            out[key] = d["spec"]["selector"]["matchLabels"]
+    return out
+
+
+def test_a_second_pbx_is_its_own_deployment_reaching_only_its_own_pods(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base = kubectl_render(KUBE)
+    second = kubectl_render(ROOT / "deploy" / "kubernetes-pbx2")
+    for version in VERSIONS:
+        for doc in second:
+            kubernetes_validate.validate(doc, version, strict=True)
+    # Its own names, no second migration Job.
+    kinds = sorted(d["kind"] for d in second)
+    assert kinds == sorted(
+        ["ConfigMap", "ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "Service"]
+    )
+    assert all("-pbx2" in d["metadata"]["name"] for d in second)
+    names = {d["metadata"]["name"] for d in base}
+    assert not names & {d["metadata"]["name"] for d in second}
+    # Each PBX's Services and budget select its own pods only: the two sets of selectors
+    # can never match the same pod (instance pbx1 / pbx2), and each matches its pods.
+    for docs, instance in ((base, "pbx1"), (second, "pbx2")):
+        (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+        pod = deployment["spec"]["template"]["metadata"]["labels"]
+        spread = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"][0]
+        chosen = [
+            *selectors(docs).items(),
+            (("spread", ""), spread["labelSelector"]["matchLabels"]),
+        ]
+        for key, wanted in chosen:
+            assert wanted.get("app.kubernetes.io/instance") == instance, key
+            assert wanted.items() <= pod.items(), key
+    # Its own PBX and Asterisk, the rest of the settings shared; valid settings once the
+    # operator names both PBXs in ACD_PBXS.
+    deployment = next(d for d in second if d["kind"] == "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = container_env(second, container)
+    base_env = container_env(base, service_container(base))
+    assert (env["ACD_PBX_ID"], base_env["ACD_PBX_ID"]) == ("pbx2", "pbx1")
+    assert env["ACD_AMI_HOST"] != base_env["ACD_AMI_HOST"]
+    assert {k: v for k, v in env.items() if k not in ("ACD_PBX_ID", "ACD_AMI_HOST")} == {
+        k: v for k, v in base_env.items() if k not in ("ACD_PBX_ID", "ACD_AMI_HOST")
+    }
+    for name in list(os.environ):
+        if name.startswith(ENV_PREFIX):
+            monkeypatch.delenv(name)
+    for name, value in {**env, "ACD_PBXS": "pbx1,pbx2"}.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings(_env_file=None)
+    assert settings.centre_pbxs == ("pbx2", "pbx1") and settings.primary_pbx == "pbx1"
