@@ -347,6 +347,12 @@ async def test_a_paused_owner_writes_nothing_after_the_handover(
     assert code == 3, logs  # it stepped down and exited, to be started again as a standby
     old_log = old.log_path.read_text(errors="replace")
     assert "lease lost" in old_log
+    # The log against the truth: nothing doubled or invented, and every call the service
+    # got wrong says so (data_gap: it was up while the paused owner held the AMI link).
+    # A call may be lost here: one whose menu went to the paused process (its FastAGI
+    # port still accepts) and which ended before the new owner's login leaves no trace.
+    assert verdict.extra == [] and verdict.duplicated_events == 0
+    assert verdict.wrong_outside_gap == [], verdict.wrong_outside_gap[:5]
 
 
 async def test_a_pbx_restart_with_a_standby(pg_url: str, redis_url: str, tmp_path: Path) -> None:
