@@ -65,8 +65,14 @@ def _add_counts(views: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _merge_queue(name: str, parts: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> Any:
-    """One queue from its view on each PBX that has it: (board, queue view) pairs."""
+Board = Mapping[str, Any]
+
+
+def _merge_queue(
+    name: str, parts: Sequence[tuple[Board, Mapping[str, Any]]]
+) -> tuple[dict[str, Any], Tally]:
+    """One queue from its view on each PBX that has it ((board, queue view) pairs), and
+    its summed tally."""
     first = parts[0][1]
     waiting = [q for _, q in parts if q["waiting"]]
     total = Tally()
@@ -83,21 +89,20 @@ def _merge_queue(name: str, parts: Sequence[tuple[Mapping[str, Any], Mapping[str
     }, total
 
 
-def merge_boards(
-    boards: Mapping[str, Mapping[str, Any] | None], order: Sequence[str]
-) -> dict[str, Any] | None:
+def merge_boards(boards: Mapping[str, Board | None], order: Sequence[str]) -> dict[str, Any] | None:
     """The centre's board from each PBX's (``None``: that PBX's picture is missing), in
     the PBXs' ``order``; None when no PBX has a picture. Boards without tallies (made by
     an older version of the service) cannot be added exactly and count as missing."""
-    present = [p for p in order if (b := boards.get(p)) is not None and "tallies" in b]
+    shown: list[tuple[str, Board]] = [
+        (p, b) for p in order if (b := boards.get(p)) is not None and "tallies" in b
+    ]
+    present = [p for p, _ in shown]
     missing = [p for p in order if p not in present]
-    if not present:
+    if not shown:
         return None
-    shown = [boards[p] for p in present]
-    newest = max(shown, key=lambda b: datetime.fromisoformat(b["as_of"]))  # type: ignore[index]
-    queues: dict[str, list[tuple[Mapping[str, Any], Mapping[str, Any]]]] = {}
-    for board in shown:
-        assert board is not None
+    newest = max((b for _, b in shown), key=lambda b: datetime.fromisoformat(b["as_of"]))
+    queues: dict[str, list[tuple[Board, Mapping[str, Any]]]] = {}
+    for _, board in shown:
         for name, view in board["queues"].items():
             queues.setdefault(name, []).append((board, view))
     merged_queues: dict[str, Any] = {}
@@ -108,20 +113,14 @@ def merge_boards(
     centre = Tally()
     agents: dict[str, Any] = {}
     calls: dict[str, Any] = {}
-    for pbx, board in zip(present, shown, strict=True):
-        assert board is not None
+    for pbx, board in shown:
         centre.add(_tally(board, CENTRE))
         for key, agent in board["agents"].items():
             agents[f"{pbx}/{key}"] = {**agent, "pbx": pbx}
         for key, call in board["calls"].items():
             calls[f"{pbx}/{key}"] = {**call, "pbx": pbx}
     tallies[CENTRE] = centre.as_dict()
-    longest = [
-        b["centre"]["longest_wait_seconds"]
-        for b in shown
-        if b is not None and b["centre"]["waiting"]
-    ]
-    assert newest is not None
+    longest = [b["centre"]["longest_wait_seconds"] for _, b in shown if b["centre"]["waiting"]]
     return {
         "as_of": newest["as_of"],
         "day": newest["day"],
@@ -131,11 +130,11 @@ def merge_boards(
         "timezone": newest["timezone"],
         "config": newest["config"],
         "goals": newest["goals"],
-        "history_loaded": all(b.get("history_loaded", True) for b in shown if b is not None),
+        "history_loaded": all(b.get("history_loaded", True) for _, b in shown),
         "centre": {
-            "waiting": sum(int(b["centre"]["waiting"]) for b in shown if b is not None),
+            "waiting": sum(int(b["centre"]["waiting"]) for _, b in shown),
             "longest_wait_seconds": max(longest, default=0.0),
-            "agents": _add_counts([b["centre"]["agents"] for b in shown if b is not None]),
+            "agents": _add_counts([b["centre"]["agents"] for _, b in shown]),
             "today": figures(centre).as_dict(),
             "projection": None,
         },
