@@ -248,6 +248,10 @@ class Judgement:
     wrong_outside_gap: list[tuple[Any, ...]]  # wrong, not flagged
     duplicated_events: int  # call events logged twice (same call, kind and time)
 
+    def faults(self) -> dict[str, int]:
+        """What went wrong, counted (``NO_FAULTS`` when every call is right)."""
+        return {k: v for k, v in self.summary().items() if k not in ("calls", "rows")}
+
     def summary(self) -> dict[str, int]:
         return {
             "calls": self.calls,
@@ -270,8 +274,14 @@ async def call_rows(url: str) -> list[Call]:
         await engine.dispose()
 
 
+NO_FAULTS = dict.fromkeys(
+    ("lost", "extra", "wrong", "data_gap", "wrong_unflagged", "duplicated_events"), 0
+)
+
+
 async def duplicated_events(url: str) -> int:
-    """Events logged twice: the same call, kind and time under two keys."""
+    """Events logged twice: the same call (pbx, linkedid), kind, time and data under two
+    keys."""
     engine = create_engine(url)
     try:
         async with session_factory(engine)() as s:
@@ -279,7 +289,11 @@ async def duplicated_events(url: str) -> int:
                 select(func.count())
                 .select_from(CallEvent)
                 .group_by(
-                    CallEvent.linkedid, CallEvent.kind, CallEvent.at, cast(CallEvent.data, Text)
+                    CallEvent.pbx,
+                    CallEvent.linkedid,
+                    CallEvent.kind,
+                    CallEvent.at,
+                    cast(CallEvent.data, Text),
                 )
                 .having(func.count() > 1)
             )

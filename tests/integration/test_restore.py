@@ -16,7 +16,7 @@ from app.metrics import Metrics
 from app.runtime import Runtime, build_runtime
 from app.settings import Settings, load_settings
 from app.store.db import create_engine, session_factory
-from app.store.restore import OPEN_WITHIN, open_calls
+from app.store.restore import OPEN_WITHIN, OpenCalls, open_calls
 from app.store.writer import EventWriter
 from tests.integration.test_writer import backend_for, spilled_by_a_previous_run, table_counts
 from tests.integration.test_writer_refusals import dead_letters, too_long_event
@@ -114,6 +114,29 @@ def _renamed(events: list[ev.DomainEvent], prefix: str, shift: timedelta) -> lis
     ]
 
 
+def talking_call() -> list[ev.DomainEvent]:
+    """01_answered up to its first hang-up: a call that is up."""
+    events = capture_events("01_answered")
+    first_hangup = next(i for i, e in enumerate(events) if isinstance(e, ev.ChannelHungUp))
+    return events[:first_hangup]
+
+
+async def open_after(db_url: str, tmp_path: Path, logged: list[Record], now: datetime) -> OpenCalls:
+    """``logged`` written to the log, then what a start at ``now`` reads back."""
+    writer = EventWriter(backend_for(db_url), Metrics(), tmp_path / "spill.jsonl")
+    await writer.start()
+    try:
+        writer.submit(logged)
+        await writer.drained()
+    finally:
+        await writer.stop()
+    engine = create_engine(db_url)
+    try:
+        return await open_calls(session_factory(engine), "pbx1", now)
+    finally:
+        await engine.dispose()
+
+
 async def test_open_calls_are_found_by_the_age_of_the_log_not_by_todays_date(
     db_url: str, tmp_path: Path
 ) -> None:
@@ -121,25 +144,12 @@ async def test_open_calls_are_found_by_the_age_of_the_log_not_by_todays_date(
     weeks after its log stopped still finds the calls left open (its resync then closes
     them as data gaps), and a call that started longer ago than the window before the
     log's end is not read back."""
-    events = capture_events("01_answered")
-    first_hangup = next(i for i, e in enumerate(events) if isinstance(e, ev.ChannelHungUp))
-    talking = events[:first_hangup]
+    talking = talking_call()
     recent = play(CallCentre("pbx1"), talking)
     old = play(CallCentre("pbx1"), _renamed(talking, "old-", OPEN_WITHIN + timedelta(hours=1)))
-    writer = EventWriter(backend_for(db_url), Metrics(), tmp_path / "spill.jsonl")
-    await writer.start()
-    try:
-        writer.submit(old + recent)
-        await writer.drained()
-    finally:
-        await writer.stop()
     linkedid = next(e.linkedid for e in talking if isinstance(e, ev.ChannelCreated))
-    engine = create_engine(db_url)
-    try:
-        weeks_later = max(e.at for e in talking) + timedelta(days=40)
-        found = await open_calls(session_factory(engine), "pbx1", weeks_later)
-    finally:
-        await engine.dispose()
+    weeks_later = max(e.at for e in talking) + timedelta(days=40)
+    found = await open_after(db_url, tmp_path, old + recent, weeks_later)
     assert {e.linkedid for e in found.events if e.linkedid} == {linkedid}
     assert len(found.events) == sum(1 for e in talking if e.linkedid == linkedid)
     assert found.last_event_at == max(e.at for e in talking)
@@ -151,24 +161,10 @@ async def test_a_stamp_from_a_wrong_clock_does_not_hide_the_open_calls(
     """One event stamped years ahead (a standby's menu before it learnt the PBX's clock)
     does not move the window past the calls left open: it is measured back from the
     PBX's time now when the log's newest stamp is ahead of it."""
-    events = capture_events("01_answered")
-    first_hangup = next(i for i, e in enumerate(events) if isinstance(e, ev.ChannelHungUp))
-    talking = events[:first_hangup]
+    talking = talking_call()
     recent = play(CallCentre("pbx1"), talking)
     ahead = play(CallCentre("pbx1"), _renamed(talking, "ahead-", -timedelta(days=4400)))
-    writer = EventWriter(backend_for(db_url), Metrics(), tmp_path / "spill.jsonl")
-    await writer.start()
-    try:
-        writer.submit(recent + ahead)
-        await writer.drained()
-    finally:
-        await writer.stop()
     linkedid = next(e.linkedid for e in talking if isinstance(e, ev.ChannelCreated))
-    engine = create_engine(db_url)
-    try:
-        found = await open_calls(
-            session_factory(engine), "pbx1", max(e.at for e in talking) + timedelta(minutes=5)
-        )
-    finally:
-        await engine.dispose()
+    soon = max(e.at for e in talking) + timedelta(minutes=5)
+    found = await open_after(db_url, tmp_path, recent + ahead, soon)
     assert linkedid in {e.linkedid for e in found.events}
