@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.acd.dialer import Dial, free_agents, plan_dials, waiting_counts
 from app.acd.kpi import day_bounds
 from app.acd.state import CallCentre
+from app.ami.parser import list_items
 from app.components import Health, cancel_tasks
 from app.metrics import Metrics
 from app.privacy import CallerPrivacy
@@ -67,13 +68,10 @@ class OnPbx:
 
 async def callbacks_on_pbx(link: AmiLink) -> dict[int, OnPbx]:
     """The PBX's channels that carry a task's ``ACD_CALLBACK_ID`` (one ``Status``)."""
-    from app.ami.parser import from_message
-
     reply = await link.action({"Action": "Status", "Variables": CALLBACK_VARIABLE}, as_list=True)
     found: dict[int, OnPbx] = {}
-    for message in reply if isinstance(reply, list) else ():
-        frame = from_message(message)
-        if frame is None or frame.name != "Status":
+    for frame in list_items(reply):
+        if frame.name != "Status":
             continue
         for variable in frame.getall("Variable"):
             name, _, value = variable.partition("=")

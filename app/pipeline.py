@@ -25,7 +25,7 @@ from app.acd.resync import Snapshot
 from app.acd.resync import resync as apply_resync
 from app.acd.state import CallCentre
 from app.ami.normalise import Normaliser
-from app.ami.parser import AmiFrame, from_message
+from app.ami.parser import AmiFrame, list_items
 from app.clock import PbxClock
 from app.components import Health, cancel_tasks
 from app.metrics import Metrics
@@ -280,7 +280,7 @@ class Pipeline:
         # PBX's clock as the newest events set it.
         self.flush()
         at = self.clock() + self.skew
-        snapshot = build_snapshot(self.normaliser, [*_items(status), *_items(channels)], at)
+        snapshot = build_snapshot(self.normaliser, [*list_items(status), *list_items(channels)], at)
         closed = apply_resync(self.centre, snapshot, at)
         self.flush()
         log.info(
@@ -313,14 +313,6 @@ class Pipeline:
             restored,
             len(found.events),
         )
-
-
-def _items(result: Any) -> list[AmiFrame]:
-    """An action's list items as the frames the parser made of them (panoramisk hands
-    them over as Messages; ``app.ami.link.to_message`` is the way there)."""
-    if not isinstance(result, list):
-        return []
-    return [frame for m in result if "event" in m and (frame := from_message(m)) is not None]
 
 
 def build_snapshot(normaliser: Normaliser, frames: Iterable[AmiFrame], at: datetime) -> Snapshot:

@@ -385,9 +385,9 @@ def _live(
         assert rt.redis is not None  # the settings require it
         for other in pbxs[1:]:
             rt.live_of[other] = new_store()
-            reader = RedisReader(rt.redis, other, rt.live_of[other])
-            reader.name = f"live-reader:{other}"
-            rt.components.append(reader)
+            rt.components.append(
+                RedisReader(rt.redis, other, rt.live_of[other], name=f"live-reader:{other}")
+            )
         rt.live = new_store()
         rt.centre_view = CentreView(
             pbxs, rt.live_of, rt.live, clock=rt.clock.now, interval=settings.live_interval

@@ -16,7 +16,7 @@ from typing import Any
 
 from app.acd.estimates import QueueEstimate
 from app.acd.ewt import HandleTimes, position_waits, residual_talk
-from app.acd.kpi import CENTRE, DayBook, Goals, KpiConfig
+from app.acd.kpi import CENTRE, DayBook, Goals, KpiConfig, figures
 from app.acd.model import DEFAULT_WRAPUP, Agent, Call, Visit
 from app.acd.presence import MEMBER_STATES, STAFFED
 from app.acd.state import CallCentre
@@ -89,11 +89,13 @@ def build_board(
     queue_views: dict[str, dict[str, Any]] = {}
     # The counts and sums "today" is made of: several PBXs' boards add up exactly
     # (app/live/centre.py); the REST documents do not show them.
-    tallies: dict[str, dict[str, int]] = {CENTRE: book.tally(day, CENTRE).as_dict()}
+    whole = book.tally(day, CENTRE)
+    tallies: dict[str, dict[str, int]] = {CENTRE: whole.as_dict()}
     call_estimates: dict[tuple[str, int], tuple[int, float | None]] = {}
     for q in queues:
         line = waiting.get(q.name, [])
         counts, reasons, waits = _queue_state(centre, handle, now, q.name, len(line), wrapup_of)
+        tally = book.tally(day, q.name)
         for i, (call, v) in enumerate(line):
             call_estimates[(call.linkedid, v.seq)] = (i + 1, waits[i])
         queue_views[q.name] = {
@@ -103,9 +105,9 @@ def build_board(
             "longest_wait_seconds": _secs(line[0][1].entered_at, now) if line else 0.0,
             "estimated_wait_seconds": waits[len(line)],
             "agents": {**counts, "paused_reasons": reasons},
-            "today": book.figures(day, q.name).as_dict(),
+            "today": figures(tally).as_dict(),
         }
-        tallies[q.name] = book.tally(day, q.name).as_dict()
+        tallies[q.name] = tally.as_dict()
 
     calls: dict[str, dict[str, Any]] = {}
     for call in live_calls:
@@ -166,7 +168,7 @@ def build_board(
             "waiting": sum(v["waiting"] for v in queue_views.values()),
             "longest_wait_seconds": max(longest) if longest else 0.0,
             "agents": by_state,
-            "today": book.figures(day, CENTRE).as_dict(),
+            "today": figures(whole).as_dict(),
         },
         "queues": queue_views,
         "agents": agents,

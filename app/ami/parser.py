@@ -121,6 +121,14 @@ def from_message(message: Mapping[str, Any]) -> AmiFrame | None:
     return parse_frame("\r\n".join(lines).encode("utf-8"))
 
 
+def list_items(result: Any) -> list[AmiFrame]:
+    """An action's list items (an ``as_list`` answer: panoramisk Messages) as the frames
+    the parser made of them; the response itself and anything malformed left out."""
+    if not isinstance(result, list):
+        return []
+    return [frame for m in result if "event" in m and (frame := from_message(m)) is not None]
+
+
 def parse_frame(raw: bytes) -> AmiFrame | None:
     """Decode one complete message (without its terminating blank line); None if malformed."""
     split = split_lines(raw)

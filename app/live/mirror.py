@@ -120,14 +120,20 @@ class RedisMirror(SnapshotSink):
 class RedisReader:
     """Replica side: follows the owner's mirror into this process's ``LiveStore``."""
 
-    name = "live-reader"
     # Redis itself is required on a replica (RedisComponent); an owner that has not
     # published yet leaves the rest of the API (call records, ...) worth serving.
     required = False
 
     def __init__(
-        self, client: Redis, pbx: str, store: LiveStore, *, refresh_every: float = 5.0
+        self,
+        client: Redis,
+        pbx: str,
+        store: LiveStore,
+        *,
+        refresh_every: float = 5.0,
+        name: str = "live-reader",
     ) -> None:
+        self.name = name  # /ready's part: one per PBX followed
         self.client = client
         self.key = snapshot_key(pbx)
         self.channel = updates_channel(pbx)
