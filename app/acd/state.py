@@ -106,10 +106,13 @@ class CallCentre:
         # call or member heard of since the link came back is alive whatever the (older)
         # snapshot says; only what was last heard of before the loss is in doubt. A new
         # session starts when the link is lost and when it is back (``link_up``); while it
-        # is down (``_linked`` false) nothing marks a call heard of: the menu's events
-        # (FastAGI) keep coming, but they say nothing of what the PBX did meanwhile.
+        # is down (``_linked`` false) nothing marks a call heard of. Only the PBX's own
+        # events (AMI) ever do: the menu's (FastAGI, relayed from a standby) and the API's
+        # say nothing of what the PBX did, and one applied while the resync's actions are
+        # in flight would otherwise hide from it a call whose channels hung up unseen.
         self._link = 0
         self._linked = True
+        self._from_pbx = True  # the event being applied is the PBX's (see _touch)
         # From a loss (or a restart) until the resync: a call first heard of now may have
         # begun unseen (``Call.in_gap``).
         self._doubt = False
@@ -145,7 +148,14 @@ class CallCentre:
         )
         handler = _HANDLERS.get(type(event))
         if handler is not None:
-            handler(self, event)
+            if event.SOURCE == "ami":
+                handler(self, event)
+            else:
+                self._from_pbx = False
+                try:
+                    handler(self, event)
+                finally:
+                    self._from_pbx = True
 
     def tick(self, now: datetime) -> None:
         """Let time pass: wrap-ups end, ended calls leave memory, stale calls close."""
@@ -330,8 +340,16 @@ class CallCentre:
     def _call(self, linkedid: str, at: datetime) -> Call:
         call = self.calls.get(linkedid)
         if call is None:
+            # First heard of since the link came back, by whatever source: begun after
+            # the resync's view was taken, so newer than it (a menu event can overtake
+            # the call's first AMI event).
             call = Call(
-                pbx=self.pbx, linkedid=linkedid, started_at=at, last_at=at, in_gap=self._doubt
+                pbx=self.pbx,
+                linkedid=linkedid,
+                started_at=at,
+                last_at=at,
+                in_gap=self._doubt,
+                link=self._link if self._linked else 0,
             )
             self.calls[linkedid] = call
             self._dirty_calls.add(linkedid)
@@ -345,7 +363,7 @@ class CallCentre:
 
     def _touch(self, call: Call, at: datetime) -> None:
         call.last_at = at if call.last_at is None else max(call.last_at, at)
-        if self._linked:
+        if self._linked and self._from_pbx:
             call.link = self._link
         self._dirty_calls.add(call.linkedid)
 

@@ -181,6 +181,10 @@ async def callback_rows(url: str) -> list[Callback]:
         await engine.dispose()
 
 
+def truth_of(result: DayResult, linkedid: str) -> object:
+    return next(t for t in result.truth if t.linkedid == linkedid)
+
+
 async def first_call_back_dialled(sim: object, before: float) -> str:
     """Until the PBX gets its first Originate of a call-back (PBX time ``before`` at the
     latest); its task id."""
@@ -243,6 +247,10 @@ async def test_kill_9_of_the_owner_mid_day(pg_url: str, redis_url: str, tmp_path
     assert takeover < 5.0, logs
     assert server.most_at_once == 1 and len(server.logins) == 2
     assert verdict.calls > 30
+    lost = {lid: (truth_of(result, lid), await events_of(pg_url, lid)) for lid in verdict.lost}
+    if lost:
+        print("blind window", blind_from, blind_to, "lost:", lost)
+        print(logs)
     assert verdict.lost == [] and verdict.extra == [] and verdict.duplicated_events == 0
     # A call the service saw whole (ended before the kill, or began after the new owner's
     # resync) is exactly right. A call up while no process had the AMI link is closed by
@@ -259,7 +267,8 @@ async def test_kill_9_of_the_owner_mid_day(pg_url: str, redis_url: str, tmp_path
     flagged = len(verdict.wrong) - len(verdict.wrong_outside_gap)
     print(
         f"calls up during the blind window: {len(overlapping)}; of them wrong "
-        f"{len(verdict.wrong)} (flagged data_gap {flagged})"
+        f"{len(verdict.wrong)} (flagged data_gap {flagged}); unflagged: "
+        f"{[(w, truth[w[0]]) for w in verdict.wrong_outside_gap]}"
     )
     # The dialer never dials one call-back twice: not the one ringing at the kill, not one
     # the successor dialled; and the successor's dialer did dial (the rule was tested).

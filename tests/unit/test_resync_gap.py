@@ -148,6 +148,57 @@ def test_menu_events_in_the_gap_do_not_keep_an_ended_call_open() -> None:
     assert call.ended_at is not None and call.data_gap
 
 
+def test_a_menu_event_while_the_resync_is_in_flight_does_not_hide_a_call_gone_unseen() -> None:
+    """A new owner after a takeover: the call restored from the log hung up while no
+    process had the AMI link; between the login and the resync's answers a menu event of
+    it comes in (relayed by a standby). Only the PBX's own events show a call alive after
+    the login: the resync still closes it (the failover test's one call left open)."""
+    events = capture_events("01_answered")
+    cut = split(events, "queue_join")
+    centre = CallCentre("pbx1")
+    play(centre, events[:cut])
+    at = events[cut].at
+    gap(centre, at)
+    centre.apply(
+        ev.IvrRouted(
+            at=at + timedelta(seconds=1),
+            pbx="pbx1",
+            key="r",
+            linkedid=LID,
+            uniqueid=LID,
+            queue="dagpenge",
+            menu="hovedmenu",
+        )
+    )
+    assert resync(centre, Snapshot((), (), ()), at + timedelta(seconds=60)) == 1
+    call, _ = rows(centre, at)
+    assert call.ended_at is not None and call.outcome is not None and call.data_gap
+
+
+def test_a_call_first_heard_of_by_its_menu_after_the_login_is_newer_than_the_view() -> None:
+    """A call begun after the resync's view was taken, whose menu's first event overtook
+    its first AMI event: the view does not show it, and it is not closed for that."""
+    centre = CallCentre("pbx1")
+    centre.link_lost(T0)
+    centre.link_up()
+    centre.apply(
+        ev.IvrStarted(
+            at=T0,
+            pbx="pbx1",
+            key="i",
+            linkedid="7.7",
+            uniqueid="7.7",
+            flow="jobcenter",
+            script="ivr",
+            caller=Caller(hash="h", display="x"),
+            dialled="82565682",
+            channel="PJSIP/trunk-9",
+        )
+    )
+    assert resync(centre, Snapshot((), (), ()), T0 + timedelta(seconds=1)) == 0
+    assert centre.calls["7.7"].ended_at is None
+
+
 def test_a_call_begun_in_the_gap_and_answered_there_is_adopted_with_its_queue() -> None:
     centre = CallCentre("pbx1")
     at = T0 + timedelta(minutes=1)
