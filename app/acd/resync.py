@@ -93,8 +93,15 @@ def resync(cc: CallCentre, snapshot: Snapshot, at: datetime) -> int:
     entries = {e.uniqueid: e for e in snapshot.entries}
     closed = 0
     looked_at: set[str] = set()
+    at_login, cc._at_login = cc._at_login, {}
     for linkedid, call in list(cc.calls.items()):
-        if call.ended_at is not None or call.link == cc._link:
+        if call.ended_at is not None:
+            continue
+        if call.link == cc._link:
+            # Heard of since the login: alive then. But a channel it had at the login
+            # that the view lacks hung up unseen (an agent's leg whose Hangup went by in
+            # the gap would otherwise keep the call open after the caller's).
+            closed += _drop_unseen_hangups(cc, call, at_login.get(linkedid), live, at)
             continue
         looked_at.add(linkedid)
         alive = live.get(linkedid)
@@ -156,6 +163,39 @@ def resync(cc: CallCentre, snapshot: Snapshot, at: datetime) -> int:
         cc._gap_from = None
     cc._doubt = False
     return closed
+
+
+def _drop_unseen_hangups(
+    cc: CallCentre,
+    call: Call,
+    before: frozenset[str] | None,
+    live: dict[str, list[LiveChannel]],
+    at: datetime,
+) -> int:
+    """Of a call heard of since the login, the channels it had at the login and the view
+    lacks: gone in the gap. An agent's talk on one of them ended then; a call left with
+    no channel ended when last heard of. Returns 1 if the call was closed."""
+    if not before:
+        return 0
+    alive = {c.uniqueid for c in live.get(call.linkedid, ())}
+    gone = [uid for uid in before if uid in call.channels and uid not in alive]
+    if not gone:
+        return 0
+    gap_from = cc._gap_from or at
+    for uid in gone:
+        call.channels.pop(uid, None)
+        cc._channel_call.pop(uid, None)
+        for v in call.visits:
+            if v.agent_uniqueid == uid and v.talking:
+                cc._talk_ended(v, max(v.answered_at or gap_from, gap_from))
+                cc._agent_call_ended(v, gap_from, call)
+                v.data_gap = True
+    call.in_gap = call.data_gap = True
+    if call.channels:
+        cc._touch(call, at)
+        return 0
+    cc._end_call(call, call.last_at or at, cause=None)
+    return 1
 
 
 def _caller_leg(call: Call | None, linkedid: str, chans: list[LiveChannel]) -> LiveChannel:

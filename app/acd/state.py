@@ -116,6 +116,9 @@ class CallCentre:
         # From a loss (or a restart) until the resync: a call first heard of now may have
         # begun unseen (``Call.in_gap``).
         self._doubt = False
+        # The channels of each open call at the login (``link_up``): one of them missing
+        # from the resync's view hung up unseen, even on a call heard of since the login.
+        self._at_login: dict[str, frozenset[str]] = {}
 
     @property
     def catalogue(self) -> QueueCatalogue | None:
@@ -230,6 +233,9 @@ class CallCentre:
         if not self._linked:
             self._link += 1
             self._linked = True
+            self._at_login = {
+                lid: frozenset(c.channels) for lid, c in self.calls.items() if c.ended_at is None
+            }
 
     @property
     def linked(self) -> bool:

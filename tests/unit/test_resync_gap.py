@@ -175,6 +175,42 @@ def test_a_menu_event_while_the_resync_is_in_flight_does_not_hide_a_call_gone_un
     assert call.ended_at is not None and call.outcome is not None and call.data_gap
 
 
+def test_an_agents_leg_gone_unseen_does_not_keep_a_call_heard_of_since_the_login_open() -> None:
+    """Talking when the link went; the agent's leg hung up in the gap (its Hangup and the
+    AgentComplete unseen). After the login the caller's hang-up request is heard before
+    the resync's view comes, which shows the caller's leg alone: the agent's leg is gone,
+    so the caller's Hangup after the view ends the call (the failover test's call left
+    open, in the survey after its conversation)."""
+    events = capture_events("01_answered")
+    cut = split(events, "hangup_request")
+    centre = CallCentre("pbx1")
+    play(centre, events[:cut])
+    at = events[cut].at
+    gap(centre, at - timedelta(seconds=5))
+    centre.apply(events[cut])  # the caller's HangupRequest: heard since the login
+    caller = LiveChannel(LID, LID, "PJSIP/trunk-00000003", 30.0, "AGI", "agi://survey")
+    assert resync(centre, Snapshot((caller,), (), ()), at) == 0
+    hangup = events[split(events, "hangup")]
+    assert hangup.uniqueid == LID
+    centre.apply(hangup)
+    call, visits = rows(centre, at)
+    assert call.ended_at == hangup.at and call.outcome == "answered" and call.data_gap
+    assert visits[0].outcome == "answered" and visits[0].talk_seconds is not None
+
+
+def test_a_call_heard_of_since_the_login_whose_channels_the_view_lacks_is_closed() -> None:
+    events = capture_events("01_answered")
+    cut = split(events, "hangup_request")
+    centre = CallCentre("pbx1")
+    play(centre, events[:cut])
+    at = events[cut].at
+    gap(centre, at - timedelta(seconds=5))
+    centre.apply(events[cut])
+    assert resync(centre, Snapshot((), (), ()), at + timedelta(seconds=1)) == 1
+    call, _ = rows(centre, at)
+    assert call.ended_at == at and call.outcome == "answered" and call.data_gap
+
+
 def test_a_call_first_heard_of_by_its_menu_after_the_login_is_newer_than_the_view() -> None:
     """A call begun after the resync's view was taken, whose menu's first event overtook
     its first AMI event: the view does not show it, and it is not closed for that."""
