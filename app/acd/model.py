@@ -121,9 +121,6 @@ class Call:
     known: set[str] = field(default_factory=set)  # every uniqueid ever mapped to this call
     dtmf_keys: list[str] = field(default_factory=list)
     ivr_keys: list[str] = field(default_factory=list)
-    # When each key was pressed: keys are kept in the order pressed, not the order their
-    # events came (a standby's, relayed through Redis, can arrive after the owner's own).
-    ivr_key_at: list[datetime] = field(default_factory=list)
     ivr_seen: bool = False
     ivr_route: str | None = None  # closed | forwarded | callback | message | queue
     ivr_estimate: float | None = None  # expected wait the menu saw when it routed

@@ -25,7 +25,6 @@ call is kept for a grace period to take late events.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -1027,10 +1026,7 @@ def _on_ivr_key(cc: CallCentre, e: ev.IvrKey) -> None:
     call = _ivr_call(cc, e)
     if call is not None:
         call.ivr_seen = True
-        at = call.ivr_key_at
-        i = len(at) if not at or at[-1] <= e.at else bisect_right(at, e.at)
-        at.insert(i, e.at)
-        call.ivr_keys.insert(i, e.digit)
+        call.ivr_keys.append(e.digit)
 
 
 def _on_ivr_routed(cc: CallCentre, e: ev.IvrRouted) -> None:

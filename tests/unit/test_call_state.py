@@ -259,16 +259,6 @@ def test_ivr_keys_win_over_dtmf_when_the_menu_is_ours() -> None:
     assert call.keys == "71" and call.outcome == "ivr_hangup" and call.dialled == "82565682"
 
 
-def test_menu_keys_are_kept_in_the_order_pressed_whatever_order_their_events_come() -> None:
-    """A standby's key events reach the owner through Redis: after a takeover the backlog
-    (3, 2, 1) is read after the new owner's own last key (1) was applied."""
-    lid = "1795362443.12"
-    centre = CallCentre("pbx1")
-    for at, digit in ((4.0, "1"), (1.0, "3"), (2.0, "2"), (3.0, "1")):
-        centre.apply(ivr(ev.IvrKey, lid, at, menu="main", digit=digit, valid=True))
-    assert centre.calls[lid].keys == "3211"
-
-
 def test_survey_answers_are_kept_even_when_half_answered() -> None:
     lid = "1795362316.3"
     rows = replay_pure(
