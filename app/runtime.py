@@ -42,7 +42,7 @@ from app.config.registry import ConfigRegistry
 from app.dialer import CallbackDialer
 from app.ha.lease import Lease
 from app.ha.ownership import Ownership
-from app.ha.relay import ClockShare, RelayReceiver, RelaySender, SharedCounter
+from app.ha.relay import ClockShare, Handoff, RelayReceiver, RelaySender, SharedCounter
 from app.live.centre import CentreView
 from app.live.collector import LiveCollector, PbxCollector
 from app.live.history import calls_of_day, visits_of_day
@@ -118,6 +118,8 @@ class Runtime:
     # standby relays the events it makes (its FastAGI sessions, the API) to the owner.
     ownership: Ownership | None = None
     relay: RelaySender | None = None
+    # The owner's own events, held from a takeover until the relayed backlog is in.
+    handoff: Handoff | None = None
     # The voice messages' files (app/messages.py); set by build_runtime.
     messages: MessageFiles = field(default_factory=lambda: MessageFiles(None, list))
 
@@ -156,8 +158,9 @@ class Runtime:
         return {self.settings.pbx_id: "owner" if self.ami is not None else "replica"}
 
     def emit(self, event: DomainEvent) -> None:
-        """An event made here (FastAGI, the API): into the pipeline on the PBX's owner,
-        to the owner through Redis on a standby."""
+        """An event made here (FastAGI, the API): into the pipeline on the PBX's owner
+        (after the events relayed before it, app/ha/relay.py), to the owner through Redis
+        on a standby."""
         ownership = self.ownership
         if ownership is not None and not ownership.is_owner:
             if self.relay is not None:
@@ -165,7 +168,10 @@ class Runtime:
             else:
                 log.error("standby without Redis: event %s not relayed to the owner", event.kind)
             return
-        self.deliver(event)
+        if self.handoff is not None:
+            self.handoff.emit(event)
+        else:
+            self.deliver(event)
 
     def deliver(self, event: DomainEvent) -> None:
         """Hand an event to the listeners (the pipeline first)."""
@@ -334,10 +340,19 @@ def _ownership(rt: Runtime, lease: Lease, owner: list[Component], standby: list[
     if rt.redis is not None:
         rt.relay = RelaySender(rt.redis, settings.pbx_id, rt.metrics)
         rt.components.append(rt.relay)
+        rt.handoff = Handoff(rt.deliver)
         # Right after the pipeline: the backlog is in before the AMI link resyncs.
         owner.insert(
             owner.index(rt.pipeline) + 1,
-            RelayReceiver(rt.redis, settings.pbx_id, lease.holder, rt.deliver, rt.metrics),
+            RelayReceiver(
+                rt.redis,
+                settings.pbx_id,
+                lease.holder,
+                rt.deliver,
+                rt.metrics,
+                handoff=rt.handoff,
+                settle=rt.relay.drained,
+            ),
         )
     else:
         log.warning(

@@ -10,6 +10,12 @@ did not acknowledge (``XAUTOCLAIM``). Events carry stable keys (``agi:<uniqueid>
 and the log stores an event once per key, so an entry read twice across a handover is
 logged once.
 
+In order: a new owner's own events (its FastAGI sessions go on through the takeover) wait
+in a ``Handoff`` until the entries relayed before them are in: what it relayed itself
+while a standby is sent first, then the stream's backlog is read, then the held events
+are delivered. Otherwise a caller's last key, pressed just after the takeover, would be
+logged before the keys pressed just before it.
+
 The survey's every-n-th caller is counted in Redis too (``INCR``), so that five callers
 spread over three replicas still give one survey, not none.
 """
@@ -20,6 +26,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,6 +46,7 @@ GROUP = "owner"
 MAX_STREAM = 100_000  # entries kept at most (an owner away that long: the oldest go)
 QUEUE = 10_000  # events waiting to be sent, per process
 BACKLOG_SECONDS = 3.0  # a new owner reads the backlog for at most this long at start
+SETTLE_SECONDS = 1.0  # ... after waiting at most this long for what it relayed itself
 
 
 def stream_key(pbx: str) -> str:
@@ -136,9 +144,15 @@ class RelaySender:
 
     async def stop(self) -> None:
         # What is queued goes out first (a clean stop of a standby loses nothing).
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), 3)
+        await self.drained(3)
         await cancel_tasks(self._task)
+
+    async def drained(self, within: float) -> None:
+        """Until every event published so far is in the stream (or ``within`` passes)."""
+        if self._task is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), within)
 
     async def check(self) -> Health:
         detail: dict[str, Any] = {
@@ -176,8 +190,42 @@ class RelaySender:
                 self._queue.task_done()
 
 
+class Handoff:
+    """The owner's own events, held from the takeover until the relayed backlog is in
+    (module doc). Closed (holding) until the relay receiver opens it; ``emit`` from
+    anywhere, never blocks."""
+
+    def __init__(self, deliver: Callable[[ev.DomainEvent], None]) -> None:
+        self.deliver = deliver
+        self._held: list[ev.DomainEvent] | None = []
+
+    @property
+    def holding(self) -> int | None:
+        """Events held now; None once open."""
+        return None if self._held is None else len(self._held)
+
+    def emit(self, event: ev.DomainEvent) -> None:
+        if self._held is None:
+            self.deliver(event)
+        else:
+            self._held.append(event)
+
+    def open(self) -> None:
+        """The held events, in the order they came, then every later one at once."""
+        held, self._held = self._held, None
+        for event in held or ():
+            self.deliver(event)
+
+    def close(self) -> None:
+        if self._held is None:
+            self._held = []
+
+
 class RelayReceiver:
-    """Owner part: reads the stream and hands each event to ``deliver`` (the pipeline)."""
+    """Owner part: reads the stream and hands each event to ``deliver`` (the pipeline).
+    With a ``handoff``, the owner's own events wait there until the backlog is read;
+    ``settle`` (this process's sender's ``drained``) is awaited first, so that what it
+    relayed as a standby is in the backlog."""
 
     name = "relay_receiver"
     required = False
@@ -191,11 +239,15 @@ class RelayReceiver:
         metrics: Metrics,
         *,
         block_ms: int = 500,
+        handoff: Handoff | None = None,
+        settle: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         self.client = client
         self.key = stream_key(pbx)
         self.consumer = consumer
         self.deliver = deliver
+        self.handoff = handoff
+        self.settle = settle
         self.metrics = metrics
         self.block_ms = block_ms
         self.received = 0
@@ -208,17 +260,24 @@ class RelayReceiver:
         """The backlog first (what the replicas relayed while no process owned the PBX),
         before the AMI link starts and resyncs: a call whose menu events waited here and
         that ended meanwhile is then closed by the resync, not left open by events that
-        arrive after it."""
+        arrive after it. Then the owner's own events held meanwhile (``handoff``)."""
         try:
+            if self.settle is not None:
+                await self.settle(SETTLE_SECONDS)
             await asyncio.wait_for(self._backlog(), BACKLOG_SECONDS)
             self._ready = True
         except Exception as exc:  # Redis away or slow: the loop goes on trying
             self.last_error = f"{type(exc).__name__}: {exc}"[:200]
             log.warning("relay: backlog not read at start (%s)", self.last_error)
+        finally:
+            if self.handoff is not None:
+                self.handoff.open()  # in order when the backlog was read; at once if not
         self._task = asyncio.create_task(self._run(), name="acd-relay-receive")
 
     async def stop(self) -> None:
         await cancel_tasks(self._task)
+        if self.handoff is not None:
+            self.handoff.close()
 
     async def _backlog(self) -> None:
         await self._group()

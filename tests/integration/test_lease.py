@@ -19,7 +19,15 @@ from app.acd.records import Record
 from app.agi.session import SessionDeps
 from app.clock import PbxClock
 from app.ha.lease import Lease
-from app.ha.relay import ClockShare, SharedCounter, decode, encode
+from app.ha.relay import (
+    ClockShare,
+    Handoff,
+    RelayReceiver,
+    RelaySender,
+    SharedCounter,
+    decode,
+    encode,
+)
 from app.metrics import Metrics
 from app.privacy import Caller
 from app.store.db import create_engine, session_factory
@@ -167,6 +175,54 @@ def test_every_menu_event_crosses_the_relay_unchanged() -> None:
         back = decode(encode(event))
         assert type(back) is type(event)
         assert dataclasses.asdict(back) == dataclasses.asdict(event)  # type: ignore[call-overload]
+
+
+async def test_a_new_owners_own_events_wait_behind_what_was_relayed_before_them(
+    redis_url: str,
+) -> None:
+    """A caller presses 3 and 2 on a standby's FastAGI while no process owns the PBX (the
+    first still in that process's sender, the second in the stream), then 1 just after
+    that process has taken the PBX over, before its relay receiver has read the backlog:
+    the owner's pipeline gets 3, 2, 1 (it got 1, 3, 2 when the owner's own events went
+    straight in)."""
+    at = datetime(2014, 11, 4, 8, 0, 30, tzinfo=UTC)
+
+    def key(digit: str) -> ev.IvrKey:
+        base = {"pbx": "pbx1", "linkedid": "1.1", "uniqueid": "1.1"}
+        return ev.IvrKey(
+            at=at, key=f"agi:1.1:key:{digit}", menu="m", digit=digit, valid=True, **base
+        )
+
+    client = Redis.from_url(redis_url)
+    sender = RelaySender(client, "pbx1", Metrics())
+    got: list[str] = []
+
+    def pipeline(event: ev.DomainEvent) -> None:
+        assert isinstance(event, ev.IvrKey)
+        got.append(event.digit)
+
+    handoff = Handoff(pipeline)
+    receiver = RelayReceiver(
+        client, "pbx1", "new-owner", pipeline, Metrics(), handoff=handoff, settle=sender.drained
+    )
+    try:
+        await sender.start()
+        sender.publish(key("3"))
+        await sender.drained(3)
+        sender.publish(key("2"))  # still queued in the sender at the takeover
+        handoff.emit(key("1"))  # the new owner's own, before its receiver has started
+        assert got == [] and handoff.holding == 1
+        await receiver.start()
+        assert got == ["3", "2", "1"] and handoff.holding is None
+        handoff.emit(key("9"))  # from here on, straight in
+        assert got[-1] == "9"
+        await receiver.stop()
+        handoff.emit(key("8"))  # deposed: held again (a standby's go to the stream)
+        assert got[-1] == "9" and handoff.holding == 1
+    finally:
+        await receiver.stop()
+        await sender.stop()
+        await client.aclose()
 
 
 async def test_the_survey_count_is_shared_by_the_replicas(redis_url: str) -> None:
