@@ -92,4 +92,12 @@ ruff format --check app tests bench migrations/env.py scripts
 say "mypy (strict, app/)"
 mypy
 say "pytest (PostgreSQL: $(python scripts/services.py redact "$ACD_TEST_DATABASE_URL"), Redis: $ACD_TEST_REDIS_URL)"
-python -m pytest "$@"
+# Two workers (pytest-xdist), each with its own PostgreSQL database and Redis database
+# (tests/conftest.py): the end-to-end tests run in real time against the simulated PBX
+# and mostly wait on it. ACD_TEST_WORKERS=0 runs everything in this one process.
+workers=${ACD_TEST_WORKERS:-2}
+if [ "$workers" = 0 ]; then
+  python -m pytest "$@"
+else
+  python -m pytest -n "$workers" "$@"
+fi

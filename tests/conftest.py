@@ -3,7 +3,8 @@
 PostgreSQL: one scratch database per test session (created on the server of
 ``ACD_TEST_DATABASE_URL``, migrated to head once, dropped at the end); every test that
 asks for it starts from empty tables. SQLite: a migrated template file copied per test.
-Redis: the database of ``ACD_TEST_REDIS_URL``, flushed before each test.
+Redis: the database of ``ACD_TEST_REDIS_URL`` (one below it per further pytest-xdist
+worker), flushed before each test.
 
 An unreachable server FAILS the tests that need it, with a message; nothing is skipped.
 The tests that need a server carry its marker, set here from the fixtures they use
@@ -24,6 +25,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -152,12 +154,23 @@ def db_url(request: pytest.FixtureRequest) -> str:
     return url
 
 
+def _worker_redis(url: str) -> str:
+    """Each pytest-xdist worker its own Redis database (the flush before every test must
+    not empty another worker's): worker ``gwN`` counts N down from the URL's database."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw") or worker == "gw0":
+        return url
+    parts = urlsplit(url)
+    db = (int(parts.path.strip("/") or 0) - int(worker[2:])) % 16
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
 @pytest.fixture
 def redis_url() -> str:
     """The test Redis database, flushed."""
     from redis.asyncio import Redis
 
-    url = os.environ.get("ACD_TEST_REDIS_URL", DEFAULT_REDIS)
+    url = _worker_redis(os.environ.get("ACD_TEST_REDIS_URL", DEFAULT_REDIS))
 
     async def flush() -> None:
         client = Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3)
