@@ -162,7 +162,9 @@ class Runtime:
         (after the events relayed before it, app/ha/relay.py), to the owner through Redis
         on a standby."""
         ownership = self.ownership
-        if ownership is not None and not ownership.is_owner:
+        # Not the owner, or an owner unsure of its lease (after a pause, its successor
+        # may be at work): through the stream, to whichever process owns the PBX.
+        if ownership is not None and not ownership.may_act():
             if self.relay is not None:
                 self.relay.publish(event)
             else:
@@ -352,6 +354,7 @@ def _ownership(rt: Runtime, lease: Lease, owner: list[Component], standby: list[
                 rt.metrics,
                 handoff=rt.handoff,
                 settle=rt.relay.drained,
+                may_take=lambda: rt.ownership is not None and rt.ownership.may_act(),
             ),
         )
     else:

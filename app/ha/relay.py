@@ -6,7 +6,11 @@ had been made there.
 
 Exactly once into the log: an entry is acknowledged (and deleted) once the owner's
 pipeline has taken it; a new owner first takes over the entries its predecessor read but
-did not acknowledge (``XAUTOCLAIM``). Events carry stable keys (``agi:<uniqueid>:...``),
+did not acknowledge (``XAUTOCLAIM``), and goes on taking any another consumer has left
+pending for ``abandoned_after`` seconds. An owner that is not sure of its lease (by its
+own clock: after a pause, through a database outage) neither takes entries nor feeds its
+own events into its pipeline: they go into the stream, for whichever process owns the
+PBX (itself again, once its lease is confirmed). Events carry stable keys (``agi:<uniqueid>:...``),
 and the log stores an event once per key, so an entry read twice across a handover is
 logged once.
 
@@ -26,6 +30,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,6 +52,7 @@ MAX_STREAM = 100_000  # entries kept at most (an owner away that long: the oldes
 QUEUE = 10_000  # events waiting to be sent, per process
 BACKLOG_SECONDS = 3.0  # a new owner reads the backlog for at most this long at start
 SETTLE_SECONDS = 1.0  # ... after waiting at most this long for what it relayed itself
+ABANDONED_SECONDS = 5.0  # entries pending this long with another consumer are taken over
 
 
 def stream_key(pbx: str) -> str:
@@ -241,6 +247,8 @@ class RelayReceiver:
         block_ms: int = 500,
         handoff: Handoff | None = None,
         settle: Callable[[float], Awaitable[None]] | None = None,
+        may_take: Callable[[], bool] | None = None,
+        abandoned_after: float = ABANDONED_SECONDS,
     ) -> None:
         self.client = client
         self.key = stream_key(pbx)
@@ -248,6 +256,12 @@ class RelayReceiver:
         self.deliver = deliver
         self.handoff = handoff
         self.settle = settle
+        # False while this process's lease is in doubt (Ownership.may_act): entries it
+        # has read then stay pending, for its successor or for itself once sure again.
+        self.may_take = may_take
+        self.abandoned_after = abandoned_after
+        self._refused = False  # entries left pending for ourselves
+        self._reclaimed_at = 0.0
         self.metrics = metrics
         self.block_ms = block_ms
         self.received = 0
@@ -306,6 +320,11 @@ class RelayReceiver:
                 raise
 
     async def _take(self, entries: Any) -> None:
+        if not entries:
+            return
+        if self.may_take is not None and not self.may_take():
+            self._refused = True  # left pending (module doc)
+            return
         ids = []
         for entry_id, fields in entries or ():
             ids.append(entry_id)
@@ -339,6 +358,32 @@ class RelayReceiver:
             if start in (b"0-0", "0-0"):
                 return
 
+    async def reclaim_abandoned(self) -> None:
+        """Entries another consumer (a former owner: paused, deposed) read and left
+        pending for ``abandoned_after`` seconds: ours now."""
+        idle = int(self.abandoned_after * 1000)
+        pending: Any = await self.client.xpending_range(
+            self.key, GROUP, min="-", max="+", count=500, idle=idle
+        )
+        mine = self.consumer.encode() if isinstance(self.consumer, str) else self.consumer
+        ids = [p["message_id"] for p in pending if p["consumer"] not in (mine, self.consumer)]
+        if ids:
+            log.warning("relay: %d entries left pending by a former owner taken over", len(ids))
+            await self._take(await self.client.xclaim(self.key, GROUP, self.consumer, idle, ids))
+
+    async def _take_own_pending(self) -> None:
+        """Entries this process read while unsure of its lease, now that it is sure."""
+        while True:
+            reply: Any = await self.client.xreadgroup(
+                GROUP, self.consumer, {self.key: "0"}, count=500
+            )
+            entries = [e for _key, batch in reply or () for e in batch]
+            if not entries:
+                return
+            await self._take(entries)
+            if self._refused:
+                return
+
     async def _run(self) -> None:
         while True:
             try:
@@ -346,6 +391,16 @@ class RelayReceiver:
                     await self._group()
                     await self._claim_left()
                     self._ready = True
+                if self.may_take is not None and not self.may_take():
+                    await asyncio.sleep(0.2)
+                    continue
+                if self._refused:
+                    self._refused = False
+                    await self._take_own_pending()
+                now = time.monotonic()
+                if now - self._reclaimed_at >= self.abandoned_after:
+                    self._reclaimed_at = now
+                    await self.reclaim_abandoned()
                 reply: Any = await self.client.xreadgroup(
                     GROUP, self.consumer, {self.key: ">"}, count=500, block=self.block_ms
                 )

@@ -225,6 +225,64 @@ async def test_a_new_owners_own_events_wait_behind_what_was_relayed_before_them(
         await client.aclose()
 
 
+async def test_an_owner_unsure_of_its_lease_leaves_relayed_events_to_its_successor(
+    redis_url: str,
+) -> None:
+    """An owner resumed after a pause (its lease expired by its own clock) reads entries
+    its blocked read got meanwhile: it neither feeds them to its (fenced) pipeline nor
+    acknowledges them. Its successor takes them: at its start, and later ones once they
+    have been left pending ``abandoned_after``. An owner sure of its lease again (the
+    database back) takes what it left pending itself."""
+    at = datetime(2014, 11, 4, 8, 0, 30, tzinfo=UTC)
+
+    def key(digit: str) -> ev.IvrKey:
+        base = {"pbx": "pbx1", "linkedid": "1.1", "uniqueid": "1.1"}
+        return ev.IvrKey(
+            at=at, key=f"agi:1.1:key:{digit}", menu="m", digit=digit, valid=True, **base
+        )
+
+    client = Redis.from_url(redis_url)
+    sender = RelaySender(client, "pbx1", Metrics())
+    paused: list[str] = []
+    successor: list[str] = []
+    sure = False
+
+    def to(got: list[str]) -> Any:
+        return lambda event: got.append(event.digit)
+
+    old = RelayReceiver(client, "pbx1", "old", to(paused), Metrics(), may_take=lambda: sure)
+    new = RelayReceiver(client, "pbx1", "new", to(successor), Metrics(), abandoned_after=0.3)
+    try:
+        await sender.start()
+        sender.publish(key("1"))
+        await sender.drained(3)
+        await old.start()  # reads "1", unsure: leaves it pending
+        assert paused == [] and old._refused
+        await new.start()
+        assert successor == ["1"]
+        await new.stop()
+        sender.publish(key("2"))
+        await sender.drained(3)
+        await old._backlog()  # the paused owner's read got "2"
+        assert paused == []
+        await asyncio.sleep(0.35)
+        await new.reclaim_abandoned()
+        assert successor == ["1", "2"] and paused == []
+        # The database back: the same owner, sure again, takes what it left pending.
+        sender.publish(key("3"))
+        await sender.drained(3)
+        await old._backlog()
+        assert paused == []
+        sure = True
+        await wait_for(lambda: paused == ["3"], 3)
+        assert successor == ["1", "2"]
+    finally:
+        await old.stop()
+        await new.stop()
+        await sender.stop()
+        await client.aclose()
+
+
 async def test_the_survey_count_is_shared_by_the_replicas(redis_url: str) -> None:
     client = Redis.from_url(redis_url)
     try:
