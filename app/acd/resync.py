@@ -85,8 +85,10 @@ def resync(cc: CallCentre, snapshot: Snapshot, at: datetime) -> int:
       it, moved to another queue, left the queue, talk ended) and marked ``data_gap``;
       its later events apply as usual;
     - a call the PBX has that we never saw (begun in the gap) is adopted, marked.
-    Calls heard of over AMI since the link came back are newer than the view and left
-    alone. Members and pauses are taken as the PBX reports them.
+    Calls heard of over AMI since the link came back (only the PBX's own events count),
+    or first heard of then, are newer than the view and left alone, except that a channel
+    one had at the login and the view lacks hung up in the gap: it is dropped, and the
+    call closed if none is left. Members and pauses are taken as the PBX reports them.
     """
     cc.now = at if cc.now is None else max(cc.now, at)
     live = snapshot.channels_by_linkedid()
