@@ -123,8 +123,7 @@ def resync(cc: CallCentre, snapshot: Snapshot, at: datetime) -> int:
         alive_ids = {c.uniqueid for c in alive}
         for uid in list(call.channels):
             if uid not in alive_ids:
-                call.channels.pop(uid, None)
-                cc._channel_call.pop(uid, None)
+                _channel_gone(cc, call, uid)
         for chan in alive:
             if chan.uniqueid not in call.channels:
                 call.channels[chan.uniqueid] = chan.channel
@@ -185,19 +184,30 @@ def _drop_unseen_hangups(
         return 0
     gap_from = cc._gap_from or at
     for uid in gone:
-        call.channels.pop(uid, None)
-        cc._channel_call.pop(uid, None)
+        _channel_gone(cc, call, uid)
         for v in call.visits:
             if v.agent_uniqueid == uid and v.talking:
-                cc._talk_ended(v, max(v.answered_at or gap_from, gap_from))
-                cc._agent_call_ended(v, gap_from, call)
-                v.data_gap = True
+                _talk_ended_unseen(cc, call, v, gap_from)
     call.in_gap = call.data_gap = True
     if call.channels:
         cc._touch(call, at)
         return 0
     cc._end_call(call, call.last_at or at, cause=None)
     return 1
+
+
+def _channel_gone(cc: CallCentre, call: Call, uid: str) -> None:
+    """One of the call's channels hung up while nobody watched."""
+    call.channels.pop(uid, None)
+    cc._channel_call.pop(uid, None)
+
+
+def _talk_ended_unseen(cc: CallCentre, call: Call, visit: Visit, gap_from: datetime) -> None:
+    """The agent's leg of a talk went in the gap (hung up, or moved on): the talk ended
+    when the gap began (or at the answer, if that came later), flagged."""
+    cc._talk_ended(visit, max(visit.answered_at or gap_from, gap_from))
+    cc._agent_call_ended(visit, gap_from, call)
+    visit.data_gap = True
 
 
 def _caller_leg(call: Call | None, linkedid: str, chans: list[LiveChannel]) -> LiveChannel:
@@ -284,10 +294,7 @@ def _reconcile(
         and current.talking
         and (current.agent_uniqueid is None or current.agent_uniqueid not in call.channels)
     ):
-        # The agent's leg went in the gap (hung up, or moved on).
-        cc._talk_ended(current, max(current.answered_at or gap_from, gap_from))
-        cc._agent_call_ended(current, gap_from, call)
-        current.data_gap = True
+        _talk_ended_unseen(cc, call, current, gap_from)
         changed = True
     waiting = call.visit()
     if entry is not None and (waiting is None or not waiting.waiting):
