@@ -10,9 +10,9 @@ did not acknowledge (``XAUTOCLAIM``), and goes on taking any another consumer ha
 pending for ``abandoned_after`` seconds. An owner that is not sure of its lease (by its
 own clock: after a pause, through a database outage) neither takes entries nor feeds its
 own events into its pipeline: they go into the stream, for whichever process owns the
-PBX (itself again, once its lease is confirmed). Events carry stable keys (``agi:<uniqueid>:...``),
-and the log stores an event once per key, so an entry read twice across a handover is
-logged once.
+PBX (itself again, once its lease is confirmed). Events carry stable keys
+(``agi:<uniqueid>:...``), and the log stores an event once per key, so an entry read
+twice across a handover is logged once.
 
 In order: a new owner's own events (its FastAGI sessions go on through the takeover) wait
 in a ``Handoff`` until the entries relayed before them are in: what it relayed itself
@@ -296,14 +296,22 @@ class RelayReceiver:
     async def _backlog(self) -> None:
         await self._group()
         await self._claim_left()
+        await self._read_all(">")
+
+    async def _read_all(self, start: str) -> None:
+        """Read and take until nothing is left: ``>`` the entries no consumer has read,
+        ``0`` those read by this one and not acknowledged. Stops at a refusal (``_take``),
+        which leaves the entries pending (a ``0`` read would return them again)."""
         while True:
             reply: Any = await self.client.xreadgroup(
-                GROUP, self.consumer, {self.key: ">"}, count=500
+                GROUP, self.consumer, {self.key: start}, count=500
             )
             entries = [e for _key, batch in reply or () for e in batch]
             if not entries:
                 return
             await self._take(entries)
+            if self._refused:
+                return
 
     async def check(self) -> Health:
         detail: dict[str, Any] = {"received": self.received, "undecodable": self.undecodable}
@@ -326,7 +334,7 @@ class RelayReceiver:
             self._refused = True  # left pending (module doc)
             return
         ids = []
-        for entry_id, fields in entries or ():
+        for entry_id, fields in entries:
             ids.append(entry_id)
             data = fields.get(b"e") if fields else None
             if data is None:
@@ -365,24 +373,11 @@ class RelayReceiver:
         pending: Any = await self.client.xpending_range(
             self.key, GROUP, min="-", max="+", count=500, idle=idle
         )
-        mine = self.consumer.encode() if isinstance(self.consumer, str) else self.consumer
-        ids = [p["message_id"] for p in pending if p["consumer"] not in (mine, self.consumer)]
+        mine = (self.consumer, self.consumer.encode())
+        ids = [p["message_id"] for p in pending if p["consumer"] not in mine]
         if ids:
             log.warning("relay: %d entries left pending by a former owner taken over", len(ids))
             await self._take(await self.client.xclaim(self.key, GROUP, self.consumer, idle, ids))
-
-    async def _take_own_pending(self) -> None:
-        """Entries this process read while unsure of its lease, now that it is sure."""
-        while True:
-            reply: Any = await self.client.xreadgroup(
-                GROUP, self.consumer, {self.key: "0"}, count=500
-            )
-            entries = [e for _key, batch in reply or () for e in batch]
-            if not entries:
-                return
-            await self._take(entries)
-            if self._refused:
-                return
 
     async def _run(self) -> None:
         while True:
@@ -395,8 +390,9 @@ class RelayReceiver:
                     await asyncio.sleep(0.2)
                     continue
                 if self._refused:
+                    # What it read while unsure of its lease, now that it is sure.
                     self._refused = False
-                    await self._take_own_pending()
+                    await self._read_all("0")
                 now = time.monotonic()
                 if now - self._reclaimed_at >= self.abandoned_after:
                     self._reclaimed_at = now
