@@ -177,6 +177,13 @@ def test_every_menu_event_crosses_the_relay_unchanged() -> None:
         assert dataclasses.asdict(back) == dataclasses.asdict(event)  # type: ignore[call-overload]
 
 
+def menu_key(digit: str) -> ev.IvrKey:
+    """A key pressed by the caller of call 1.1, as its FastAGI session makes the event."""
+    at = datetime(2014, 11, 4, 8, 0, 30, tzinfo=UTC)
+    base = {"pbx": "pbx1", "linkedid": "1.1", "uniqueid": "1.1"}
+    return ev.IvrKey(at=at, key=f"agi:1.1:key:{digit}", menu="m", digit=digit, valid=True, **base)
+
+
 async def test_a_new_owners_own_events_wait_behind_what_was_relayed_before_them(
     redis_url: str,
 ) -> None:
@@ -185,14 +192,6 @@ async def test_a_new_owners_own_events_wait_behind_what_was_relayed_before_them(
     that process has taken the PBX over, before its relay receiver has read the backlog:
     the owner's pipeline gets 3, 2, 1 (it got 1, 3, 2 when the owner's own events went
     straight in)."""
-    at = datetime(2014, 11, 4, 8, 0, 30, tzinfo=UTC)
-
-    def key(digit: str) -> ev.IvrKey:
-        base = {"pbx": "pbx1", "linkedid": "1.1", "uniqueid": "1.1"}
-        return ev.IvrKey(
-            at=at, key=f"agi:1.1:key:{digit}", menu="m", digit=digit, valid=True, **base
-        )
-
     client = Redis.from_url(redis_url)
     sender = RelaySender(client, "pbx1", Metrics())
     got: list[str] = []
@@ -207,17 +206,17 @@ async def test_a_new_owners_own_events_wait_behind_what_was_relayed_before_them(
     )
     try:
         await sender.start()
-        sender.publish(key("3"))
+        sender.publish(menu_key("3"))
         await sender.drained(3)
-        sender.publish(key("2"))  # still queued in the sender at the takeover
-        handoff.emit(key("1"))  # the new owner's own, before its receiver has started
+        sender.publish(menu_key("2"))  # still queued in the sender at the takeover
+        handoff.emit(menu_key("1"))  # the new owner's own, before its receiver has started
         assert got == [] and handoff.holding == 1
         await receiver.start()
         assert got == ["3", "2", "1"] and handoff.holding is None
-        handoff.emit(key("9"))  # from here on, straight in
+        handoff.emit(menu_key("9"))  # from here on, straight in
         assert got[-1] == "9"
         await receiver.stop()
-        handoff.emit(key("8"))  # deposed: held again (a standby's go to the stream)
+        handoff.emit(menu_key("8"))  # deposed: held again (a standby's go to the stream)
         assert got[-1] == "9" and handoff.holding == 1
     finally:
         await receiver.stop()
@@ -233,14 +232,6 @@ async def test_an_owner_unsure_of_its_lease_leaves_relayed_events_to_its_success
     acknowledges them. Its successor takes them: at its start, and later ones once they
     have been left pending ``abandoned_after``. An owner sure of its lease again (the
     database back) takes what it left pending itself."""
-    at = datetime(2014, 11, 4, 8, 0, 30, tzinfo=UTC)
-
-    def key(digit: str) -> ev.IvrKey:
-        base = {"pbx": "pbx1", "linkedid": "1.1", "uniqueid": "1.1"}
-        return ev.IvrKey(
-            at=at, key=f"agi:1.1:key:{digit}", menu="m", digit=digit, valid=True, **base
-        )
-
     client = Redis.from_url(redis_url)
     sender = RelaySender(client, "pbx1", Metrics())
     paused: list[str] = []
@@ -254,14 +245,14 @@ async def test_an_owner_unsure_of_its_lease_leaves_relayed_events_to_its_success
     new = RelayReceiver(client, "pbx1", "new", to(successor), Metrics(), abandoned_after=0.3)
     try:
         await sender.start()
-        sender.publish(key("1"))
+        sender.publish(menu_key("1"))
         await sender.drained(3)
         await old.start()  # reads "1", unsure: leaves it pending
         assert paused == [] and old._refused
         await new.start()
         assert successor == ["1"]
         await new.stop()
-        sender.publish(key("2"))
+        sender.publish(menu_key("2"))
         await sender.drained(3)
         await old._backlog()  # the paused owner's read got "2"
         assert paused == []
@@ -269,7 +260,7 @@ async def test_an_owner_unsure_of_its_lease_leaves_relayed_events_to_its_success
         await new.reclaim_abandoned()
         assert successor == ["1", "2"] and paused == []
         # The database back: the same owner, sure again, takes what it left pending.
-        sender.publish(key("3"))
+        sender.publish(menu_key("3"))
         await sender.drained(3)
         await old._backlog()
         assert paused == []

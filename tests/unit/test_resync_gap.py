@@ -175,12 +175,10 @@ def test_a_menu_event_while_the_resync_is_in_flight_does_not_hide_a_call_gone_un
     assert call.ended_at is not None and call.outcome is not None and call.data_gap
 
 
-def test_an_agents_leg_gone_unseen_does_not_keep_a_call_heard_of_since_the_login_open() -> None:
-    """Talking when the link went; the agent's leg hung up in the gap (its Hangup and the
-    AgentComplete unseen). After the login the caller's hang-up request is heard before
-    the resync's view comes, which shows the caller's leg alone: the agent's leg is gone,
-    so the caller's Hangup after the view ends the call (the failover test's call left
-    open, in the survey after its conversation)."""
+def talking_then_heard_of_since_the_login() -> tuple[CallCentre, list[ev.DomainEvent], datetime]:
+    """01_answered talking when the link went (5 s before the caller's hang-up request),
+    that request heard after the login. The centre, the capture's events, the request's
+    time."""
     events = capture_events("01_answered")
     cut = split(events, "hangup_request")
     centre = CallCentre("pbx1")
@@ -188,6 +186,31 @@ def test_an_agents_leg_gone_unseen_does_not_keep_a_call_heard_of_since_the_login
     at = events[cut].at
     gap(centre, at - timedelta(seconds=5))
     centre.apply(events[cut])  # the caller's HangupRequest: heard since the login
+    return centre, events, at
+
+
+def menu_started(linkedid: str) -> ev.IvrStarted:
+    return ev.IvrStarted(
+        at=T0,
+        pbx="pbx1",
+        key="i",
+        linkedid=linkedid,
+        uniqueid=linkedid,
+        flow="jobcenter",
+        script="ivr",
+        caller=Caller(hash="h", display="x"),
+        dialled="82565682",
+        channel="PJSIP/trunk-9",
+    )
+
+
+def test_an_agents_leg_gone_unseen_does_not_keep_a_call_heard_of_since_the_login_open() -> None:
+    """Talking when the link went; the agent's leg hung up in the gap (its Hangup and the
+    AgentComplete unseen). After the login the caller's hang-up request is heard before
+    the resync's view comes, which shows the caller's leg alone: the agent's leg is gone,
+    so the caller's Hangup after the view ends the call (the failover test's call left
+    open, in the survey after its conversation)."""
+    centre, events, at = talking_then_heard_of_since_the_login()
     caller = LiveChannel(LID, LID, "PJSIP/trunk-00000003", 30.0, "AGI", "agi://survey")
     assert resync(centre, Snapshot((caller,), (), ()), at) == 0
     hangup = events[split(events, "hangup")]
@@ -199,13 +222,7 @@ def test_an_agents_leg_gone_unseen_does_not_keep_a_call_heard_of_since_the_login
 
 
 def test_a_call_heard_of_since_the_login_whose_channels_the_view_lacks_is_closed() -> None:
-    events = capture_events("01_answered")
-    cut = split(events, "hangup_request")
-    centre = CallCentre("pbx1")
-    play(centre, events[:cut])
-    at = events[cut].at
-    gap(centre, at - timedelta(seconds=5))
-    centre.apply(events[cut])
+    centre, _, at = talking_then_heard_of_since_the_login()
     assert resync(centre, Snapshot((), (), ()), at + timedelta(seconds=1)) == 1
     call, _ = rows(centre, at)
     assert call.ended_at == at and call.outcome == "answered" and call.data_gap
@@ -217,20 +234,7 @@ def test_a_call_first_heard_of_by_its_menu_after_the_login_is_newer_than_the_vie
     centre = CallCentre("pbx1")
     centre.link_lost(T0)
     centre.link_up()
-    centre.apply(
-        ev.IvrStarted(
-            at=T0,
-            pbx="pbx1",
-            key="i",
-            linkedid="7.7",
-            uniqueid="7.7",
-            flow="jobcenter",
-            script="ivr",
-            caller=Caller(hash="h", display="x"),
-            dialled="82565682",
-            channel="PJSIP/trunk-9",
-        )
-    )
+    centre.apply(menu_started("7.7"))
     assert resync(centre, Snapshot((), (), ()), T0 + timedelta(seconds=1)) == 0
     assert centre.calls["7.7"].ended_at is None
 
@@ -253,20 +257,7 @@ def test_a_hangup_of_a_call_begun_unseen_before_the_resync_is_recorded_flagged()
     centre.link_up()
     kw: dict[str, Any] = {"pbx": "pbx1", "channel": "PJSIP/trunk-9", "cause_txt": ""}
     # An agent leg first: it does not end a call whose channels are not all known.
-    centre.apply(
-        ev.IvrStarted(
-            at=T0,
-            pbx="pbx1",
-            key="i",
-            linkedid="7.7",
-            uniqueid="7.7",
-            flow="jobcenter",
-            script="ivr",
-            caller=Caller(hash="h", display="x"),
-            dialled="82565682",
-            channel="PJSIP/trunk-9",
-        )
-    )
+    centre.apply(menu_started("7.7"))
     centre.apply(ev.ChannelHungUp(at=T0, key="a", linkedid="7.7", uniqueid="7.8", cause=16, **kw))
     assert centre.calls["7.7"].ended_at is None
     centre.apply(ev.ChannelHungUp(at=T0, key="b", linkedid="8.8", uniqueid="8.8", cause=16, **kw))
