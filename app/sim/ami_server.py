@@ -185,16 +185,21 @@ class AmiServer:
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]
 
-    async def stop(self) -> None:
+    def cut(self) -> None:
+        """Stop listening, close every session and hear no more events, all at once (no
+        await: a PBX crash is one moment of virtual time; see ``SimulatedPbx.restart``)."""
         if self._server is not None:
             self._server.close()
         for client in tuple(self.clients):
             client.close()
+        if self.publish in self.pbx.listeners:
+            self.pbx.listeners.remove(self.publish)
+
+    async def stop(self) -> None:
+        self.cut()
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)
-        if self.publish in self.pbx.listeners:
-            self.pbx.listeners.remove(self.publish)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1

@@ -179,8 +179,20 @@ class SimulatedPbx:
         from app.sim.channels import P_SYSTEM
 
         pbx = self.pbx
+        # Everything up to the first await happens at this virtual moment: the PBX is up
+        # again ``down`` seconds from now, and (a crash) the sessions are cut before the
+        # hang-ups. Awaiting the server's close first let a test's clock run on meanwhile,
+        # so the boot timer fell beyond its horizon and the restart never ended.
+        up = self.kernel.signal()
+
+        def boot() -> None:
+            pbx.booted = self.kernel.now()
+            pbx.config.uptime = 0
+            up.set(True)
+
+        self.kernel.call_later(down, boot)
         if self.ami is not None and not clean:
-            await self.ami.stop()
+            self.ami.cut()
         callers = [c for c in pbx.channels.values() if c.uniqueid == c.linkedid]
         hung = 0
         for chan in callers:
@@ -195,12 +207,9 @@ class SimulatedPbx:
         if self.ami is not None and clean:
             pbx.emit("Shutdown", P_SYSTEM, [("Shutdown", "Cleanly"), ("Restart", "True")])
             await asyncio.sleep(0.05)  # the sessions' sockets take the last events
+        if self.ami is not None:
             await self.ami.stop()
-        up = self.kernel.signal()
-        self.kernel.call_later(down, up.set, True)
         await wait_signal(up)
-        pbx.booted = self.kernel.now()
-        pbx.config.uptime = 0
         if self.ami is not None:
             await self.ami.start()
         return hung

@@ -441,6 +441,34 @@ async def test_a_restart_cuts_the_sessions_and_the_calls_then_boots_again(
     await c.close()
 
 
+async def test_a_restart_happens_at_its_moment_however_slow_the_sockets_close(
+    sim: SimulatedPbx, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clock may run on while the server's sockets close (a busy CI machine): the
+    hang-ups and the boot still fall at the restart's virtual moment plus ``down``."""
+    c = await login(sim)
+    task = sim.start_call(ScriptedCaller(replies=[Reply("digits", "1", 1.0)]))
+    await sim.advance_to(T0 + 30)
+    await c.wait_for(lambda m: m.get("Event") == "QueueCallerJoin")
+    assert sim.ami is not None and sim.ami._server is not None
+    server = sim.ami._server
+
+    async def slow_close() -> None:
+        await asyncio.sleep(0.3)
+
+    monkeypatch.setattr(server, "wait_closed", slow_close)
+    restart = asyncio.create_task(sim.restart(20.0))
+    await asyncio.sleep(0)  # the restart has begun, its sockets still closing
+    await sim.advance_to(T0 + 60)  # beyond the boot at T0 + 50
+    assert await asyncio.wait_for(restart, 5) == 1
+    assert (await task).ended == T0 + 30
+    again = await login(sim)
+    booted = await again.wait_for(lambda m: m.get("Event") == "FullyBooted")
+    assert int(booted.get("Uptime") or "-1") == 10
+    await again.close()
+    await c.close()
+
+
 async def test_a_clean_restart_shows_the_hang_ups_and_shutdown_first(sim: SimulatedPbx) -> None:
     c = await login(sim)
     task = sim.start_call(ScriptedCaller(replies=[Reply("digits", "1", 1.0)]))
