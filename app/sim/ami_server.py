@@ -125,6 +125,7 @@ class AmiServer:
         # most sessions ever logged in at once (several service processes for one PBX
         # must never hold two: app/ha).
         self.logins: list[tuple[float, float | None]] = []
+        self.login_pbx_times: list[float] = []  # the PBX's clock at each of those logins
         self.most_at_once = 0
         self._server: asyncio.Server | None = None
         self._held: list[Event] = []
@@ -236,6 +237,7 @@ class AmiServer:
                 if client.login_index is None and session.authenticated:
                     client.login_index = len(self.logins)
                     self.logins.append((time.monotonic(), None))
+                    self.login_pbx_times.append(self.pbx.now())
                     self.most_at_once = max(self.most_at_once, self.logged_in)
         except (ConnectionError, OSError):
             pass
