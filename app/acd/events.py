@@ -227,7 +227,9 @@ class IvrCallbackAccepted(IvrEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IvrEnded(IvrEvent):
-    """The FastAGI session ended; ``reason`` hangup = the caller hung up in the menu."""
+    """The FastAGI session ended; ``reason`` hangup = the caller hung up in the menu,
+    stopped = this service stopped mid-session (the dialplan falls back; a key pressed
+    then was never read, so the call's menu record is incomplete)."""
 
     KIND: ClassVar[str] = "ivr_ended"
     reason: Literal[
@@ -240,6 +242,7 @@ class IvrEnded(IvrEvent):
         "error",
         "timeout",
         "survey_done",
+        "stopped",
     ]
     menu: str = ""
 

@@ -1052,13 +1052,21 @@ def _on_ivr_closed(cc: CallCentre, e: ev.IvrClosed) -> None:
 
 
 def _on_ivr_ended(cc: CallCentre, e: ev.IvrEnded) -> None:
-    # The FastAGI session saw the caller hang up (HANGUP during the menu or the survey).
     # Only a call already followed: a session's end never starts one (it may come after
     # the call has ended and left memory).
-    if e.reason != "hangup":
+    if e.reason not in ("hangup", "stopped"):
         return
     call = cc.calls.get(e.linkedid or cc._channel_call.get(e.uniqueid, ""))
-    if call is not None and call.ended_by_first("caller"):
+    if call is None:
+        return
+    if e.reason == "stopped":
+        # The process serving the menu stopped mid-session (a deposed owner, a restart):
+        # the dialplan falls back, and a key the caller pressed then was never read. The
+        # call's menu and route are incomplete: flagged.
+        call.data_gap = True
+        cc._dirty_calls.add(call.linkedid)
+    elif call.ended_by_first("caller"):
+        # The session saw the caller hang up (HANGUP during the menu or the survey).
         # Written again, but not "heard of on this link": FastAGI runs on while the AMI
         # link is down, and says nothing of the call's channels.
         cc._dirty_calls.add(call.linkedid)

@@ -233,7 +233,7 @@ class _Session:
         except AgiError as exc:
             reason = "timeout" if exc.reason == "timeout" else "error"
         except asyncio.CancelledError:
-            self._end("error")  # the server is stopping: the log still sees the end
+            self._end("stopped")  # the server is stopping: the log still sees the end
             raise
         except Exception:
             log.exception("FastAGI %s: session failed; the dialplan falls back", self.uniqueid)

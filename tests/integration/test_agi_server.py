@@ -271,7 +271,7 @@ async def test_stopping_the_server_ends_sessions_in_progress() -> None:
         writer.close()
         assert not (await h.server.check()).ok
     assert h.kinds()[0] == "ivr_started"
-    assert h.one("ivr_ended").reason == "error"  # every session's end is in the log
+    assert h.one("ivr_ended").reason == "stopped"  # every session's end is in the log
 
 
 async def test_health_reports_port_sessions_and_flows() -> None:

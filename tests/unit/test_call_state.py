@@ -259,6 +259,43 @@ def test_ivr_keys_win_over_dtmf_when_the_menu_is_ours() -> None:
     assert call.keys == "71" and call.outcome == "ivr_hangup" and call.dialled == "82565682"
 
 
+@pytest.mark.parametrize(("reason", "flagged"), [("stopped", True), ("error", False)])
+def test_a_menu_cut_by_the_service_stopping_flags_the_call(reason: str, flagged: bool) -> None:
+    """A process that stops mid-menu (a deposed owner, a restart) cuts the session: the
+    dialplan falls back and a key pressed then is never read, so the row says so."""
+    lid = "1795362443.12"
+    centre = CallCentre("pbx1")
+    centre.apply(
+        ivr(
+            ev.IvrStarted,
+            lid,
+            0.1,
+            flow="jobcenter",
+            script="ivr",
+            caller=Caller("h" * 32, "•••••01"),
+            dialled="82565682",
+            channel="PJSIP/trunk-1",
+        )
+    )
+    centre.apply(ivr(ev.IvrKey, lid, 2.0, menu="main", digit="1", valid=True))
+    centre.apply(ivr(ev.IvrEnded, lid, 3.0, reason=reason, menu="sub"))
+    centre.apply(
+        ev.ChannelHungUp(
+            at=T0 + timedelta(seconds=9),
+            pbx="pbx1",
+            key="h",
+            linkedid=lid,
+            uniqueid=lid,
+            channel="PJSIP/trunk-1",
+            cause=16,
+            cause_txt="",
+        )
+    )
+    centre.tick(T0 + timedelta(minutes=5))
+    calls = [r for r in centre.drain().records if isinstance(r, CallRecord)]
+    assert calls and calls[-1].keys == "1" and calls[-1].data_gap is flagged
+
+
 def test_survey_answers_are_kept_even_when_half_answered() -> None:
     lid = "1795362316.3"
     rows = replay_pure(
