@@ -167,9 +167,15 @@ class Runtime:
         if ownership is not None and not ownership.may_act():
             if self.relay is not None:
                 self.relay.publish(event)
-            else:
+                return
+            if ownership.role != "owner":
                 log.error("standby without Redis: event %s not relayed to the owner", event.kind)
-            return
+                return
+            # An owner unsure of its lease (a database outage longer than the lease) with
+            # no Redis to relay through: its own pipeline is the only place the event is
+            # kept. The writer spills it meanwhile; if the lease did move, the fence
+            # refuses it. (Dropping it lost the menus' routes of a single process with a
+            # lease through every database outage.)
         if self.handoff is not None:
             self.handoff.emit(event)
         else:

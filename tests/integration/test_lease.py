@@ -30,11 +30,15 @@ from app.ha.relay import (
 )
 from app.metrics import Metrics
 from app.privacy import Caller
+from app.runtime import build_runtime
+from app.settings import load_settings
 from app.store.db import create_engine, session_factory
 from app.store.models import Call, CallEvent, PbxLease
 from app.store.writer import EventWriter, Fenced, PostgresBackend
 from tests.integration.test_writer import all_records
 from tests.waiting import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
 
 TTL = 1.0
 
@@ -402,3 +406,34 @@ async def test_an_owner_keeps_its_parts_through_a_database_outage(own_postgres: 
         assert "lease" not in (await owner.check()).detail
     finally:
         await owner.stop()
+
+
+@pytest.mark.parametrize("redis", [False, True])
+def test_an_owner_unsure_of_its_lease_keeps_its_own_events(pg_url: str, redis: bool) -> None:
+    """Through a database outage longer than the lease, an owner's own menu events go
+    through Redis when there is one (a successor may be at work), else into its own
+    pipeline: never dropped. A standby without Redis has nowhere to send them."""
+    settings = load_settings(
+        database_url=pg_url,
+        redis_url="redis://127.0.0.1:1/0" if redis else None,
+        ami_host="127.0.0.1",
+        lease="on",
+        ivr_flows=str(ROOT / "ivr_flows"),
+        caller_hash_key="unsure-owner-test-key-0123456789",
+    )
+    rt = build_runtime(settings, Metrics())
+    ownership = rt.ownership
+    assert ownership is not None and (rt.relay is not None) is redis
+    got: list[ev.DomainEvent] = []
+    rt.listeners = [got.append]
+    sent: list[ev.DomainEvent] = []
+    if rt.relay is not None:
+        rt.relay.publish = sent.append  # type: ignore[method-assign]
+    ownership.role, ownership.lease.epoch = "owner", 1
+    ownership.lease.valid_until = time.monotonic() - 1  # unconfirmed by its own clock
+    assert not ownership.may_act()
+    rt.emit(menu_key("4"))
+    assert (len(got), len(sent)) == ((0, 1) if redis else (1, 0))
+    ownership.role = "standby"
+    rt.emit(menu_key("5"))
+    assert (len(got), len(sent)) == ((0, 2) if redis else (1, 0))
