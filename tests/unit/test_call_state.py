@@ -159,6 +159,33 @@ def ivr(cls: type[Any], linkedid: str, at_offset: float, **kw: Any) -> Any:
     )
 
 
+def menu_started(lid: str, caller: Caller) -> ev.IvrStarted:
+    """The service's own menu begins for the call (0.1 s in, on PJSIP/trunk-1)."""
+    return ivr(
+        ev.IvrStarted,
+        lid,
+        0.1,
+        flow="jobcenter",
+        script="ivr",
+        caller=caller,
+        dialled="82565682",
+        channel="PJSIP/trunk-1",
+    )
+
+
+def hung_up(lid: str, at_offset: float) -> ev.ChannelHungUp:
+    return ev.ChannelHungUp(
+        at=T0 + timedelta(seconds=at_offset),
+        pbx="pbx1",
+        key="h",
+        linkedid=lid,
+        uniqueid=lid,
+        channel="PJSIP/trunk-1",
+        cause=16,
+        cause_txt="",
+    )
+
+
 def test_closed_by_the_services_menu_is_closed() -> None:
     lid = "1795362430.11"
     rows = replay_pure(
@@ -215,18 +242,7 @@ def test_ivr_keys_win_over_dtmf_when_the_menu_is_ours() -> None:
     cap_rows = replay_pure("08_fastagi", extra=events)
     assert the_call(cap_rows).keys == "1"
     centre = CallCentre("pbx1")
-    centre.apply(
-        ivr(
-            ev.IvrStarted,
-            lid,
-            0.1,
-            flow="jobcenter",
-            script="ivr",
-            caller=caller,
-            dialled="82565682",
-            channel="PJSIP/trunk-1",
-        )
-    )
+    centre.apply(menu_started(lid, caller))
     centre.apply(ivr(ev.IvrKey, lid, 2.0, menu="main", digit="7", valid=False))
     centre.apply(ivr(ev.IvrKey, lid, 4.0, menu="main", digit="1", valid=True))
     centre.apply(
@@ -242,18 +258,7 @@ def test_ivr_keys_win_over_dtmf_when_the_menu_is_ours() -> None:
             end=True,
         )
     )
-    centre.apply(
-        ev.ChannelHungUp(
-            at=T0 + timedelta(seconds=5),
-            pbx="pbx1",
-            key="h",
-            linkedid=lid,
-            uniqueid=lid,
-            channel="PJSIP/trunk-1",
-            cause=16,
-            cause_txt="",
-        )
-    )
+    centre.apply(hung_up(lid, 5))
     centre.tick(T0 + timedelta(minutes=5))
     call = next(r for r in centre.drain().records if isinstance(r, CallRecord))
     assert call.keys == "71" and call.outcome == "ivr_hangup" and call.dialled == "82565682"
@@ -265,32 +270,10 @@ def test_a_menu_cut_by_the_service_stopping_flags_the_call(reason: str, flagged:
     dialplan falls back and a key pressed then is never read, so the row says so."""
     lid = "1795362443.12"
     centre = CallCentre("pbx1")
-    centre.apply(
-        ivr(
-            ev.IvrStarted,
-            lid,
-            0.1,
-            flow="jobcenter",
-            script="ivr",
-            caller=Caller("h" * 32, "•••••01"),
-            dialled="82565682",
-            channel="PJSIP/trunk-1",
-        )
-    )
+    centre.apply(menu_started(lid, Caller("h" * 32, "•••••01")))
     centre.apply(ivr(ev.IvrKey, lid, 2.0, menu="main", digit="1", valid=True))
     centre.apply(ivr(ev.IvrEnded, lid, 3.0, reason=reason, menu="sub"))
-    centre.apply(
-        ev.ChannelHungUp(
-            at=T0 + timedelta(seconds=9),
-            pbx="pbx1",
-            key="h",
-            linkedid=lid,
-            uniqueid=lid,
-            channel="PJSIP/trunk-1",
-            cause=16,
-            cause_txt="",
-        )
-    )
+    centre.apply(hung_up(lid, 9))
     centre.tick(T0 + timedelta(minutes=5))
     calls = [r for r in centre.drain().records if isinstance(r, CallRecord)]
     assert calls and calls[-1].keys == "1" and calls[-1].data_gap is flagged
